@@ -1,0 +1,85 @@
+"""Langevin chain throughput: ebm_jax vs the PyTorch eager reference, interleaved.
+
+    python benchmarks/langevin.py                       # vanilla ConvNet n_f 64, batch 100, K 100
+    python benchmarks/langevin.py --n_f 32 --threads 1
+
+Prints compile time, median ms per Langevin step and images x steps / s for each side, and ends
+with ``jax_over_torch=<ratio>`` (throughput ratio; > 1 means JAX is faster).
+"""
+
+import argparse
+import functools
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common  # noqa: E402
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--model", default="vanilla", choices=["vanilla", "toy_mlp"])
+  p.add_argument("--n_f", type=int, default=64)
+  p.add_argument("--batch", type=int, default=100)
+  p.add_argument("--steps", type=int, default=100)
+  p.add_argument("--size", type=int, default=32)
+  p.add_argument("--channels", type=int, default=1)
+  p.add_argument("--repeats", type=int, default=5)
+  p.add_argument("--threads", type=int, default=2)
+  p.add_argument("--unroll", type=int, default=1, help="lax.scan unroll (0 = fully)")
+  p.add_argument("--no_torch", action="store_true")
+  args = p.parse_args()
+  common.pin_threads(args.threads)
+
+  import jax
+  import jax.numpy as jnp
+  from ebm_jax import models, samplers
+
+  shape = (args.batch, 2) if args.model == "toy_mlp" else (
+      args.batch, args.size, args.size, args.channels)
+  module = models.get_model(args.model, n_f=args.n_f)
+  x0 = jax.random.uniform(jax.random.key(0), shape, minval=-1, maxval=1)
+  variables = models.init_variables(module, jax.random.key(1), x0)
+  model_energy = models.make_energy_fn(module)
+  sampler = samplers.langevin(1.0, 0.01)
+  unroll = True if args.unroll == 0 else args.unroll
+
+  @jax.jit
+  def chain(key, variables, x0):
+    energy_fn = functools.partial(model_energy, variables)
+    state, _ = samplers.run_chain(key, sampler.step, sampler.init(x0, energy_fn), energy_fn,
+                                  args.steps, unroll=unroll)
+    return state.position
+
+  start = time.perf_counter()
+  compiled = chain.lower(jax.random.key(0), variables, x0).compile()
+  compile_s = time.perf_counter() - start
+  common.block(compiled(jax.random.key(0), variables, x0))   # warm-up
+
+  fns = {"jax": lambda: common.block(compiled(jax.random.key(0), variables, x0))}
+  if not args.no_torch and common.torch_available():
+    import torch
+    import torch_reference
+    net = (torch_reference.toy_net(args.n_f) if args.model == "toy_mlp"
+           else torch_reference.vanilla_net(args.channels, args.n_f))
+    tx0 = torch.rand(shape if args.model == "toy_mlp" else
+                     (args.batch, args.channels, args.size, args.size)) * 2 - 1
+    torch_reference.langevin(net, tx0, 2)                    # warm-up
+    fns["torch"] = lambda: torch_reference.langevin(net, tx0, args.steps)
+
+  medians = common.interleaved_medians(fns, args.repeats)
+  print(f"model={args.model} n_f={args.n_f} batch={args.batch} steps={args.steps} "
+        f"input={shape[1:]} threads={args.threads} unroll={args.unroll} "
+        f"backend={jax.default_backend()}")
+  print(f"jax compile_s={compile_s:.2f}")
+  for name, sec in medians.items():
+    print(f"{name}: {1e3 * sec / args.steps:.2f} ms/step, "
+          f"{args.batch * args.steps / sec:.0f} images*steps/s (median of {args.repeats})")
+  if "torch" in medians:
+    print(f"jax_over_torch={medians['torch'] / medians['jax']:.3f}")
+
+
+if __name__ == "__main__":
+  main()

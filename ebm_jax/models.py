@@ -1,0 +1,259 @@
+"""Energy networks as pure functions.
+
+Every network maps a batch of inputs to one unbounded scalar per input::
+
+    energy = energy_fn(variables, x)      # x: [batch, H, W, C] or [batch, 2]; energy: [batch]
+
+Convention: **low energy = likely**, ``p(x) ∝ exp(-E(x))``.
+
+How the reference codes map onto it:
+
+* ebm-anatomy (Nijkamp, Hill et al. 2020) already uses energies: its ``f(x)`` is our ``E(x)``
+  and its Langevin update ``x -= grad f + eps * noise`` is our Langevin kernel with
+  ``step_size=1, noise_std=eps`` (see :mod:`ebm_jax.samplers`).
+* Short-run MCMC (Nijkamp et al. 2019) and the thesis / CoopNets code use a *score*
+  ``f(x)`` where higher means more likely and sample by gradient *ascent*. Their ``f`` is our
+  ``-E``; ascent on ``f`` is descent on ``E``, and their loss ``f(samples) - f(data)`` is our
+  ``E(data) - E(samples)``.
+
+``variables`` is the Flax variable dict: ``{"params": ...}`` plus, with spectral normalisation,
+``{"spectral": ...}`` holding the power-iteration vectors. Those vectors are *state*: they are
+read (never written) by :func:`make_energy_fn`, and advanced once per training step by
+:func:`update_spectral_state`, so a sampling chain can never change them. They are ordinary
+arrays and are checkpointed with the parameters.
+
+Weights are initialised like PyTorch's ``nn.Conv2d`` / ``nn.Linear`` defaults
+(``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for kernels and biases), because the published
+hyper-parameters of the reference codes (step sizes, learning rates) were tuned against the
+energy scale those initialisations give.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Variables = Mapping[str, Any]
+EnergyFn = Callable[[Variables, Array], Array]
+
+SPECTRAL_COLLECTION = "spectral"
+
+
+def _torch_uniform(fan_in: int):
+  """PyTorch's default init for conv/linear weights and biases: U(-1/sqrt(fan_in), ...)."""
+  bound = 1.0 / max(fan_in, 1) ** 0.5
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+class _Layers(nn.Module):
+  """Mixin: conv / dense layers with torch-style init and optional spectral norm."""
+
+  spectral_norm: bool = False
+
+  def conv(self, x, features, kernel, stride=1, padding=0, *, update_stats,
+           zero_init=False, name=None):
+    fan_in = x.shape[-1] * kernel * kernel
+    init = nn.initializers.zeros if zero_init else _torch_uniform(fan_in)
+    layer = nn.Conv(
+        features, (kernel, kernel), strides=(stride, stride),
+        padding=((padding, padding), (padding, padding)),
+        kernel_init=init, bias_init=init, name=name)
+    return self._wrap(layer, x, update_stats)
+
+  def dense(self, x, features, *, update_stats, name=None):
+    init = _torch_uniform(x.shape[-1])
+    layer = nn.Dense(features, kernel_init=init, bias_init=init, name=name)
+    return self._wrap(layer, x, update_stats)
+
+  def _wrap(self, layer, x, update_stats):
+    if not self.spectral_norm:
+      return layer(x)
+    return nn.SpectralNorm(layer, collection_name=SPECTRAL_COLLECTION)(
+        x, update_stats=update_stats)
+
+  def layers(self, update_stats):
+    """(conv, dense) with ``update_stats`` bound, for use inside ``__call__``."""
+    return (functools.partial(self.conv, update_stats=update_stats),
+            functools.partial(self.dense, update_stats=update_stats))
+
+
+class ToyMLP(_Layers):
+  """ebm-anatomy's ToyNet for 2-D points: 2 -> n_f -> 2n_f -> 2n_f -> 2n_f -> 1."""
+
+  n_f: int = 32
+  leak: float = 0.05
+
+  @nn.compact
+  def __call__(self, x, update_stats: bool = False):
+    conv, dense = self.layers(update_stats)
+    for features in (self.n_f, 2 * self.n_f, 2 * self.n_f, 2 * self.n_f):
+      x = nn.leaky_relu(dense(x, features), self.leak)
+    return dense(x, 1)[:, 0]
+
+
+class VanillaConvNet(_Layers):
+  """ebm-anatomy's / short-run MCMC's "vanilla" ConvNet.
+
+  3x3 conv to ``n_f``; three 4x4 stride-2 convs doubling the channels to ``8 n_f``; a final
+  valid conv to one output. At 32x32 the final conv is 4x4 as in the papers; at 28x28 the
+  feature map is 3x3 and so is the final conv (the papers only use 32x32).
+  Leak: 0.05 in ebm-anatomy, 0.2 in short-run MCMC.
+  """
+
+  n_f: int = 32
+  leak: float = 0.05
+
+  @nn.compact
+  def __call__(self, x, update_stats: bool = False):
+    conv, dense = self.layers(update_stats)
+    act = lambda h: nn.leaky_relu(h, self.leak)
+    x = act(conv(x, self.n_f, 3, 1, 1))
+    for mult in (2, 4, 8):
+      x = act(conv(x, self.n_f * mult, 4, 2, 1))
+    x = conv(x, 1, x.shape[1], 1, 0)
+    return x.reshape(x.shape[0])
+
+
+class NonLocalBlock(_Layers):
+  """Embedded-Gaussian non-local block (Wang et al. 2018) as used by ebm-anatomy.
+
+  Keys and values are max-pooled 2x2 ("sub_sample"); the output projection starts at zero so
+  the block is the identity at initialisation.
+  """
+
+  @nn.compact
+  def __call__(self, x, update_stats: bool = False):
+    conv, dense = self.layers(update_stats)
+    b, h, w, c = x.shape
+    inter = max(1, c // 2)
+    pool = lambda t: nn.max_pool(t, (2, 2), (2, 2))
+    g = pool(conv(x, inter, 1, name="g")).reshape(b, -1, inter)
+    theta = conv(x, inter, 1, name="theta").reshape(b, -1, inter)
+    phi = pool(conv(x, inter, 1, name="phi")).reshape(b, -1, inter)
+    attn = jax.nn.softmax(jnp.einsum("bqc,bkc->bqk", theta, phi), axis=-1)
+    y = jnp.einsum("bqk,bkc->bqc", attn, g).reshape(b, h, w, inter)
+    return x + conv(y, c, 1, zero_init=True, name="W")
+
+
+class NonlocalNet(_Layers):
+  """ebm-anatomy's NonlocalNet: three conv stages (n_f, 2n_f, 4n_f) with max-pooling and
+  non-local blocks before stages 2 and 3, then dense 8 n_f -> 1."""
+
+  n_f: int = 32
+  leak: float = 0.05
+
+  @nn.compact
+  def __call__(self, x, update_stats: bool = False):
+    conv, dense = self.layers(update_stats)
+    act = lambda h: nn.leaky_relu(h, self.leak)
+    pool = lambda h: nn.max_pool(h, (2, 2), (2, 2))
+    x = pool(act(conv(x, self.n_f, 3, 1, 1)))
+    x = NonLocalBlock(spectral_norm=self.spectral_norm)(x, update_stats)
+    x = pool(act(conv(x, 2 * self.n_f, 3, 1, 1)))
+    x = NonLocalBlock(spectral_norm=self.spectral_norm)(x, update_stats)
+    x = pool(act(conv(x, 4 * self.n_f, 3, 1, 1)))
+    x = act(dense(x.reshape(x.shape[0], -1), 8 * self.n_f))
+    return dense(x, 1)[:, 0]
+
+
+class ThesisDescriptor(_Layers):
+  """The thesis code's descriptor: 5x5 stride-2 conv n_f (64), 3x3 stride-2 conv 2 n_f (128),
+  3x3 conv 4 n_f (256), dense to 1, leaky ReLU between ("same"-style padding)."""
+
+  n_f: int = 64
+  leak: float = 0.2
+
+  @nn.compact
+  def __call__(self, x, update_stats: bool = False):
+    conv, dense = self.layers(update_stats)
+    act = lambda h: nn.leaky_relu(h, self.leak)
+    x = act(conv(x, self.n_f, 5, 2, 2))
+    x = act(conv(x, 2 * self.n_f, 3, 2, 1))
+    x = act(conv(x, 4 * self.n_f, 3, 1, 1))
+    return dense(x.reshape(x.shape[0], -1), 1)[:, 0]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """A network class and the input kinds it accepts."""
+  cls: type
+  image: bool            # True: [batch, H, W, C] images; False: [batch, 2] points
+  default_leak: float
+
+
+MODELS: dict[str, ModelSpec] = {
+    "toy_mlp": ModelSpec(ToyMLP, image=False, default_leak=0.05),
+    "vanilla": ModelSpec(VanillaConvNet, image=True, default_leak=0.05),
+    "nonlocal": ModelSpec(NonlocalNet, image=True, default_leak=0.05),
+    "thesis": ModelSpec(ThesisDescriptor, image=True, default_leak=0.2),
+}
+
+IMAGE_SIZES = (28, 32)
+
+
+def get_model(name: str, *, n_f: int, leak: float | None = None,
+              spectral_norm: bool = False) -> nn.Module:
+  """Builds the energy network called ``name`` (one of :data:`MODELS`)."""
+  if name not in MODELS:
+    raise ValueError(f"model.name: unknown model {name!r}; expected one of {sorted(MODELS)}")
+  if not isinstance(n_f, int) or n_f < 1:
+    raise ValueError(f"model.n_f: expected a positive integer, got {n_f!r}")
+  spec = MODELS[name]
+  leak = spec.default_leak if leak is None else leak
+  return spec.cls(n_f=n_f, leak=leak, spectral_norm=spectral_norm)
+
+
+def check_input(module: nn.Module, x: Array) -> None:
+  """Raises a one-line ValueError if ``x`` is not what ``module`` expects (at trace time)."""
+  name = type(module).__name__
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    raise ValueError(f"{name}: x must be a float array, got dtype {x.dtype}")
+  if isinstance(module, ToyMLP):
+    if x.ndim != 2 or x.shape[1] != 2:
+      raise ValueError(f"{name}: x must have shape [batch, 2], got {tuple(x.shape)}")
+    return
+  if x.ndim != 4 or x.shape[1] != x.shape[2] or x.shape[1] not in IMAGE_SIZES:
+    raise ValueError(f"{name}: x must be NHWC images [batch, S, S, C] with S in "
+                     f"{IMAGE_SIZES}, got {tuple(x.shape)}")
+
+
+def init_variables(module: nn.Module, key: Array, example_x: Array) -> dict:
+  """Initialises parameters (and spectral-norm state) for inputs shaped like ``example_x``."""
+  check_input(module, example_x)
+  return dict(module.init({"params": key}, example_x[:1]))
+
+
+def make_energy_fn(module: nn.Module) -> EnergyFn:
+  """Returns the pure ``energy_fn(variables, x) -> [batch]`` of ``module``.
+
+  The spectral-norm state in ``variables`` is read, never updated, so calling this inside a
+  sampling chain leaves it untouched.
+  """
+
+  def energy_fn(variables: Variables, x: Array) -> Array:
+    check_input(module, x)
+    return module.apply(variables, x)
+
+  return energy_fn
+
+
+def update_spectral_state(module: nn.Module, variables: Variables, x: Array) -> dict:
+  """Advances the spectral-norm power iteration by one step (call once per training step).
+
+  Returns ``variables`` with a new ``"spectral"`` collection; without spectral norm it returns
+  ``variables`` unchanged.
+  """
+  if SPECTRAL_COLLECTION not in variables:
+    return dict(variables)
+  _, updates = module.apply(variables, x, update_stats=True, mutable=[SPECTRAL_COLLECTION])
+  return {**variables, **updates}

@@ -1,0 +1,338 @@
+"""Sampler kernels and the chain runner, blackjax-shaped and pure.
+
+A sampler is a pair of pure functions (a :class:`Sampler`)::
+
+    state = sampler.init(position, energy_fn)
+    state, info = sampler.step(key, state, energy_fn)
+
+``energy_fn(x) -> [batch]`` is the energy of a *batch* of positions (low = likely; bind the
+network's variables first, e.g. ``functools.partial(model_energy, variables)`` or, to pass it
+through ``jax.jit`` without retracing, ``jax.tree_util.Partial(model_energy, variables)``).
+Samples of a batch are independent chains: the energy is summed over the batch before
+differentiation, which gives every sample its own gradient because the networks have no
+cross-sample terms.
+
+Every kernel's state is a :class:`ChainState` (position, energy, energy gradient and, for
+Optax-driven kernels, the optimizer state) and every ``info`` a :class:`ChainInfo` with the mean
+energy and mean per-sample gradient norm *of the position the step started from* (so the mean
+of ``info.grad_norm`` over a chain is ebm-anatomy's ``r_t``), the mean acceptance probability
+(1 for unadjusted kernels) and the number of samples whose new energy is not finite.
+
+Hyper-parameters (step sizes, noise scales) may be Python floats or traced arrays, so the same
+kernel can be vmapped over a grid of settings.
+
+Step-size conventions:
+
+* :func:`langevin`: ``x <- x - step_size * grad E(x) + noise_std * xi``. The unadjusted
+  Langevin algorithm for the temperature-1 target ``exp(-E)`` has ``step_size = eps**2/2,
+  noise_std = eps`` (:func:`ula_params`). ebm-anatomy instead runs ``step_size = 1,
+  noise_std = eps`` on a network ``f = (eps**2/2) E`` and scales its loss by ``2/eps**2``
+  (:func:`anatomy_loss_scale`); both describe the same chain.
+* :func:`mala` and :func:`hmc` wrap blackjax, whose MALA proposal is
+  ``x + h grad log p + sqrt(2h) xi``: ``h = eps**2/2`` again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import blackjax
+import jax
+import jax.numpy as jnp
+import optax
+
+Array = jax.Array
+BatchEnergyFn = Callable[[Array], Array]
+
+
+class ChainState(NamedTuple):
+  """State of a batch of chains."""
+  position: Array           # [batch, ...]
+  energy: Array             # [batch]
+  energy_grad: Array        # [batch, ...], grad of E at `position`
+  opt_state: Any = ()       # Optax state of optimizer-driven kernels, else ()
+
+
+class ChainInfo(NamedTuple):
+  """Per-step diagnostics (scalars; stacked over steps by :func:`run_chain`)."""
+  energy: Array             # mean energy at the step's starting position
+  grad_norm: Array          # mean per-sample L2 norm of grad E at the starting position
+  acceptance_rate: Array    # mean Metropolis acceptance probability (1 if unadjusted)
+  num_nonfinite: Array      # number of samples whose new energy is NaN or inf
+
+
+Kernel = Callable[[Array, ChainState, BatchEnergyFn], "tuple[ChainState, ChainInfo]"]
+
+
+class Sampler(NamedTuple):
+  init: Callable[[Array, BatchEnergyFn], ChainState]
+  step: Kernel
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def ula_params(eps):
+  """``(step_size, noise_std)`` of unadjusted Langevin for ``exp(-E)``: ``(eps**2/2, eps)``."""
+  return eps ** 2 / 2, eps
+
+
+def anatomy_loss_scale(eps):
+  """ebm-anatomy's loss scale ``2/eps**2`` for a network run with ``step_size=1``."""
+  return 2.0 / eps ** 2
+
+
+def _check_position(where: str, position) -> None:
+  if not hasattr(position, "dtype") or not jnp.issubdtype(position.dtype, jnp.floating):
+    raise ValueError(f"{where}: position must be a float array [batch, ...], "
+                     f"got {getattr(position, 'dtype', type(position).__name__)}")
+  if position.ndim < 2:
+    raise ValueError(f"{where}: position must have a batch axis and at least one data axis "
+                     f"[batch, ...], got shape {tuple(position.shape)}")
+
+
+def energy_and_grad(energy_fn: BatchEnergyFn, x: Array) -> tuple[Array, Array]:
+  """Per-sample energies ``[batch]`` and their input gradients, in one backward pass."""
+
+  def total(x):
+    e = energy_fn(x)
+    if e.shape != x.shape[:1]:
+      raise ValueError(f"energy_fn must return one energy per sample, shape {x.shape[:1]}, "
+                       f"got {e.shape}")
+    return e.sum(), e
+
+  (_, e), g = jax.value_and_grad(total, has_aux=True)(x)
+  return e, g
+
+
+def per_sample_norm(g: Array) -> Array:
+  return jnp.sqrt(jnp.sum(jnp.square(g.reshape(g.shape[0], -1)), axis=1))
+
+
+def clip_per_sample_norm(g: Array, max_norm) -> Array:
+  """Rescales each sample's gradient to L2 norm at most ``max_norm``."""
+  norm = per_sample_norm(g)
+  factor = jnp.minimum(1.0, max_norm / jnp.maximum(norm, 1e-12))
+  return g * factor.reshape((-1,) + (1,) * (g.ndim - 1))
+
+
+def _nonfinite(energy: Array) -> Array:
+  return jnp.sum(~jnp.isfinite(energy)).astype(jnp.int32)
+
+
+def _info(state: ChainState, new_energy: Array, acceptance_rate=1.0) -> ChainInfo:
+  return ChainInfo(
+      energy=jnp.mean(state.energy),
+      grad_norm=jnp.mean(per_sample_norm(state.energy_grad)),
+      acceptance_rate=jnp.asarray(acceptance_rate, jnp.float32),
+      num_nonfinite=_nonfinite(new_energy))
+
+
+def _make_init(name: str, opt_init=None):
+  def init(position: Array, energy_fn: BatchEnergyFn) -> ChainState:
+    _check_position(f"{name}.init", position)
+    e, g = energy_and_grad(energy_fn, position)
+    return ChainState(position, e, g, opt_init(position) if opt_init else ())
+  return init
+
+
+def _postprocess(x, clip_range):
+  if clip_range is None:
+    return x
+  return jnp.clip(x, clip_range[0], clip_range[1])
+
+
+def _prepare_grad(g, max_grad_norm):
+  return g if max_grad_norm is None else clip_per_sample_norm(g, max_grad_norm)
+
+
+def _add_noise(key, x, noise_std):
+  # A literal zero skips the random draw altogether (noiseless descent is deterministic).
+  if isinstance(noise_std, (int, float)) and noise_std == 0:
+    return x
+  return x + noise_std * jax.random.normal(key, x.shape, x.dtype)
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+def langevin(step_size, noise_std, *, clip_range=None, max_grad_norm=None) -> Sampler:
+  """Langevin dynamics with separate step-size and noise knobs.
+
+  ``x <- clip(x - step_size * clipgrad(grad E(x)) + noise_std * xi)``.
+
+  Args:
+    step_size: multiplier of the energy gradient (anatomy: 1; exact ULA: ``eps**2/2``).
+    noise_std: standard deviation of the Gaussian noise added each step (0: noiseless).
+    clip_range: optional ``(low, high)``: clip positions to the data range after each step.
+    max_grad_norm: optional bound on each sample's gradient L2 norm before the update.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from ebm_jax import samplers
+    >>> energy_fn = lambda x: 0.5 * jnp.sum(x ** 2, axis=1)
+    >>> sampler = samplers.langevin(*samplers.ula_params(0.5))
+    >>> state = sampler.init(jnp.zeros((4, 2)), energy_fn)
+    >>> state, info = samplers.run_chain(jax.random.key(0), sampler.step, state, energy_fn, 10)
+    >>> info.energy.shape
+    (10,)
+  """
+
+  def step(key, state: ChainState, energy_fn):
+    g = _prepare_grad(state.energy_grad, max_grad_norm)
+    x = _add_noise(key, state.position - step_size * g, noise_std)
+    x = _postprocess(x, clip_range)
+    e, g_new = energy_and_grad(energy_fn, x)
+    return ChainState(x, e, g_new, state.opt_state), _info(state, e)
+
+  return Sampler(_make_init("langevin"), step)
+
+
+def gradient_descent(step_size, *, clip_range=None, max_grad_norm=None) -> Sampler:
+  """Noiseless gradient descent on the energy (the thesis's "no proper MCMC" sampler)."""
+  return langevin(step_size, 0.0, clip_range=clip_range, max_grad_norm=max_grad_norm)
+
+
+def optax_sampler(optimizer: optax.GradientTransformation, noise_std=0.0, *,
+                  clip_range=None, max_grad_norm=None) -> Sampler:
+  """Sample updates driven by any Optax transformation, plus optional Gaussian noise.
+
+  The optimizer *minimises* the energy (ascent on the thesis's score); its state, one entry per
+  coordinate of the batch, lives in ``ChainState.opt_state``. Element-wise optimizers (SGD,
+  momentum, Adam, ...) keep the chains of a batch independent.
+
+  Example:
+    >>> sampler = optax_sampler(optax.adam(1e-2, b1=0.5), noise_std=1e-2)
+  """
+
+  def step(key, state: ChainState, energy_fn):
+    g = _prepare_grad(state.energy_grad, max_grad_norm)
+    updates, opt_state = optimizer.update(g, state.opt_state, state.position)
+    x = _add_noise(key, optax.apply_updates(state.position, updates), noise_std)
+    x = _postprocess(x, clip_range)
+    e, g_new = energy_and_grad(energy_fn, x)
+    return ChainState(x, e, g_new, opt_state), _info(state, e)
+
+  return Sampler(_make_init("optax_sampler", optimizer.init), step)
+
+
+def thesis_momentum_sgd(step_size, beta) -> optax.GradientTransformation:
+  """The thesis's sample optimizer: ``m <- beta m + (1 - beta) g; x <- x - step_size m``.
+
+  (Optax's ``sgd(momentum=...)`` accumulates ``m <- beta m + g`` instead.)
+  """
+  return optax.chain(optax.ema(beta, debias=False), optax.scale(-step_size))
+
+
+def thesis_adam(step_size, b1=0.5, b2=0.999, eps=1e-8) -> optax.GradientTransformation:
+  """The thesis's Adam sample optimizer (defaults beta1 0.5, beta2 0.999, eps 1e-8)."""
+  return optax.adam(step_size, b1=b1, b2=b2, eps=eps)
+
+
+def _single_logdensity(energy_fn):
+  """log p of one unbatched position, from a batched energy."""
+  return lambda x: -energy_fn(x[None])[0]
+
+
+def _from_blackjax(bj_state, opt_state=()):
+  return ChainState(bj_state.position, -bj_state.logdensity, -bj_state.logdensity_grad,
+                    opt_state)
+
+
+def _vmapped_blackjax_step(bj_kernel, bj_state_cls, kernel_args: Callable[[ChainState], dict]):
+  """A batch kernel from a blackjax kernel, vmapped over samples (independent accept/reject)."""
+
+  def step(key, state: ChainState, energy_fn):
+    logdensity = _single_logdensity(energy_fn)
+    bj_state = bj_state_cls(state.position, -state.energy, -state.energy_grad)
+    keys = jax.random.split(key, state.position.shape[0])
+    args = kernel_args(state)
+    new, info = jax.vmap(lambda k, s: bj_kernel(k, s, logdensity, **args))(keys, bj_state)
+    new_state = _from_blackjax(new, state.opt_state)
+    return new_state, _info(state, new_state.energy, jnp.mean(info.acceptance_rate))
+
+  return step
+
+
+def mala(step_size) -> Sampler:
+  """Metropolis-adjusted Langevin (blackjax), one independent chain per sample.
+
+  ``step_size`` is blackjax's ``h`` (proposal ``x - h grad E + sqrt(2h) xi``): ``eps**2/2``.
+  """
+  step = _vmapped_blackjax_step(blackjax.mala.build_kernel(), blackjax.mcmc.mala.MALAState,
+                                lambda state: {"step_size": step_size})
+  return Sampler(_make_init("mala"), step)
+
+
+def hmc(step_size, num_integration_steps: int, inverse_mass_matrix=None) -> Sampler:
+  """Hamiltonian Monte Carlo (blackjax), one independent chain per sample.
+
+  Args:
+    step_size: leapfrog step size.
+    num_integration_steps: leapfrog steps per proposal (static).
+    inverse_mass_matrix: diagonal of the inverse mass matrix over the flattened sample
+      (defaults to ones).
+  """
+
+  def kernel_args(state):
+    dim = state.position[0].size
+    imm = jnp.ones(dim) if inverse_mass_matrix is None else inverse_mass_matrix
+    return {"step_size": step_size, "inverse_mass_matrix": imm,
+            "num_integration_steps": num_integration_steps}
+
+  step = _vmapped_blackjax_step(blackjax.hmc.build_kernel(), blackjax.mcmc.hmc.HMCState,
+                                kernel_args)
+  return Sampler(_make_init("hmc"), step)
+
+
+# ----------------------------------------------------------------------------- chains
+
+
+def run_chain(key: Array, kernel: Kernel, init_state: ChainState, energy_fn: BatchEnergyFn,
+              num_steps: int, *, unroll: int | bool = 1) -> tuple[ChainState, ChainInfo]:
+  """Runs ``num_steps`` of ``kernel`` as one ``lax.scan``.
+
+  Returns the final state and the per-step :class:`ChainInfo`, stacked to ``[num_steps]``.
+  ``unroll`` is passed to ``lax.scan`` (``True`` unrolls fully; see benchmarks/README.md for
+  when that pays on a CPU).
+  """
+  if not isinstance(num_steps, int) or num_steps < 1:
+    raise ValueError(f"run_chain: num_steps must be a positive int, got {num_steps!r}")
+  keys = jax.random.split(key, num_steps)
+  return jax.lax.scan(lambda s, k: kernel(k, s, energy_fn), init_state, keys, unroll=unroll)
+
+
+def run_chain_thinned(key: Array, kernel: Kernel, init_state: ChainState,
+                      energy_fn: BatchEnergyFn, num_steps: int, keep_every: int, *,
+                      unroll: int | bool = 1) -> tuple[ChainState, ChainInfo, Array]:
+  """Like :func:`run_chain`, also returning every ``keep_every``-th position.
+
+  Only ``num_steps // keep_every`` positions are held (``[num_kept, batch, ...]``), so long
+  runs do not keep their trajectory in memory.
+  """
+  if not isinstance(keep_every, int) or keep_every < 1 or num_steps % keep_every:
+    raise ValueError(f"run_chain_thinned: keep_every must be a positive int dividing "
+                     f"num_steps={num_steps}, got {keep_every!r}")
+
+  def block(state, block_key):
+    state, info = run_chain(block_key, kernel, state, energy_fn, keep_every, unroll=unroll)
+    return state, (state.position, info)
+
+  keys = jax.random.split(key, num_steps // keep_every)
+  state, (positions, info) = jax.lax.scan(block, init_state, keys)
+  info = jax.tree.map(lambda a: a.reshape((num_steps,) + a.shape[2:]), info)
+  return state, info, positions
+
+
+def chain_summary(init_state: ChainState, final_state: ChainState,
+                  info: ChainInfo) -> dict[str, Array]:
+  """The thesis's / anatomy's chain diagnostics from one run of :func:`run_chain`."""
+  return {
+      "energy_start": jnp.mean(init_state.energy),
+      "energy_end": jnp.mean(final_state.energy),
+      "grad_norm_start": jnp.mean(per_sample_norm(init_state.energy_grad)),
+      "grad_norm_end": jnp.mean(per_sample_norm(final_state.energy_grad)),
+      "r_t": jnp.mean(info.grad_norm),
+      "acceptance_rate": jnp.mean(info.acceptance_rate),
+      "num_nonfinite": info.num_nonfinite[-1],
+  }
