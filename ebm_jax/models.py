@@ -55,19 +55,69 @@ def _torch_uniform(fan_in: int):
   return init
 
 
+class Conv2D(nn.Module):
+  """A 2-D NHWC convolution with symmetric padding, computed one of two ways.
+
+  ``impl="xla"`` uses XLA's native convolution; ``impl="patches"`` gathers explicit patches
+  (im2col) and multiplies them by the kernel matrix. Both have the same parameters (``kernel``
+  HWIO, ``bias``) and results; on XLA's CPU backend the patch matmul and its gradients ran 2-5x
+  faster than the native convolution for these nets (benchmarks/README.md), while on GPUs and
+  TPUs the native convolution is the fast one.
+  """
+
+  features: int
+  kernel_size: int
+  stride: int = 1
+  padding: int = 0
+  impl: str = "xla"
+  kernel_init: Callable = nn.initializers.lecun_normal()
+  bias_init: Callable = nn.initializers.zeros
+
+  @nn.compact
+  def __call__(self, x):
+    k, s, p = self.kernel_size, self.stride, self.padding
+    kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features))
+    bias = self.param("bias", self.bias_init, (self.features,))
+    if self.impl == "xla":
+      y = jax.lax.conv_general_dilated(x, kernel, (s, s), ((p, p), (p, p)),
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      return y + bias
+    x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0))) if p else x
+    out_h = (x.shape[1] - k) // s + 1
+    out_w = (x.shape[2] - k) // s + 1
+    if k == 1 and s == 1:
+      patches = x
+    else:   # [..., (i, j, c)]: the same order as kernel.reshape(k * k * c_in, c_out)
+      patches = jnp.concatenate(
+          [x[:, i:i + s * (out_h - 1) + 1:s, j:j + s * (out_w - 1) + 1:s, :]
+           for i in range(k) for j in range(k)], axis=-1)
+    return patches @ kernel.reshape(-1, self.features) + bias
+
+
+CONV_IMPLS = ("auto", "xla", "patches")
+
+
+def resolve_conv_impl(conv_impl: str) -> str:
+  """``auto`` -> ``patches`` on CPU backends, ``xla`` (native convolution) elsewhere."""
+  if conv_impl not in CONV_IMPLS:
+    raise ValueError(f"model.conv_impl: expected one of {CONV_IMPLS}, got {conv_impl!r}")
+  if conv_impl == "auto":
+    return "patches" if jax.default_backend() == "cpu" else "xla"
+  return conv_impl
+
+
 class _Layers(nn.Module):
   """Mixin: conv / dense layers with torch-style init and optional spectral norm."""
 
   spectral_norm: bool = False
+  conv_impl: str = "xla"          # "xla" (native convolution) or "patches" (im2col + matmul)
 
   def conv(self, x, features, kernel, stride=1, padding=0, *, update_stats,
            zero_init=False, name=None):
     fan_in = x.shape[-1] * kernel * kernel
     init = nn.initializers.zeros if zero_init else _torch_uniform(fan_in)
-    layer = nn.Conv(
-        features, (kernel, kernel), strides=(stride, stride),
-        padding=((padding, padding), (padding, padding)),
-        kernel_init=init, bias_init=init, name=name)
+    layer = Conv2D(features, kernel, stride, padding, impl=self.conv_impl, kernel_init=init,
+                   bias_init=init, name=name)
     return self._wrap(layer, x, update_stats)
 
   def dense(self, x, features, *, update_stats, name=None):
@@ -158,9 +208,11 @@ class NonlocalNet(_Layers):
     act = lambda h: nn.leaky_relu(h, self.leak)
     pool = lambda h: nn.max_pool(h, (2, 2), (2, 2))
     x = pool(act(conv(x, self.n_f, 3, 1, 1)))
-    x = NonLocalBlock(spectral_norm=self.spectral_norm)(x, update_stats)
+    block = functools.partial(NonLocalBlock, spectral_norm=self.spectral_norm,
+                              conv_impl=self.conv_impl)
+    x = block()(x, update_stats)
     x = pool(act(conv(x, 2 * self.n_f, 3, 1, 1)))
-    x = NonLocalBlock(spectral_norm=self.spectral_norm)(x, update_stats)
+    x = block()(x, update_stats)
     x = pool(act(conv(x, 4 * self.n_f, 3, 1, 1)))
     x = act(dense(x.reshape(x.shape[0], -1), 8 * self.n_f))
     return dense(x, 1)[:, 0]
@@ -202,15 +254,20 @@ IMAGE_SIZES = (28, 32)
 
 
 def get_model(name: str, *, n_f: int, leak: float | None = None,
-              spectral_norm: bool = False) -> nn.Module:
-  """Builds the energy network called ``name`` (one of :data:`MODELS`)."""
+              spectral_norm: bool = False, conv_impl: str = "auto") -> nn.Module:
+  """Builds the energy network called ``name`` (one of :data:`MODELS`).
+
+  ``conv_impl`` picks how convolutions are computed (same parameters either way): ``xla``
+  (native), ``patches`` (im2col + matmul, faster on CPUs) or ``auto`` (patches on CPU).
+  """
   if name not in MODELS:
     raise ValueError(f"model.name: unknown model {name!r}; expected one of {sorted(MODELS)}")
   if not isinstance(n_f, int) or n_f < 1:
     raise ValueError(f"model.n_f: expected a positive integer, got {n_f!r}")
   spec = MODELS[name]
   leak = spec.default_leak if leak is None else leak
-  return spec.cls(n_f=n_f, leak=leak, spectral_norm=spectral_norm)
+  return spec.cls(n_f=n_f, leak=leak, spectral_norm=spectral_norm,
+                  conv_impl=resolve_conv_impl(conv_impl))
 
 
 def check_input(module: nn.Module, x: Array) -> None:
@@ -230,7 +287,8 @@ def check_input(module: nn.Module, x: Array) -> None:
 def init_variables(module: nn.Module, key: Array, example_x: Array) -> dict:
   """Initialises parameters (and spectral-norm state) for inputs shaped like ``example_x``."""
   check_input(module, example_x)
-  return dict(module.init({"params": key}, example_x[:1]))
+  # Jitted: eager initialisation dispatches every small op of the patch convolutions.
+  return dict(jax.jit(module.init)({"params": key}, example_x[:1]))
 
 
 def make_energy_fn(module: nn.Module) -> EnergyFn:

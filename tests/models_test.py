@@ -23,8 +23,13 @@ def build(name, shape, spectral_norm=False, n_f=4, batch=3):
   return module, variables, x
 
 
-@pytest.mark.parametrize("spectral_norm", [False, True])
-@pytest.mark.parametrize("name, shape", CASES)
+# Every net at every input size, and each net once more with spectral norm.
+SHAPE_CASES = [(name, shape, False) for name, shape in CASES] + [
+    ("toy_mlp", (2,), True), ("vanilla", (28, 28, 1), True), ("nonlocal", (32, 32, 3), True),
+    ("thesis", (32, 32, 1), True)]
+
+
+@pytest.mark.parametrize("name, shape, spectral_norm", SHAPE_CASES)
 def test_energy_shape_and_finite_gradients(name, shape, spectral_norm):
   module, variables, x = build(name, shape, spectral_norm)
   energy_fn = models.make_energy_fn(module)
@@ -113,7 +118,8 @@ def test_spectral_norm_power_iteration_converges_and_sampling_leaves_it_alone(na
   before = variables[models.SPECTRAL_COLLECTION]
   energy_fn = functools.partial(models.make_energy_fn(module), variables)
   sampler = samplers.langevin(0.01, 0.01)
-  samplers.run_chain(KEY, sampler.step, sampler.init(x, energy_fn), energy_fn, 3)
+  jax.jit(lambda x: samplers.run_chain(KEY, sampler.step, sampler.init(x, energy_fn),
+                                       energy_fn, 3))(x)
   chex.assert_trees_all_equal(variables[models.SPECTRAL_COLLECTION], before)
 
 
@@ -139,3 +145,34 @@ def test_unknown_model_and_bad_width():
     models.get_model("resnet", n_f=4)
   with pytest.raises(ValueError, match="model.n_f"):
     models.get_model("vanilla", n_f=0)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(3, 1, 1), (4, 2, 1), (4, 1, 0), (1, 1, 0),
+                                                     (5, 2, 2)])
+def test_patch_convolution_equals_the_native_one(kernel, stride, padding):
+  x = jax.random.normal(KEY, (2, 9, 9, 3))
+  native = models.Conv2D(5, kernel, stride, padding, impl="xla")
+  patches = models.Conv2D(5, kernel, stride, padding, impl="patches")
+  variables = native.init(jax.random.key(1), x)
+  variables = jax.tree.map(lambda a: a + 0.1, variables)       # a non-zero bias too
+  chex.assert_trees_all_close(patches.apply(variables, x), native.apply(variables, x),
+                              rtol=1e-5, atol=1e-5)
+  grad = lambda m: jax.grad(lambda x: jnp.sum(m.apply(variables, x) ** 2))(x)
+  chex.assert_trees_all_close(grad(patches), grad(native), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["vanilla", "nonlocal", "thesis"])
+def test_conv_impls_share_parameters_and_energies(name):
+  x = jax.random.uniform(KEY, (3, 32, 32, 3), minval=-1, maxval=1)
+  native = models.get_model(name, n_f=4, conv_impl="xla")
+  patches = models.get_model(name, n_f=4, conv_impl="patches")
+  variables = models.init_variables(native, jax.random.key(1), x)
+  chex.assert_trees_all_equal_shapes(variables,
+                                     models.init_variables(patches, jax.random.key(1), x))
+  chex.assert_trees_all_close(models.make_energy_fn(patches)(variables, x),
+                              models.make_energy_fn(native)(variables, x), rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_conv_impl():
+  with pytest.raises(ValueError, match="model.conv_impl: expected one of"):
+    models.get_model("vanilla", n_f=4, conv_impl="fft")

@@ -1,0 +1,71 @@
+"""Every config key, with its default and a one-line comment. Recipes override it.
+
+Keys named in DESIGN.md section 4 are public (users' scripts and sweeps use them); keep them.
+Override any key on the command line: ``--config.sampler.num_steps=60``.
+"""
+
+import ml_collections
+
+
+def get_config():
+  c = ml_collections.ConfigDict()
+  c.seed = 0                          # PRNG seed of initialisation, data draws and chains
+  c.num_train_steps = 2000            # parameter updates of the energy model
+  c.batch_size = 100                  # data images and chains per update
+  c.log_every_steps = 50              # metrics.jsonl row, image grids and plots every N steps
+  c.checkpoint_every_steps = 500      # Orbax checkpoint every N steps (and at the end)
+  c.keep_checkpoints = 3              # how many recent checkpoints to keep
+  c.num_final_samples = 1000          # samples written to samples.npz at the end
+  c.num_grid_images = 64              # images per PNG grid
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "mnist"               # mnist | fashion_mnist | cifar10 | gmm | rings
+  c.data.dir = ""                     # raw dataset files; "" = $EBM_DATA_DIR or ~/.cache/ebm_jax/data
+  c.data.image_size = 32              # 32 (bilinear resize from 28, as ebm-anatomy) or 28 (native)
+  c.data.noise_std = 0.0              # data epsilon: Gaussian noise added to every data batch
+  c.data.classes = ()                 # keep only these class labels, e.g. (3,) or (0, 1); () = all
+  c.data.toy_sd = 0.15                # toy densities: sd of each GMM mode / ring width
+  c.data.toy_radius = 1.0             # toy densities: GMM radius / spacing of the rings
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "vanilla"            # toy_mlp | vanilla | nonlocal | thesis
+  c.model.n_f = 32                    # base number of filters / hidden units
+  c.model.leak = 0.05                 # leaky-ReLU slope (anatomy 0.05, short-run 0.2)
+  c.model.spectral_norm = False       # spectral normalisation of every conv / dense layer
+  c.model.conv_impl = "auto"          # auto | xla | patches (im2col; auto = patches on CPU)
+
+  c.sampler = ml_collections.ConfigDict()
+  c.sampler.name = "langevin"         # langevin | gradient_descent | momentum_sgd | adam | mala | hmc
+  c.sampler.num_steps = 20            # K: sampler steps per parameter update
+  c.sampler.step_size = 1.0           # gradient multiplier (anatomy: 1 on its scaled energy)
+  c.sampler.noise_std = 0.01          # Langevin noise sd per step (0 = noiseless)
+  c.sampler.clip_x = False            # clip chain positions to the data range [-1, 1] each step
+  c.sampler.max_grad_norm = 0.0       # clip each sample's energy-gradient norm (0 = off)
+  c.sampler.momentum = 0.9            # momentum_sgd: thesis's sgd_beta (m = b m + (1-b) g)
+  c.sampler.adam_beta1 = 0.5          # adam sampler: beta1 (thesis default 0.5)
+  c.sampler.adam_beta2 = 0.999        # adam sampler: beta2 (thesis default 0.999)
+  c.sampler.hmc_leapfrog_steps = 5    # hmc: leapfrog steps per proposal
+  c.sampler.unroll = 1                # lax.scan unroll of the chain (0 = fully; CPU speed knob)
+
+  c.init = ml_collections.ConfigDict()
+  c.init.name = "uniform"             # uniform | gaussian | data | persistent | replay
+  c.init.scale = 1.0                  # noise starts: half-width (uniform) or sd (gaussian)
+  c.init.data_noise_std = 0.0         # data starts: extra noise sd on the data image
+  c.init.bank_size = 10000            # persistent bank / replay buffer size (anatomy: one per image)
+  c.init.reinit_prob = 0.05           # replay: probability a start is fresh noise
+  c.init.bank_dtype = "float32"       # bank storage: float32 | bfloat16 (halves its memory)
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "adam"           # sgd | adam
+  c.optimizer.learning_rate = 1e-4    # initial learning rate
+  c.optimizer.lr_min = 0.0            # floor of the exponential decay
+  c.optimizer.lr_decay = 1.0          # multiply the learning rate by this every step (1 = constant)
+  c.optimizer.beta1 = 0.9             # adam beta1 (sgd: momentum, 0 = plain SGD as anatomy)
+  c.optimizer.beta2 = 0.999           # adam beta2
+  c.optimizer.weight_decay = 0.0      # decoupled weight decay (optax.add_decayed_weights)
+  c.optimizer.grad_clip = 0.0         # clip the parameter gradient's global norm (0 = off)
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.scale = 1.0                  # loss multiplier (anatomy: 2 / eps^2 with step_size 1)
+  c.loss.l2_energy = 0.0              # alpha of alpha * (E(data)^2 + E(samples)^2)
+  return c

@@ -1,0 +1,45 @@
+"""ebm-anatomy's 8-mode GMM: toy MLP, persistent bank, Langevin eps 0.125, SGD scaled by eps^2/2.
+
+Variants:
+  (none)   CPU-sized: fewer updates and shorter chains (minutes on 2 cores).
+  paper    ebm-anatomy's gmm_convergent.json: 200,000 updates of K = 500 steps.
+"""
+
+from configs import default
+
+EPS = 0.125
+
+
+def get_config(variant=None):
+  c = default.get_config()
+  c.data.name = "gmm"
+  c.model.name = "toy_mlp"
+  c.model.n_f = 32
+  c.model.leak = 0.05
+  # ebm-anatomy's parametrisation: x <- x - grad f + eps * xi on f = (eps^2/2) E, the loss
+  # scaled by 2/eps^2 and the SGD learning rate by eps^2/2 (invariant tuning).
+  c.sampler.name = "langevin"
+  c.sampler.step_size = 1.0
+  c.sampler.noise_std = EPS
+  c.loss.scale = 2 / EPS ** 2
+  c.optimizer.name = "sgd"
+  c.optimizer.beta1 = 0.0
+  c.optimizer.learning_rate = 0.1 * EPS ** 2 / 2
+  c.optimizer.lr_min = c.optimizer.learning_rate
+  c.init.name = "persistent"
+  c.init.bank_size = 10000
+  c.batch_size = 100
+  if variant == "paper":
+    c.num_train_steps = 200000
+    c.sampler.num_steps = 500
+    c.log_every_steps = 100
+    c.checkpoint_every_steps = 5000
+  elif variant is None:
+    c.num_train_steps = 4000
+    c.sampler.num_steps = 100
+    c.log_every_steps = 100
+    c.checkpoint_every_steps = 1000
+  else:
+    raise ValueError(f"configs/toy_gmm.py: unknown variant {variant!r}; expected 'paper' or none")
+  c.num_final_samples = 2000
+  return c

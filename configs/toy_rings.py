@@ -1,0 +1,14 @@
+"""ebm-anatomy's 4 rings: toy MLP, persistent bank, Langevin eps 0.125, SGD scaled by eps^2/2.
+
+Variants:
+  (none)   CPU-sized: fewer updates and shorter chains.
+  paper    ebm-anatomy's rings_convergent.json: 200,000 updates of K = 500 steps.
+"""
+
+from configs import toy_gmm
+
+
+def get_config(variant=None):
+  c = toy_gmm.get_config(variant)
+  c.data.name = "rings"
+  return c

@@ -1,0 +1,84 @@
+"""Orbax checkpoints of the whole training state (the only module that imports orbax).
+
+A checkpoint holds everything a run needs to continue: parameters, spectral-norm state,
+optimizer state, persistent bank / replay buffer, step and base PRNG key, so a resumed run
+replays exactly the steps the uninterrupted run would have taken.
+
+Nothing is ever deleted by hand here: Orbax keeps the last ``max_to_keep`` checkpoints, and an
+unreadable checkpoint is moved aside (to ``<workdir>/checkpoints_unreadable/``) before resuming
+from the one before it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any, Callable
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint could not be restored (one-line message)."""
+
+
+class Checkpointer:
+  """Saves and restores a training-state pytree under ``<workdir>/checkpoints``."""
+
+  def __init__(self, workdir: str, max_to_keep: int = 3):
+    self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    self._aside = os.path.abspath(os.path.join(workdir, "checkpoints_unreadable"))
+    self._manager = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self._manager.all_steps())
+
+  def save(self, step: int, state: Any) -> None:
+    """Saves ``state`` as checkpoint ``step`` and waits until it is on disk."""
+    if step in self._manager.all_steps():
+      return
+    self._manager.save(step, args=ocp.args.StandardSave(state))
+    self._manager.wait_until_finished()
+
+  def restore(self, template: Any, step: int | None = None,
+              log: Callable[[str], None] = print) -> Any:
+    """Restores checkpoint ``step`` (default: the latest readable one) shaped like ``template``.
+
+    ``template`` may hold arrays or ``jax.ShapeDtypeStruct``s (with shardings, to restore
+    sharded). Returns None when there is no checkpoint.
+    """
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+    steps = [step] if step is not None else sorted(self._manager.all_steps(), reverse=True)
+    for s in steps:
+      try:
+        return self._manager.restore(s, args=ocp.args.StandardRestore(abstract))
+      except Exception as e:  # orbax raises many types for unreadable / mismatched data
+        reason = " ".join(str(e).split())[:300]
+        if step is not None or _is_structure_mismatch(reason):
+          raise CheckpointError(
+              f"checkpoint {s} in {self.directory} does not match this config's training state "
+              f"({reason}); use another --workdir, or the config the run was started with") from e
+        self._move_aside(s, reason, log)
+    return None
+
+  def _move_aside(self, step: int, reason: str, log) -> None:
+    os.makedirs(self._aside, exist_ok=True)
+    target = os.path.join(self._aside, str(step))
+    shutil.move(os.path.join(self.directory, str(step)), target)
+    log(f"checkpoint {step} is unreadable ({reason}); moved it to {target} and trying the "
+        "previous one")
+    self._manager.reload()
+
+  def close(self) -> None:
+    self._manager.close()
+
+
+def _is_structure_mismatch(reason: str) -> bool:
+  markers = ("shape", "structure", "do not match", "mismatch", "Missing", "Unexpected")
+  return any(m in reason for m in markers)

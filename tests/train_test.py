@@ -1,0 +1,237 @@
+"""The train step and loop: bit-exact resume, no retracing, stores, divergence, outputs."""
+
+import json
+import os
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ebm_jax import checkpointing, config_validation, train
+
+
+def tiny_toy_config(**overrides):
+  c = config_validation.default_config()
+  c.data.name = "gmm"
+  c.model.name = "toy_mlp"
+  c.model.n_f = 8
+  c.sampler.num_steps = 5
+  c.sampler.step_size = 0.05
+  c.sampler.noise_std = 0.1
+  c.init.name = "persistent"
+  c.init.bank_size = 64
+  c.optimizer.learning_rate = 1e-3
+  c.batch_size = 16
+  c.num_train_steps = 6
+  c.log_every_steps = 2
+  c.checkpoint_every_steps = 3
+  c.num_final_samples = 20
+  for key, value in overrides.items():
+    section, _, leaf = key.rpartition(".")
+    (c[section] if section else c)[leaf] = value
+  return c
+
+
+def tiny_image_config(**overrides):
+  c = tiny_toy_config(**overrides)
+  c.data.name = "mnist"
+  c.data.image_size = 28
+  c.model.name = "vanilla"
+  c.model.n_f = 4
+  c.sampler.num_steps = 2
+  for key, value in overrides.items():
+    section, _, leaf = key.rpartition(".")
+    (c[section] if section else c)[leaf] = value
+  return c
+
+
+def make_step(config, images=None):
+  comps = train.make_components(config, images)
+  state = train.init_state(config, comps)
+  return comps, state, jax.jit(train.make_train_step(config, comps))
+
+
+NO_IMAGES = jnp.zeros((0,), jnp.uint8)
+
+
+def test_train_step_updates_params_bank_and_step_without_retracing():
+  config = tiny_toy_config()
+  comps, state, _ = make_step(config)
+  step = jax.jit(chex.assert_max_traces(n=1)(train.make_train_step(config, comps)))
+  bank0 = np.asarray(state.chain_store.samples)
+  new, metrics, images = step(state, NO_IMAGES)
+  for _ in range(3):
+    new, metrics, images = step(new, NO_IMAGES)
+  assert int(new.step) == 4
+  assert float(metrics["finite"]) == 1.0
+  changed_rows = np.any(np.asarray(new.chain_store.samples) != bank0, axis=1)
+  assert 16 <= changed_rows.sum() <= 64          # four batches of 16 written back
+  assert not jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)),
+                                       new.params, state.params))
+  for key in ("loss", "d_s_t", "energy_data", "energy_samples", "energy_start", "energy_end",
+              "grad_norm_start", "grad_norm_end", "r_t", "lr"):
+    assert np.isfinite(float(metrics[key])), key
+  chex.assert_shape([images["data"], images["starts"], images["samples"]], [(16, 2)] * 3)
+
+
+def test_the_persistent_bank_holds_the_chains_end_points():
+  config = tiny_toy_config(**{"init.bank_size": 16})   # batch == bank: every row is drawn
+  comps, state, step = make_step(config)
+  new, _, images = step(state, NO_IMAGES)
+  np.testing.assert_array_equal(np.sort(np.asarray(new.chain_store.samples), axis=0),
+                                np.sort(np.asarray(images["samples"]), axis=0))
+  np.testing.assert_array_equal(np.sort(np.asarray(state.chain_store.samples), axis=0),
+                                np.sort(np.asarray(images["starts"]), axis=0))
+
+
+@pytest.mark.parametrize("init", ["uniform", "gaussian", "data", "replay"])
+def test_every_chain_init_trains(init):
+  comps, state, step = make_step(tiny_toy_config(**{"init.name": init}))
+  new, metrics, _ = step(state, NO_IMAGES)
+  assert int(new.step) == 1 and float(metrics["finite"]) == 1.0
+
+
+@pytest.mark.parametrize("sampler", ["gradient_descent", "momentum_sgd", "adam", "mala", "hmc"])
+def test_every_sampler_trains(sampler):
+  comps, state, step = make_step(tiny_toy_config(**{"sampler.name": sampler}))
+  new, metrics, _ = step(state, NO_IMAGES)
+  assert int(new.step) == 1 and float(metrics["finite"]) == 1.0
+  if sampler in ("mala", "hmc"):
+    assert 0.0 < float(metrics["acceptance_rate"]) <= 1.0
+
+
+def test_spectral_norm_state_advances_once_per_update():
+  comps, state, step = make_step(tiny_toy_config(**{"model.spectral_norm": True}))
+  new, _, _ = step(state, NO_IMAGES)
+  before, after = jax.tree.leaves(state.model_state), jax.tree.leaves(new.model_state)
+  assert len(before) == 10                       # u and sigma of 5 layers
+  assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_nonfinite_update_is_not_applied():
+  config = tiny_toy_config(**{"optimizer.learning_rate": 1e30, "optimizer.name": "sgd",
+                              "optimizer.beta1": 0.0, "loss.scale": 1e30})
+  comps, state, step = make_step(config)
+  for _ in range(5):
+    new, metrics, _ = step(state, NO_IMAGES)
+    if not float(metrics["finite"]):
+      break
+    state = new
+  assert float(metrics["finite"]) == 0.0
+  chex.assert_trees_all_equal(new.params, state.params)
+  assert int(new.step) == int(state.step)
+
+
+def read_metrics(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f]
+
+
+CONTRACT_KEYS = {"step", "loss", "energy_data", "energy_samples", "d_s_t", "r_t",
+                 "grad_norm_start", "grad_norm_end", "lr", "wall_time", "energy_start",
+                 "energy_end", "samples_per_sec"}
+
+
+def test_training_writes_the_contract_outputs(tmp_path):
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(tiny_toy_config(), workdir)
+  rows = read_metrics(workdir)
+  assert [r["step"] for r in rows] == [2, 4, 6]
+  assert CONTRACT_KEYS <= set(rows[0])
+  with open(os.path.join(workdir, "config.json")) as f:
+    assert json.load(f)["sampler"]["num_steps"] == 5
+  samples = np.load(os.path.join(workdir, "samples.npz"))["x"]
+  assert samples.shape == (20, 2) and samples.dtype == np.float32
+  assert sorted(os.listdir(os.path.join(workdir, "images"))) == [
+      "points_000002.png", "points_000004.png", "points_000006.png"]
+  assert os.path.exists(os.path.join(workdir, "plots", "training.png"))
+  assert checkpointing.Checkpointer(workdir).all_steps() == [3, 6]
+
+
+def test_resume_is_bit_exact(tmp_path):
+  config = tiny_toy_config(**{"init.name": "replay"})
+  straight = train.train_and_evaluate(config, str(tmp_path / "straight"))
+  config.num_train_steps = 3
+  train.train_and_evaluate(config, str(tmp_path / "resumed"))
+  config.num_train_steps = 6                        # raising the steps continues the run
+  resumed = train.train_and_evaluate(config, str(tmp_path / "resumed"))
+  chex.assert_trees_all_equal(straight, resumed)   # params, opt state, buffer, step, rng
+  a, b = read_metrics(str(tmp_path / "straight")), read_metrics(str(tmp_path / "resumed"))
+  assert [r["step"] for r in b] == [2, 3, 4, 6]    # the first run logged its last step, 3
+  by_step = {r["step"]: r for r in b}
+  for ra in (a[0], a[2]):                          # same logging windows: steps 1-2 and 5-6
+    assert ra["loss"] == by_step[ra["step"]]["loss"]
+    assert ra["d_s_t"] == by_step[ra["step"]]["d_s_t"]
+  # The finished run's first samples were kept, not overwritten.
+  assert os.path.exists(tmp_path / "resumed" / "samples_before_step_6.npz")
+
+
+def test_rerunning_a_finished_run_does_no_work(tmp_path):
+  workdir = str(tmp_path / "run")
+  config = tiny_toy_config()
+  train.train_and_evaluate(config, workdir)
+  before = {name: os.path.getmtime(os.path.join(workdir, name))
+            for name in ("metrics.jsonl", "samples.npz", "config.json")}
+  state = train.train_and_evaluate(config, workdir)
+  assert int(state.step) == 6
+  after = {name: os.path.getmtime(os.path.join(workdir, name)) for name in before}
+  assert before == after
+  with open(os.path.join(workdir, "log.txt")) as f:
+    assert "already finished" in f.read()
+
+
+def test_a_changed_config_keeps_the_old_one(tmp_path):
+  workdir = str(tmp_path / "run")
+  config = tiny_toy_config()
+  config.num_train_steps = 3
+  train.train_and_evaluate(config, workdir)
+  config.num_train_steps = 4
+  train.train_and_evaluate(config, workdir)
+  assert os.path.exists(os.path.join(workdir, "config_until_step_3.json"))
+
+
+def test_divergence_stops_with_a_message_and_keeps_the_last_good_state(tmp_path):
+  workdir = str(tmp_path / "run")
+  config = tiny_toy_config(**{"optimizer.learning_rate": 1e30, "optimizer.name": "sgd",
+                              "optimizer.beta1": 0.0, "loss.scale": 1e30})
+  with pytest.raises(train.TrainingDiverged, match=r"training diverged at step \d+"):
+    train.train_and_evaluate(config, workdir)
+  assert checkpointing.Checkpointer(workdir).latest_step() is not None
+  assert any(name.startswith("points_") and "diverged" not in name or "diverged" in name
+             for name in os.listdir(os.path.join(workdir, "images")))
+
+
+def test_a_checkpoint_of_another_shape_is_a_clear_error(tmp_path):
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(tiny_toy_config(**{"num_train_steps": 3}), workdir)
+  with pytest.raises(checkpointing.CheckpointError, match="does not match this config"):
+    train.train_and_evaluate(tiny_toy_config(**{"model.n_f": 16}), workdir)
+
+
+def test_an_unreadable_checkpoint_is_moved_aside_and_the_previous_one_used(tmp_path):
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(tiny_toy_config(), workdir)          # checkpoints 3 and 6
+  ckpt_dir = os.path.join(workdir, "checkpoints", "6")
+  for root, _, files in os.walk(ckpt_dir):
+    for name in files:
+      if name not in ("_CHECKPOINT_METADATA", "commit_success.txt"):
+        with open(os.path.join(root, name), "wb") as f:
+          f.write(b"garbage")
+  config = tiny_toy_config()
+  state = train.train_and_evaluate(config, workdir)
+  assert int(state.step) == 6                                  # retrained 4..6 from step 3
+  assert os.path.isdir(os.path.join(workdir, "checkpoints_unreadable", "6"))
+
+
+def test_image_training_on_small_data(tmp_path, monkeypatch):
+  import tensorflow_datasets as tfds
+  config = tiny_image_config(**{"data.dir": str(tmp_path / "nodata")})
+  with tfds.testing.mock_data(num_examples=32):
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+  samples = np.load(tmp_path / "run" / "samples.npz")["x"]
+  assert samples.shape == (20, 28, 28, 1)
+  names = os.listdir(tmp_path / "run" / "images")
+  for kind in ("data", "starts", "samples"):
+    assert f"{kind}_000006.png" in names
