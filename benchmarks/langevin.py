@@ -63,7 +63,7 @@ def main():
     import torch
     import torch_reference
     net = (torch_reference.toy_net(args.n_f) if args.model == "toy_mlp"
-           else torch_reference.vanilla_net(args.channels, args.n_f))
+           else torch_reference.vanilla_net(args.channels, args.n_f, size=args.size))
     tx0 = torch.rand(shape if args.model == "toy_mlp" else
                      (args.batch, args.channels, args.size, args.size)) * 2 - 1
     torch_reference.langevin(net, tx0, 2)                    # warm-up

@@ -8,13 +8,14 @@ import torch as t
 import torch.nn as nn
 
 
-def vanilla_net(n_c=1, n_f=32, leak=0.05):
+def vanilla_net(n_c=1, n_f=32, leak=0.05, size=32):
+  """At 32x32 the last conv is 4x4 as in the papers; at 28x28 it is 3x3 (as in ebm_jax)."""
   return nn.Sequential(
       nn.Conv2d(n_c, n_f, 3, 1, 1), nn.LeakyReLU(leak),
       nn.Conv2d(n_f, n_f * 2, 4, 2, 1), nn.LeakyReLU(leak),
       nn.Conv2d(n_f * 2, n_f * 4, 4, 2, 1), nn.LeakyReLU(leak),
       nn.Conv2d(n_f * 4, n_f * 8, 4, 2, 1), nn.LeakyReLU(leak),
-      nn.Conv2d(n_f * 8, 1, 4, 1, 0), nn.Flatten(0))
+      nn.Conv2d(n_f * 8, 1, size // 8, 1, 0), nn.Flatten(0))
 
 
 def toy_net(n_f=32, leak=0.05):

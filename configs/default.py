@@ -65,6 +65,21 @@ def get_config():
   c.optimizer.weight_decay = 0.0      # decoupled weight decay (optax.add_decayed_weights)
   c.optimizer.grad_clip = 0.0         # clip the parameter gradient's global norm (0 = off)
 
+  c.longrun = ml_collections.ConfigDict()
+  c.longrun.every_steps = 0           # long-run chains every N updates (0 = off)
+  c.longrun.num_steps = 2000          # sampler steps per long run (ebm-anatomy: 100,000)
+  c.longrun.init = "data"             # uniform | gaussian | data | persistent | replay (anatomy: data)
+  c.longrun.num_chains = 64           # chains per long run
+
+  c.diagnostics = ml_collections.ConfigDict()
+  c.diagnostics.figures_every_secs = 60  # refresh the plots/ figures at most this often (and at the end)
+  c.diagnostics.window = 2000         # recent steps in the d_s_t / r_t correlations (anatomy: 2000)
+  c.diagnostics.max_lag = 15          # largest lag of the correlation plots (anatomy: 15)
+  c.diagnostics.landscape_every_steps = 500  # toy densities: landscape figure + KL every N steps
+  c.diagnostics.landscape_res = 200   # grid points per axis of the toy landscape
+  c.diagnostics.kde_bandwidth = 0.1   # toy KDE bandwidth factor (anatomy: 0.1 gmm, 0.075 rings)
+  c.diagnostics.kde_samples = 2000    # short-run samples in the toy KDE (anatomy: 10,000)
+
   c.loss = ml_collections.ConfigDict()
   c.loss.scale = 1.0                  # loss multiplier (anatomy: 2 / eps^2 with step_size 1)
   c.loss.l2_energy = 0.0              # alpha of alpha * (E(data)^2 + E(samples)^2)

@@ -35,7 +35,7 @@ def get_config(variant=None):
     c.optimizer.learning_rate = 3e-4
     c.optimizer.beta1 = 0.5
     c.batch_size = 64
-    c.num_train_steps = 1500
+    c.num_train_steps = 1200
     c.log_every_steps = 50
     c.checkpoint_every_steps = 250
   elif variant == "paper":

@@ -124,6 +124,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("optimizer.beta2", unit, "a number in [0, 1)"),
       ("optimizer.weight_decay", non_negative, "a number >= 0"),
       ("optimizer.grad_clip", non_negative, "a number >= 0 (0 = off)"),
+      ("longrun.every_steps", non_negative, "an int >= 0 (0 = off)"),
+      ("longrun.num_steps", positive, "a positive int"),
+      ("longrun.init", lambda v: v in INIT_NAMES, f"one of {INIT_NAMES}"),
+      ("longrun.num_chains", positive, "a positive int"),
+      ("diagnostics.window", lambda v: v >= 3, "an int >= 3"),
+      ("diagnostics.figures_every_secs", non_negative, "a number of seconds >= 0"),
+      ("diagnostics.max_lag", positive, "a positive int"),
+      ("diagnostics.landscape_every_steps", non_negative, "an int >= 0 (0 = off)"),
+      ("diagnostics.landscape_res", lambda v: v >= 10, "an int >= 10"),
+      ("diagnostics.kde_bandwidth", positive, "a number > 0"),
+      ("diagnostics.kde_samples", lambda v: v >= 10, "an int >= 10"),
       ("loss.scale", positive, "a number > 0"),
       ("loss.l2_energy", non_negative, "a number >= 0"),
   ]
@@ -139,6 +150,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check(c.data.image_size == 32, "data.image_size", "32 for cifar10", c.data.image_size)
   _check(c.optimizer.lr_min <= c.optimizer.learning_rate, "optimizer.lr_min",
          f"at most optimizer.learning_rate ({c.optimizer.learning_rate})", c.optimizer.lr_min)
+  if c.longrun.init in STORE_INITS:
+    _check(c.longrun.init == c.init.name, "longrun.init",
+           f"a noise or data start, or init.name ({c.init.name!r}) whose store exists",
+           c.longrun.init)
   if c.init.name in STORE_INITS:
     _check(c.init.bank_size >= c.batch_size, "init.bank_size",
            f"at least batch_size ({c.batch_size}) for init.name={c.init.name!r}",

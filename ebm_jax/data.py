@@ -196,7 +196,13 @@ def _load_tfds(source: ImageSource, split: str):
   """Reads a prepared tfds dataset (array_record) without TensorFlow; None if not there."""
   try:
     import tensorflow_datasets as tfds  # lazy: heavy, and absent on some accelerator images
-    ds = tfds.data_source(source.name, split=split, download=False)
+    from absl import logging
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR)   # tfds warns about every folder it probes
+    try:
+      ds = tfds.data_source(source.name, split=split, download=False)
+    finally:
+      logging.set_verbosity(verbosity)
   except Exception:  # not prepared, wrong format, tfds missing: try the next route
     return None
   examples = [ds[i] for i in range(len(ds))]

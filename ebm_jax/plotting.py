@@ -22,7 +22,7 @@ def _atomic_save(fig_or_image, path: str) -> None:
   if isinstance(fig_or_image, Image.Image):
     fig_or_image.save(tmp)
   else:
-    fig_or_image.savefig(tmp, dpi=100, bbox_inches="tight")
+    fig_or_image.savefig(tmp, dpi=90)
     plt.close(fig_or_image)
   os.replace(tmp, path)
 
@@ -48,19 +48,37 @@ def save_image_grid(path: str, x: np.ndarray, num: int | None = None, scale: int
   _atomic_save(grid, path)
 
 
+def points_image(points: np.ndarray, limit: float, size: int = 256) -> np.ndarray:
+  """Rasterises 2-D points in ``[-limit, limit]^2`` as dark 2x2 dots on white (no matplotlib:
+  this runs at every log step of fast toy runs)."""
+  canvas = np.full((size, size), 255, np.uint8)
+  p = np.asarray(points, np.float64)
+  p = p[np.all(np.isfinite(p), axis=1)]
+  cols = np.round((p[:, 0] + limit) / (2 * limit) * (size - 2)).astype(int)
+  rows = np.round((limit - p[:, 1]) / (2 * limit) * (size - 2)).astype(int)
+  inside = (cols >= 0) & (cols < size - 1) & (rows >= 0) & (rows < size - 1)
+  for dr in (0, 1):
+    for dc in (0, 1):
+      canvas[rows[inside] + dr, cols[inside] + dc] = 40
+  canvas[size // 2, :] = np.minimum(canvas[size // 2, :], 200)     # axes through the origin
+  canvas[:, size // 2] = np.minimum(canvas[:, size // 2], 200)
+  return canvas
+
+
 def save_points(path: str, points: dict, limit: float, title: str = "") -> None:
-  """Scatter plots of 2-D point sets (e.g. data / chain starts / samples) side by side."""
-  fig, axes = plt.subplots(1, len(points), figsize=(3.2 * len(points), 3.2), squeeze=False)
-  for ax, (name, p) in zip(axes[0], points.items()):
-    p = np.asarray(p)
-    ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.5)
-    ax.set_xlim(-limit, limit)
-    ax.set_ylim(-limit, limit)
-    ax.set_aspect("equal")
-    ax.set_title(name, fontsize=9)
-  if title:
-    fig.suptitle(title, fontsize=10)
-  _atomic_save(fig, path)
+  """Point sets (e.g. data / chain starts / samples) side by side, each panel labelled."""
+  from PIL import ImageDraw
+  panels = [points_image(p, limit) for p in points.values()]
+  gap, header = 8, 18
+  width = sum(p.shape[1] for p in panels) + gap * (len(panels) - 1)
+  image = Image.new("L", (width, panels[0].shape[0] + header), 255)
+  draw = ImageDraw.Draw(image)
+  x = 0
+  for name, panel in zip(points, panels):
+    image.paste(Image.fromarray(panel), (x, header))
+    draw.text((x + 4, 3), f"{name}  {title}".strip(), fill=0)
+    x += panel.shape[1] + gap
+  _atomic_save(image, path)
 
 
 TRAINING_PANELS = (
@@ -89,5 +107,75 @@ def save_training_curves(path: str, history: list[dict]) -> None:
     ax.set_xlabel("step", fontsize=8)
     if len(keys) > 1:
       ax.legend(fontsize=7)
-  fig.tight_layout()
+  fig.subplots_adjust(hspace=0.35, wspace=0.25, left=0.05, right=0.98, top=0.95, bottom=0.08)
+  _atomic_save(fig, path)
+
+
+def save_anatomy_diagnostics(path: str, steps, d_s_t, r_t, correlations, verdict: str = ""):
+  """ebm-anatomy's Fig. 3 panels: d_s_t and r_t over training, their cross-correlation over
+  lags and their auto-correlations over the recent window."""
+  fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+  ax = axes[0, 0]
+  ax.plot(steps, d_s_t, lw=0.8)
+  ax.axhline(0.0, ls="--", c="k", lw=0.8)
+  ax.set_title("energy difference $d_{s_t}$", fontsize=10)
+  ax.set_xlabel("step", fontsize=8)
+  ax = axes[0, 1]
+  ax.plot(steps, r_t, lw=0.8, c="tab:orange")
+  ax.set_title("mean Langevin gradient magnitude $r_t$", fontsize=10)
+  ax.set_xlabel("step", fontsize=8)
+  ax = axes[1, 0]
+  ax.bar(correlations.lags, correlations.cross)
+  ax.axhline(0.0, ls="--", c="k", lw=0.8)
+  ax.set_title("cross-correlation of $d_{s_t}$ and $r_t$", fontsize=10)
+  ax.set_xlabel("lag (steps)", fontsize=8)
+  ax = axes[1, 1]
+  width = 0.35
+  ax.bar(correlations.acf_lags - width / 2, correlations.acf_d_s_t, width, label="$d_{s_t}$")
+  ax.bar(correlations.acf_lags + width / 2, correlations.acf_r_t, width, label="$r_t$")
+  ax.axhline(0.0, ls="--", c="k", lw=0.8)
+  ax.set_title("auto-correlations", fontsize=10)
+  ax.set_xlabel("lag (steps)", fontsize=8)
+  ax.legend(fontsize=8)
+  if verdict:
+    fig.suptitle(verdict, fontsize=8, wrap=True)
+  fig.subplots_adjust(hspace=0.4, wspace=0.25, left=0.07, right=0.98, top=0.88, bottom=0.08)
+  _atomic_save(fig, path)
+
+
+def save_toy_landscape(path: str, landscape, title: str = "") -> None:
+  """ebm-anatomy's toy figure: true / model / short-run KDE densities and log-densities."""
+  panels = [("true", landscape.true), ("EBM", landscape.model)]
+  if landscape.kde is not None:
+    panels.append(("short-run KDE", landscape.kde))
+  fig, axes = plt.subplots(2, len(panels), figsize=(3.3 * len(panels), 6.4), squeeze=False)
+  lim = float(landscape.axis[-1])
+  for col, (name, density) in enumerate(panels):
+    for row, (label, values) in enumerate((("density", density),
+                                           ("log-density", np.log(density + 1e-10)))):
+      ax = axes[row, col]
+      ax.imshow(values, origin="lower", extent=(-lim, lim, -lim, lim), cmap="viridis")
+      ax.set_title(f"{name} {label}", fontsize=9)
+      ax.set_xticks([])
+      ax.set_yticks([])
+  kl = f"KL(true||EBM) = {landscape.kl_true_model:.3f}"
+  if landscape.kl_true_kde is not None:
+    kl += f", KL(true||KDE) = {landscape.kl_true_kde:.3f}"
+  fig.suptitle(f"{title}  {kl}".strip(), fontsize=10)
+  fig.subplots_adjust(hspace=0.15, wspace=0.05, left=0.02, right=0.98, top=0.9, bottom=0.02)
+  _atomic_save(fig, path)
+
+
+def save_chain_trace(path: str, traces: dict, title: str = "") -> None:
+  """Per-step chain traces (e.g. mean energy, acceptance rate) of a long run."""
+  fig, axes = plt.subplots(1, len(traces), figsize=(4.5 * len(traces), 3.2), squeeze=False)
+  for ax, (name, values) in zip(axes[0], traces.items()):
+    ax.plot(np.arange(1, len(values) + 1), values, lw=0.8)
+    ax.set_title(name, fontsize=10)
+    ax.set_xlabel("chain step", fontsize=8)
+    if len(values) > 100:
+      ax.set_xscale("log")
+  if title:
+    fig.suptitle(title, fontsize=10)
+  fig.subplots_adjust(wspace=0.3, left=0.06, right=0.98, top=0.82, bottom=0.15)
   _atomic_save(fig, path)

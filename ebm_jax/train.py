@@ -18,9 +18,7 @@ import functools
 import hashlib
 import json
 import os
-import shutil
 import sys
-import time
 from typing import Any, Callable, NamedTuple
 
 import flax
@@ -34,17 +32,21 @@ from ebm_jax import buffers
 from ebm_jax import checkpointing
 from ebm_jax import config_validation
 from ebm_jax import data as data_lib
+from ebm_jax import diagnostics
 from ebm_jax import inits
 from ebm_jax import losses
 from ebm_jax import models
-from ebm_jax import plotting
+from ebm_jax import reporting
 from ebm_jax import samplers
+from ebm_jax import sampling
 
 Array = jax.Array
 
 # fold_in tags of the non-step key streams (step keys use the step number, < 2**31).
 _INIT_STREAM = 2 ** 32 - 1
 _FINAL_SAMPLES_STREAM = 2 ** 32 - 2
+_LONGRUN_STREAM = 2 ** 32 - 3
+_LANDSCAPE_STREAM = 2 ** 32 - 4
 
 
 class TrainingDiverged(RuntimeError):
@@ -300,68 +302,6 @@ def run_id(config) -> str:
   return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
-def _log(workdir: str, message: str) -> None:
-  """Prints above the progress bar and appends to ``<workdir>/log.txt``."""
-  from tqdm import tqdm
-  tqdm.write(message, file=sys.stderr)
-  with open(os.path.join(workdir, "log.txt"), "a") as f:
-    f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + message + "\n")
-
-
-def _set_aside(path: str, suffix: str) -> None:
-  """Renames an existing file to ``<stem>_<suffix><ext>`` (never deletes a finished run's file)."""
-  if os.path.exists(path):
-    stem, ext = os.path.splitext(path)
-    target = f"{stem}_{suffix}{ext}"
-    n = 1
-    while os.path.exists(target):
-      target, n = f"{stem}_{suffix}.{n}{ext}", n + 1
-    os.replace(path, target)
-
-
-def _write_config(workdir: str, config, step: int, log) -> None:
-  path = os.path.join(workdir, "config.json")
-  text = json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)
-  if os.path.exists(path):
-    with open(path) as f:
-      if f.read() == text:
-        return
-    _set_aside(path, f"until_step_{step}")
-    log(f"config changed since the last run; previous config kept as config_until_step_{step}.json")
-  with open(path, "w") as f:
-    f.write(text)
-
-
-def _mean_rows(rows: list[dict]) -> dict:
-  return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-
-
-def _save_images(workdir, step, batch_images, comps: Components, num: int) -> None:
-  host = jax.device_get(batch_images)
-  if comps.data.toy is not None:
-    plotting.save_points(os.path.join(workdir, "images", f"points_{step:06d}.png"),
-                         {k: v[:2000] for k, v in host.items()}, comps.data.toy.plot_limit,
-                         f"step {step}")
-    return
-  for name, x in host.items():
-    plotting.save_image_grid(os.path.join(workdir, "images", f"{name}_{step:06d}.png"), x, num)
-
-
-def _rewind_history(path: str, step: int) -> list[dict]:
-  """The metrics rows up to ``step``; later rows (logged after the checkpoint we resume from)
-  are dropped from the file, since the resumed run replays those steps exactly."""
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    rows = [json.loads(line) for line in f if line.strip()]
-  kept = [r for r in rows if r["step"] <= step]
-  if len(kept) < len(rows):
-    with open(path + ".tmp", "w") as f:
-      f.writelines(json.dumps(r) + "\n" for r in kept)
-    os.replace(path + ".tmp", path)
-  return kept
-
-
 def load_training_images(config, log) -> np.ndarray | None:
   if data_lib.is_toy(config.data.name):
     return None
@@ -370,34 +310,88 @@ def load_training_images(config, log) -> np.ndarray | None:
                               classes=tuple(config.data.classes), log=log).images
 
 
-def write_final_samples(config, comps, state, images_dev, workdir, log) -> str:
-  """Draws ``num_final_samples`` from the final model (training sampler and init)."""
+def sampler_temperature_scale(config) -> float:
+  """The factor ``c`` such that the training sampler targets ``exp(-c E)``.
+
+  Langevin-type updates ``x - s grad E + sigma xi`` target ``exp(-(2 s / sigma^2) E)``
+  (ebm-anatomy: ``2 / eps^2``); MALA and HMC target ``exp(-E)``. Noiseless samplers have no
+  stationary density; for them the energy is read at temperature 1.
+  """
+  sc = config.sampler
+  if sc.name in ("mala", "hmc") or sc.noise_std == 0:
+    return 1.0
+  return 2.0 * sc.step_size / sc.noise_std ** 2
+
+
+def make_start_fn(config, comps: Components, init_name: str):
+  """Jitted ``starts(state, images, key, n)`` from the chain initialiser ``init_name`` (read
+  only: a bank or buffer is drawn from, never written)."""
+  chain_start = make_chain_start(ml_collections.ConfigDict({**config.init.to_dict(),
+                                                            "name": init_name}),
+                                 comps.data.sample_shape)
+
+  @functools.partial(jax.jit, static_argnums=3)
+  def starts(state, images, key, n):
+    k_data, k_start = jax.random.split(key)
+    x_data = draw_data(config, comps, images, k_data, n)
+    return chain_start.draw(state.chain_store, k_start, x_data)[0]
+
+  return starts
+
+
+def draw_samples(config, comps, state, images_dev, key, n: int) -> np.ndarray:
+  """``n`` samples of the model in ``state`` with the training sampler and init, in batches."""
   sample = jax.jit(make_sample_fn(config, comps), static_argnums=3)
+  chunks = [np.asarray(sample(state, images_dev, jax.random.fold_in(key, i),
+                              config.batch_size)[1], np.float32)
+            for i in range(-(-n // config.batch_size))]
+  return (np.concatenate(chunks)[:n] if chunks
+          else np.zeros((0, *comps.data.sample_shape), np.float32))
+
+
+def write_final_samples(config, comps, state, images_dev, workdir, log) -> str:
+  """Draws ``num_final_samples`` from the final model into ``samples.npz`` (contract form)."""
   key = jax.random.fold_in(jax.random.fold_in(state.rng, _FINAL_SAMPLES_STREAM), state.step)
-  chunks, n = [], config.num_final_samples
-  for i in range(-(-n // config.batch_size)):
-    _, x = sample(state, images_dev, jax.random.fold_in(key, i), config.batch_size)
-    chunks.append(np.asarray(x, np.float32))
-  x = np.concatenate(chunks)[:n] if chunks else np.zeros((0, *comps.data.sample_shape),
-                                                        np.float32)
+  x = draw_samples(config, comps, state, images_dev, key, config.num_final_samples)
   path = os.path.join(workdir, "samples.npz")
-  _set_aside(path, f"before_step_{int(state.step)}")
-  tmp = path + ".tmp.npz"
-  np.savez(tmp, x=x)
-  os.replace(tmp, path)
+  reporting.set_aside(path, f"before_step_{int(state.step)}")
+  reporting.write_npz(path, x=x)
   log(f"wrote {x.shape[0]} samples to {path}")
   return path
+
+
+def run_long_run(config, comps, state, images_dev, step: int):
+  """ebm-anatomy's long-run check: ``longrun.num_steps`` of the training sampler from
+  ``longrun.init``, on the current model."""
+  key = jax.random.fold_in(jax.random.fold_in(state.rng, _LONGRUN_STREAM), step)
+  k_start, k_chain = jax.random.split(key)
+  x0 = make_start_fn(config, comps, config.longrun.init)(state, images_dev, k_start,
+                                                         config.longrun.num_chains)
+  return sampling.long_run(k_chain, comps.sampler, comps.energy,
+                           {"params": state.params, **state.model_state}, x0,
+                           config.longrun.num_steps,
+                           chunk_steps=min(config.longrun.num_steps, 1000))
+
+
+def toy_landscape(config, comps, state, images_dev, step: int):
+  """True / model / KDE densities of a toy run, from ``diagnostics.kde_samples`` samples."""
+  key = jax.random.fold_in(jax.random.fold_in(state.rng, _LANDSCAPE_STREAM), step)
+  samples = draw_samples(config, comps, state, images_dev, key, config.diagnostics.kde_samples)
+  energy_fn = functools.partial(comps.energy, {"params": state.params, **state.model_state})
+  return diagnostics.toy_landscape(
+      comps.data.toy.log_density, energy_fn, comps.data.toy.plot_limit,
+      sampler_temperature_scale(config), samples, config.diagnostics.landscape_res,
+      config.diagnostics.kde_bandwidth)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Trains (or resumes) the run in ``workdir`` and writes the contract's outputs there."""
   config_validation.validate(config)
   os.makedirs(workdir, exist_ok=True)
-  log = functools.partial(_log, workdir)
   ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
   latest = ckpt.latest_step()
-  samples_path = os.path.join(workdir, "samples.npz")
-  _write_config(workdir, config, latest or 0, log)
+  log = functools.partial(reporting.log_line, workdir)
+  reporting.write_config(workdir, config, latest or 0, log)
 
   images = load_training_images(config, log)
   comps = make_components(config, images)
@@ -409,24 +403,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       state = restored
       log(f"resumed from checkpoint at step {int(state.step)} in {ckpt.directory}")
   start_step = int(state.step)
-  if start_step >= config.num_train_steps and os.path.exists(samples_path):
+  if (start_step >= config.num_train_steps
+      and os.path.exists(os.path.join(workdir, "samples.npz"))):
     log(f"run already finished at step {start_step} (num_train_steps="
         f"{config.num_train_steps}); nothing to do. Raise --config.num_train_steps to continue.")
     ckpt.close()
     return state
 
+  report = reporting.RunReporter(config, workdir, start_step, comps.data.toy)
   train_step = jax.jit(make_train_step(config, comps), donate_argnums=0)
-  metrics_path = os.path.join(workdir, "metrics.jsonl")
-  history = _rewind_history(metrics_path, start_step)
-  wall_offset = history[-1]["wall_time"] if history else 0.0
-  log(f"training {config.model.name} on {config.data.name} from step {start_step} to "
-      f"{config.num_train_steps} (sampler {config.sampler.name}, K={config.sampler.num_steps}, "
-      f"init {config.init.name}); workdir {os.path.abspath(workdir)}")
+  report.log(f"training {config.model.name} on {config.data.name} from step {start_step} to "
+             f"{config.num_train_steps} (sampler {config.sampler.name}, "
+             f"K={config.sampler.num_steps}, init {config.init.name}); workdir "
+             f"{os.path.abspath(workdir)}")
+  every = lambda n, step: n and step % n == 0
 
   from tqdm import tqdm
-  window: list[dict] = []
-  t_window = time.perf_counter()
-  t_start = time.time()
   bar = tqdm(total=config.num_train_steps, initial=start_step, unit="step", dynamic_ncols=True,
              file=sys.stderr)
   try:
@@ -434,46 +426,73 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       state, metrics, batch_images = train_step(state, images_dev)
       metrics = jax.device_get(metrics)
       if not metrics["finite"]:
-        _on_divergence(config, comps, state, images_dev, batch_images, workdir, step, ckpt, log)
-      window.append(metrics)
+        _on_divergence(config, comps, state, images_dev, workdir, step, ckpt, report)
+      report.record(step, metrics)
       bar.update(1)
-      if step % config.log_every_steps == 0 or step == config.num_train_steps:
-        elapsed = time.perf_counter() - t_window
-        row = {"step": step, **_mean_rows(window),
-               "samples_per_sec": config.batch_size * len(window) / elapsed,
-               "wall_time": wall_offset + time.time() - t_start}
-        row.pop("finite")
-        with open(metrics_path, "a") as f:
-          f.write(json.dumps(row) + "\n")
-        history.append(row)
+      if every(config.longrun.every_steps, step):
+        report.long_run(step, run_long_run(config, comps, state, images_dev, step))
+      if every(config.log_every_steps, step) or step == config.num_train_steps:
+        extra = {}
+        if comps.data.toy is not None and (
+            every(config.diagnostics.landscape_every_steps, step)
+            or step == config.num_train_steps):
+          extra = report.landscape(step, toy_landscape(config, comps, state, images_dev, step))
+        row = report.log_step(step, batch_images, extra,
+                              final=step == config.num_train_steps)
         bar.set_postfix(loss=f"{row['loss']:.3g}", d_s_t=f"{row['d_s_t']:.3g}",
                         r_t=f"{row['r_t']:.3g}", sps=f"{row['samples_per_sec']:.0f}")
-        _save_images(workdir, step, batch_images, comps, config.num_grid_images)
-        plotting.save_training_curves(os.path.join(workdir, "plots", "training.png"), history)
-        window, t_window = [], time.perf_counter()
-      if step % config.checkpoint_every_steps == 0:
+      if every(config.checkpoint_every_steps, step):
         ckpt.save(step, state)
   finally:
     bar.close()
   ckpt.save(int(state.step), state)
-  log(f"finished {config.num_train_steps} steps; checkpoint in {ckpt.directory}")
+  report.log(f"finished {config.num_train_steps} steps; checkpoint in {ckpt.directory}")
   if config.num_final_samples:
-    write_final_samples(config, comps, state, images_dev, workdir, log)
+    write_final_samples(config, comps, state, images_dev, workdir, report.log)
   ckpt.close()
   return state
 
 
-def _on_divergence(config, comps, state, images_dev, batch_images, workdir, step, ckpt, log):
+def _on_divergence(config, comps, state, images_dev, workdir, step, ckpt, report):
   """Keeps the last good state (checkpoint + sample grids) and stops with one line."""
   ckpt.save(int(state.step), state)
   sample = jax.jit(make_sample_fn(config, comps), static_argnums=3)
   starts, samples = sample(state, images_dev, jax.random.PRNGKey(step), config.batch_size)
-  _save_images(workdir, int(state.step), {"diverged_last_good_starts": starts,
-                                          "diverged_last_good_samples": samples},
-               comps, config.num_grid_images)
+  limit = comps.data.toy.plot_limit if comps.data.toy is not None else None
+  for name, x in (("starts", starts), ("samples", samples)):
+    reporting.save_samples(
+        os.path.join(workdir, "images", f"diverged_last_good_{name}_{int(state.step):06d}.png"),
+        x, f"last good {name}", limit, config.num_grid_images)
   ckpt.close()
   raise TrainingDiverged(
       f"training diverged at step {step}: the loss or the parameters became non-finite; the last "
       f"good state (step {int(state.step)}) is checkpointed and its samples are in "
       f"{os.path.join(workdir, 'images')}. Lower optimizer.learning_rate or sampler.step_size, "
       "or add loss.l2_energy / model.spectral_norm")
+
+
+def load_run(workdir: str, step: int | None = None, *, need_images: bool = True):
+  """Rebuilds a run from its ``config.json`` and checkpoint (the latest, or ``step``).
+
+  Returns ``(config, comps, state, images_dev)``.
+  """
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise checkpointing.CheckpointError(f"{path} not found: {workdir} is not a training run")
+  with open(path) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  config.data.classes = tuple(config.data.classes)
+  config_validation.validate(config)
+  log = functools.partial(reporting.log_line, workdir)
+  images = load_training_images(config, log) if need_images else None
+  if images is None and not data_lib.is_toy(config.data.name):
+    size, channels = config.data.image_size, data_lib.IMAGE_SOURCES[config.data.name].channels
+    images = np.zeros((1, size, size, channels), np.uint8)   # shapes only
+  comps = make_components(config, images)
+  ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
+  state = ckpt.restore(init_state(config, comps), step=step, log=log)
+  ckpt.close()
+  if state is None:
+    raise checkpointing.CheckpointError(f"no checkpoint in {ckpt.directory}")
+  images_dev = jnp.asarray(images) if images is not None else jnp.zeros((0,), jnp.uint8)
+  return config, comps, state, images_dev

@@ -1,0 +1,108 @@
+"""Train-step throughput: ebm_jax's jitted step vs the PyTorch eager reference, interleaved.
+
+    python benchmarks/train_step.py                     # the default MNIST recipe (CPU)
+    python benchmarks/train_step.py --case vanilla_k100 --n_f 64
+
+Cases:
+  mnist_default   configs/mnist.py as shipped (its net, K, batch and chain init).
+  vanilla_k100    ebm-anatomy's vanilla ConvNet (n_f from --n_f), K = 100 Langevin steps,
+                  batch 100, 32x32x1, uniform starts, Adam.
+The PyTorch side runs the seeds' loop (one ``autograd.grad`` per Langevin step, then the loss
+and an Adam step) on the same net, batch and K, from uniform starts. Random uint8 images stand
+in for the dataset (speed does not depend on the pixels). Ends with ``jax_over_torch=<ratio>``
+(steps/s of JAX over PyTorch; > 1 means JAX is faster).
+"""
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common  # noqa: E402
+
+
+def build_config(case, n_f, steps):
+  from configs import mnist
+  c = mnist.get_config()
+  if case == "vanilla_k100":
+    c.data.image_size = 32
+    c.model.name, c.model.n_f, c.model.leak = "vanilla", n_f, 0.05
+    c.sampler.num_steps = steps or 100
+    c.init.name = "uniform"
+    c.batch_size = 100
+  elif steps:
+    c.sampler.num_steps = steps
+  return c
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--case", default="mnist_default", choices=["mnist_default", "vanilla_k100"])
+  p.add_argument("--n_f", type=int, default=64, help="vanilla_k100: width")
+  p.add_argument("--steps", type=int, default=0, help="override K")
+  p.add_argument("--repeats", type=int, default=5)
+  p.add_argument("--threads", type=int, default=2)
+  p.add_argument("--conv_impl", default="auto")
+  p.add_argument("--unroll", type=int, default=-1, help="override sampler.unroll (0 = fully)")
+  p.add_argument("--no_torch", action="store_true")
+  args = p.parse_args()
+  common.pin_threads(args.threads)
+
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from ebm_jax import train
+
+  config = build_config(args.case, args.n_f, args.steps)
+  config.model.conv_impl = args.conv_impl
+  if args.unroll >= 0:
+    config.sampler.unroll = args.unroll
+  s, ch = config.data.image_size, 1
+  images = np.random.default_rng(0).integers(0, 256, (1000, s, s, ch), dtype=np.uint8)
+  comps = train.make_components(config, images)
+  state = train.init_state(config, comps)
+  step = jax.jit(train.make_train_step(config, comps), donate_argnums=0)
+  images_dev = jnp.asarray(images)
+  start = time.perf_counter()
+  compiled = step.lower(state, images_dev).compile()
+  compile_s = time.perf_counter() - start
+  holder = {"state": state}
+
+  def jax_step():
+    holder["state"], metrics, _ = compiled(holder["state"], images_dev)
+    jax.block_until_ready(metrics)
+
+  jax_step()
+  fns = {"jax": jax_step}
+  if not args.no_torch and common.torch_available():
+    import torch
+    import torch_reference
+    net = torch_reference.vanilla_net(ch, config.model.n_f, config.model.leak, s)
+    optim = torch.optim.Adam(net.parameters(), lr=config.optimizer.learning_rate)
+    b, k = config.batch_size, config.sampler.num_steps
+    x_data = torch.rand(b, ch, s, s) * 2 - 1
+
+    def torch_step():
+      torch_reference.train_step(net, optim, x_data, torch.rand(b, ch, s, s) * 2 - 1, k,
+                                 config.sampler.step_size, config.sampler.noise_std)
+
+    torch_step()
+    fns["torch"] = torch_step
+
+  medians = common.interleaved_medians(fns, args.repeats)
+  print(f"case={args.case} model={config.model.name} n_f={config.model.n_f} "
+        f"K={config.sampler.num_steps} batch={config.batch_size} input={s}x{s}x{ch} "
+        f"init={config.init.name} threads={args.threads} unroll={config.sampler.unroll} "
+        f"conv_impl={train.models.resolve_conv_impl(args.conv_impl)}")
+  print(f"jax compile_s={compile_s:.2f}")
+  for name, sec in medians.items():
+    print(f"{name}: {1 / sec:.3f} train steps/s, {config.batch_size / sec:.1f} samples/s "
+          f"(median of {args.repeats})")
+  if "torch" in medians:
+    print(f"jax_over_torch={medians['torch'] / medians['jax']:.3f}")
+
+
+if __name__ == "__main__":
+  main()

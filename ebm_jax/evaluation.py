@@ -1,0 +1,292 @@
+"""Sample-quality metrics in the feature space of a small classifier trained here.
+
+For each labelled dataset (MNIST, Fashion-MNIST, CIFAR-10) and image size, a small ConvNet is
+trained once on the training split (a minute or two on a CPU) and cached under
+``~/.cache/ebm_jax/classifiers`` (``$EBM_CACHE_DIR``), keyed by dataset, image size and a
+checksum of the training data. From its softmax and its penultimate features:
+
+* ``confident_fraction``: share of samples classified with probability >= 0.9;
+* ``class_entropy``: entropy (nats) of the histogram of predicted classes (log 10 = 2.303 is
+  perfectly even coverage; mode collapse lowers it), and ``class_coverage``: classes predicted
+  for at least 1% of the samples;
+* ``inception_score``: ``exp(E_x KL(p(y|x) || p(y)))`` with this classifier (at most 10);
+* ``fid`` and ``kid``: Frechet distance and kernel inception distance (cubic polynomial kernel,
+  unbiased, averaged over subsets) between the samples' and the test split's features.
+
+These are **not** comparable with published Inception-v3 FID / IS numbers: the feature extractor
+is different and much smaller. They compare runs of this project with each other, calibrated in
+the README against real test images, noise and single-class sets. For Inception FID, export the
+samples (``export-png``) and use a standard tool.
+
+Command line::
+
+    python -m ebm_jax.evaluation --workdir=runs/x            # scores samples.npz, appends eval.json
+    python -m ebm_jax.evaluation train-classifier --dataset=mnist --image_size=32
+    python -m ebm_jax.evaluation export-png --workdir=runs/x  # samples as PNG files for FID tools
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import sys
+import time
+from typing import NamedTuple
+
+import flax.linen as nn
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ebm_jax import data as data_lib
+from ebm_jax import models
+
+CLASSIFIER_VERSION = 1        # bump when the architecture or training recipe changes
+
+
+class Classifier(nn.Module):
+  """conv32-pool-conv64-pool-dense128 (the features) -> dense(num_classes)."""
+
+  num_classes: int = 10
+
+  @nn.compact
+  def __call__(self, x):
+    conv = functools.partial(models.Conv2D, impl=models.resolve_conv_impl("auto"))
+    x = nn.relu(conv(32, 3, 1, 1)(x))
+    x = nn.max_pool(x, (2, 2), (2, 2))
+    x = nn.relu(conv(64, 3, 1, 1)(x))
+    x = nn.max_pool(x, (2, 2), (2, 2))
+    features = nn.relu(nn.Dense(128)(x.reshape(x.shape[0], -1)))
+    return nn.Dense(self.num_classes)(features), features
+
+
+class FeatureModel(NamedTuple):
+  module: Classifier
+  params: dict
+  test_accuracy: float
+  dataset: str
+  image_size: int
+
+
+def cache_dir() -> str:
+  return os.environ.get("EBM_CACHE_DIR") or os.path.join(
+      os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ebm_jax",
+      "classifiers")
+
+
+def _digest(*arrays) -> str:
+  h = hashlib.sha256()
+  for a in arrays:
+    h.update(np.ascontiguousarray(a).tobytes())
+  return h.hexdigest()[:12]
+
+
+def train_classifier(train: data_lib.ImageData, test: data_lib.ImageData, *, epochs: int = 2,
+                     batch_size: int = 128, seed: int = 0, log=print) -> tuple[dict, float]:
+  """Trains the classifier with Adam; returns its params and test accuracy."""
+  module = Classifier()
+  x_train = data_lib.to_float(jnp.asarray(train.images))
+  y_train = jnp.asarray(train.labels)
+  params = module.init(jax.random.PRNGKey(seed), x_train[:1])["params"]
+  tx = optax.adam(1e-3)
+  opt_state = tx.init(params)
+
+  @jax.jit
+  def step(params, opt_state, idx):
+    def loss_fn(p):
+      logits, _ = module.apply({"params": p}, x_train[idx])
+      return optax.softmax_cross_entropy_with_integer_labels(logits, y_train[idx]).mean()
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  rng = np.random.default_rng(seed)
+  batch_size = min(batch_size, len(y_train))
+  n = len(y_train) - len(y_train) % batch_size
+  for epoch in range(epochs):
+    order = rng.permutation(len(y_train))[:n].reshape(-1, batch_size)
+    for idx in order:
+      params, opt_state, loss = step(params, opt_state, jnp.asarray(idx))
+    log(f"classifier epoch {epoch + 1}/{epochs}: loss {float(loss):.4f}")
+  probs, _ = _predict(module, params, test.images)
+  accuracy = float(np.mean(np.argmax(probs, 1) == test.labels))
+  log(f"classifier test accuracy {accuracy:.4f}")
+  return params, accuracy
+
+
+def _predict(module, params, images_or_x, batch_size: int = 500):
+  """(softmax probabilities, features) of uint8 images or float arrays in [-1, 1]."""
+  apply = jax.jit(lambda x: module.apply({"params": params}, x))
+  probs, feats = [], []
+  for i in range(0, len(images_or_x), batch_size):
+    chunk = images_or_x[i:i + batch_size]
+    x = (data_lib.to_float(jnp.asarray(chunk)) if chunk.dtype == np.uint8
+         else jnp.clip(jnp.asarray(chunk, jnp.float32), -1, 1))
+    logits, f = apply(x)
+    probs.append(np.asarray(jax.nn.softmax(logits)))
+    feats.append(np.asarray(f, np.float64))
+  return np.concatenate(probs), np.concatenate(feats)
+
+
+def load_feature_model(dataset: str, image_size: int, *, data_dir: str = "",
+                       log=print) -> tuple[FeatureModel, data_lib.ImageData]:
+  """The cached classifier for ``dataset`` (trained and cached on first use) and the test split."""
+  train = data_lib.load_images(dataset, "train", data_dir=data_dir, image_size=image_size,
+                               log=log)
+  test = data_lib.load_images(dataset, "test", data_dir=data_dir, image_size=image_size,
+                              log=log)
+  key = f"{dataset}_{image_size}_v{CLASSIFIER_VERSION}_{_digest(train.images, train.labels)}"
+  path = os.path.join(cache_dir(), key + ".msgpack")
+  module = Classifier()
+  template = module.init(jax.random.PRNGKey(0), jnp.zeros((1, *train.images.shape[1:])))
+  if os.path.exists(path):
+    with open(path, "rb") as f:
+      stored = flax.serialization.msgpack_restore(f.read())
+    params = flax.serialization.from_state_dict(template["params"], stored["params"])
+    accuracy = float(stored["test_accuracy"])
+  else:
+    log(f"training the {dataset} {image_size}x{image_size} evaluation classifier (cached in "
+        f"{path}) ...")
+    params, accuracy = train_classifier(train, test, log=log)
+    os.makedirs(cache_dir(), exist_ok=True)
+    with open(path + ".tmp", "wb") as f:
+      f.write(flax.serialization.msgpack_serialize(
+          {"params": flax.serialization.to_state_dict(params), "test_accuracy": accuracy}))
+    os.replace(path + ".tmp", path)
+  return FeatureModel(module, params, accuracy, dataset, image_size), test
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def frechet_distance(f1: np.ndarray, f2: np.ndarray) -> float:
+  """Frechet distance between Gaussian fits of two feature sets."""
+  mu1, mu2 = f1.mean(0), f2.mean(0)
+  c1, c2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
+  # tr(sqrt(c1 c2)) from the eigenvalues of sqrt(c1) c2 sqrt(c1) (symmetric PSD).
+  w, v = np.linalg.eigh(c1)
+  sqrt_c1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+  eig = np.linalg.eigvalsh(sqrt_c1 @ c2 @ sqrt_c1)
+  tr_covmean = np.sum(np.sqrt(np.clip(eig, 0, None)))
+  return float(np.sum((mu1 - mu2) ** 2) + np.trace(c1) + np.trace(c2) - 2 * tr_covmean)
+
+
+def kernel_distance(f1: np.ndarray, f2: np.ndarray, num_subsets: int = 10,
+                    subset_size: int = 1000, seed: int = 0) -> float:
+  """KID: unbiased MMD^2 with the kernel (x.y / d + 1)^3, averaged over random subsets."""
+  rng = np.random.default_rng(seed)
+  d = f1.shape[1]
+  m = min(subset_size, len(f1), len(f2))
+  total = 0.0
+  for _ in range(num_subsets):
+    x = f1[rng.choice(len(f1), m, replace=False)]
+    y = f2[rng.choice(len(f2), m, replace=False)]
+    kxx, kyy, kxy = ((x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3)
+    total += ((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy))
+              / (m * (m - 1)) - 2 * kxy.mean())
+  return float(total / num_subsets)
+
+
+def score_samples(model: FeatureModel, test: data_lib.ImageData, x: np.ndarray) -> dict:
+  """All metrics of samples ``x`` (float NHWC in [-1, 1]) against the test split."""
+  if x.shape[1:] != test.images.shape[1:]:
+    raise ValueError(f"samples have shape {x.shape[1:]}, the {model.dataset} classifier expects "
+                     f"{test.images.shape[1:]}")
+  if not np.all(np.isfinite(x)):
+    raise ValueError("samples contain NaN or inf")
+  probs, feats = _predict(model.module, model.params, x)
+  _, test_feats = _predict(model.module, model.params, test.images)
+  hist = np.bincount(probs.argmax(1), minlength=probs.shape[1]) / len(probs)
+  marginal = probs.mean(0)
+  kl = np.sum(probs * (np.log(probs + 1e-12) - np.log(marginal + 1e-12)), axis=1)
+  return {
+      "num_samples": int(len(x)),
+      "confident_fraction": float(np.mean(probs.max(1) >= 0.9)),
+      "class_entropy": float(-np.sum(hist[hist > 0] * np.log(hist[hist > 0]))),
+      "class_coverage": int(np.sum(hist >= 0.01)),
+      "inception_score": float(np.exp(kl.mean())),
+      "fid": frechet_distance(feats, test_feats),
+      "kid": kernel_distance(feats, test_feats),
+      "classifier_test_accuracy": model.test_accuracy,
+  }
+
+
+def evaluate_run(workdir: str, samples_path: str | None = None, log=print) -> dict:
+  """Scores a run's ``samples.npz`` and appends the record to ``<workdir>/eval.json``."""
+  with open(os.path.join(workdir, "config.json")) as f:
+    config = json.load(f)
+  name = config["data"]["name"]
+  if name not in data_lib.IMAGE_SOURCES:
+    raise ValueError(f"evaluation: {name} is a toy density; its KL metrics are in "
+                     "metrics.jsonl and sample.py's summary.json")
+  samples_path = samples_path or os.path.join(workdir, "samples.npz")
+  if not os.path.exists(samples_path):
+    raise FileNotFoundError(f"{samples_path} not found: the run has not finished")
+  with np.load(samples_path) as f:
+    x = f["x"]
+  model, test = load_feature_model(name, config["data"]["image_size"],
+                                   data_dir=config["data"]["dir"], log=log)
+  record = {"samples": os.path.abspath(samples_path), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+            **score_samples(model, test, x)}
+  path = os.path.join(workdir, "eval.json")
+  records = []
+  if os.path.exists(path):
+    with open(path) as f:
+      records = json.load(f)
+  records.append(record)
+  with open(path + ".tmp", "w") as f:
+    json.dump(records, f, indent=2)
+  os.replace(path + ".tmp", path)
+  return record
+
+
+def export_png(samples_path: str, out_dir: str) -> int:
+  """Writes each sample as a PNG file (the input standard FID tools read)."""
+  from PIL import Image
+  with np.load(samples_path) as f:
+    x = data_lib.to_uint8(f["x"])
+  os.makedirs(out_dir, exist_ok=True)
+  for i, img in enumerate(x):
+    Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(
+        os.path.join(out_dir, f"{i:06d}.png"))
+  return len(x)
+
+
+def main(argv=None) -> int:
+  import argparse
+  p = argparse.ArgumentParser(prog="python -m ebm_jax.evaluation",
+                              description="Score samples; train the evaluation classifier.")
+  p.add_argument("command", nargs="?", default="score",
+                 choices=["score", "train-classifier", "export-png"])
+  p.add_argument("--workdir")
+  p.add_argument("--samples", help="npz with key x (default: <workdir>/samples.npz)")
+  p.add_argument("--dataset", default="mnist", choices=sorted(data_lib.IMAGE_SOURCES))
+  p.add_argument("--image_size", type=int, default=32)
+  p.add_argument("--data_dir", default="")
+  p.add_argument("--out", help="export-png: output folder (default: <workdir>/samples_png)")
+  args = p.parse_args(argv)
+  try:
+    if args.command == "train-classifier":
+      model, _ = load_feature_model(args.dataset, args.image_size, data_dir=args.data_dir)
+      print(f"{args.dataset} {args.image_size}x{args.image_size}: test accuracy "
+            f"{model.test_accuracy:.4f}")
+    elif args.command == "export-png":
+      samples = args.samples or os.path.join(args.workdir, "samples.npz")
+      out = args.out or os.path.join(os.path.dirname(samples), "samples_png")
+      print(f"wrote {export_png(samples, out)} PNG files to {out}")
+    else:
+      if not args.workdir:
+        p.error("--workdir is required")
+      print(json.dumps(evaluate_run(args.workdir, args.samples), indent=2))
+  except (data_lib.DataError, ValueError, FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

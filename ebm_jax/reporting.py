@@ -1,0 +1,198 @@
+"""What a run writes while it trains: log lines, metrics rows, per-step traces, image grids,
+training and diagnostic figures, long-run chains and toy landscapes.
+
+All of it is derived from the train step's outputs on the host; none of it feeds back into
+training, so a run with or without these files trains identically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+
+from ebm_jax import diagnostics
+from ebm_jax import plotting
+
+# Per-step series kept in diagnostics.npz (every step, not only logged ones).
+TRACE_KEYS = ("d_s_t", "r_t", "loss", "energy_data", "energy_start", "energy_end",
+              "grad_norm_start", "grad_norm_end")
+
+
+def log_line(workdir: str, message: str) -> None:
+  """Prints above the progress bar and appends to ``<workdir>/log.txt``."""
+  from tqdm import tqdm
+  tqdm.write(message, file=sys.stderr)
+  with open(os.path.join(workdir, "log.txt"), "a") as f:
+    f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + message + "\n")
+
+
+def set_aside(path: str, suffix: str) -> None:
+  """Renames an existing file to ``<stem>_<suffix><ext>`` (never deletes a finished run's file)."""
+  if os.path.exists(path):
+    stem, ext = os.path.splitext(path)
+    target = f"{stem}_{suffix}{ext}"
+    n = 1
+    while os.path.exists(target):
+      target, n = f"{stem}_{suffix}.{n}{ext}", n + 1
+    os.replace(path, target)
+
+
+def write_config(workdir: str, config, step: int, log) -> None:
+  """Writes config.json; a different earlier one is kept as config_until_step_<step>.json."""
+  path = os.path.join(workdir, "config.json")
+  text = json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)
+  if os.path.exists(path):
+    with open(path) as f:
+      if f.read() == text:
+        return
+    set_aside(path, f"until_step_{step}")
+    log(f"config changed since the last run; previous config kept as "
+        f"config_until_step_{step}.json")
+  with open(path, "w") as f:
+    f.write(text)
+
+
+def write_npz(path: str, **arrays) -> None:
+  tmp = path + ".tmp.npz"
+  np.savez(tmp, **arrays)
+  os.replace(tmp, path)
+
+
+def save_samples(path: str, x, title, toy_limit: float | None, num: int) -> None:
+  """An image grid (images) or a scatter plot (2-D points) of samples."""
+  if toy_limit is not None:
+    plotting.save_points(path, {title: np.asarray(x)}, toy_limit)
+  else:
+    plotting.save_image_grid(path, np.asarray(x), num)
+
+
+class RunReporter:
+  """Writes a run directory's progress files; resumes them at ``start_step``."""
+
+  def __init__(self, config, workdir: str, start_step: int, toy=None):
+    self.config = config
+    self.workdir = workdir
+    self.toy = toy
+    self.metrics_path = os.path.join(workdir, "metrics.jsonl")
+    self.trace_path = os.path.join(workdir, "diagnostics.npz")
+    self.history = self._rewind_metrics(start_step)
+    self.trace = self._rewind_trace(start_step)
+    self.window: list[dict] = []
+    self.wall_offset = self.history[-1]["wall_time"] if self.history else 0.0
+    self.t_start = time.time()
+    self.t_window = time.perf_counter()
+    self.t_figures = -float("inf")
+
+  def log(self, message: str) -> None:
+    log_line(self.workdir, message)
+
+  # --- resuming: drop what was logged after the checkpoint we resume from (those steps are
+  # replayed exactly, so their rows come back identical).
+
+  def _rewind_metrics(self, step: int) -> list[dict]:
+    if not os.path.exists(self.metrics_path):
+      return []
+    with open(self.metrics_path) as f:
+      rows = [json.loads(line) for line in f if line.strip()]
+    kept = [r for r in rows if r["step"] <= step]
+    if len(kept) < len(rows):
+      with open(self.metrics_path + ".tmp", "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in kept)
+      os.replace(self.metrics_path + ".tmp", self.metrics_path)
+    return kept
+
+  def _rewind_trace(self, step: int) -> dict:
+    trace = {k: [] for k in ("step",) + TRACE_KEYS}
+    if os.path.exists(self.trace_path):
+      with np.load(self.trace_path) as f:
+        keep = f["step"] <= step
+        for k in trace:
+          trace[k] = list(f[k][keep]) if k in f else []
+    return trace
+
+  # --- every step
+
+  def record(self, step: int, metrics: dict) -> None:
+    self.window.append(metrics)
+    self.trace["step"].append(step)
+    for k in TRACE_KEYS:
+      self.trace[k].append(float(metrics[k]))
+
+  # --- log steps
+
+  def log_step(self, step: int, batch_images: dict, extra: dict | None = None,
+               final: bool = False) -> dict:
+    """Writes the metrics row (means over the window), grids, figures and traces.
+
+    The matplotlib figures (the slow part) are refreshed at most every
+    ``diagnostics.figures_every_secs`` seconds, and at the final step.
+    """
+    elapsed = time.perf_counter() - self.t_window
+    row = {"step": step}
+    for k in self.window[0]:
+      if k != "finite":
+        row[k] = float(np.mean([m[k] for m in self.window]))
+    row["samples_per_sec"] = self.config.batch_size * len(self.window) / elapsed
+    row["wall_time"] = self.wall_offset + time.time() - self.t_start
+    row.update(extra or {})
+    with open(self.metrics_path, "a") as f:
+      f.write(json.dumps(row) + "\n")
+    self.history.append(row)
+    self._save_batch_images(step, batch_images)
+    write_npz(self.trace_path, **{k: np.asarray(v) for k, v in self.trace.items()})
+    verdict = diagnostics.learning_verdict(self.trace["d_s_t"], self.trace["r_t"])
+    self.log(f"step {step}: loss {row['loss']:.4g}, d_s_t {row['d_s_t']:.4g}, r_t "
+             f"{row['r_t']:.4g}, {row['samples_per_sec']:.0f} samples/s; {verdict}")
+    now = time.perf_counter()
+    if final or now - self.t_figures >= self.config.diagnostics.figures_every_secs:
+      self.t_figures = now
+      plotting.save_training_curves(os.path.join(self.workdir, "plots", "training.png"),
+                                    self.history)
+      if len(self.trace["d_s_t"]) >= 3:
+        correlations = diagnostics.anatomy_correlations(
+            self.trace["d_s_t"], self.trace["r_t"], self.config.diagnostics.max_lag,
+            self.config.diagnostics.window)
+        plotting.save_anatomy_diagnostics(
+            os.path.join(self.workdir, "plots", "diagnostics.png"), self.trace["step"],
+            self.trace["d_s_t"], self.trace["r_t"], correlations, f"step {step}: {verdict}")
+    self.window = []
+    self.t_window = time.perf_counter()    # figure time is not counted as training time
+    return row
+
+  def _save_batch_images(self, step: int, batch_images: dict) -> None:
+    host = jax.device_get(batch_images)
+    if self.toy is not None:
+      plotting.save_points(os.path.join(self.workdir, "images", f"points_{step:06d}.png"),
+                           host, self.toy.plot_limit, f"step {step}")
+      return
+    for name, x in host.items():
+      plotting.save_image_grid(os.path.join(self.workdir, "images", f"{name}_{step:06d}.png"),
+                               x, self.config.num_grid_images)
+
+  # --- occasional diagnostics
+
+  def long_run(self, step: int, run) -> None:
+    """A long-run chain's final samples and its per-step energy trace."""
+    limit = self.toy.plot_limit if self.toy is not None else None
+    save_samples(os.path.join(self.workdir, "images", f"longrun_{step:06d}.png"),
+                 run.positions, f"long run, {len(run.energy)} steps", limit,
+                 self.config.num_grid_images)
+    traces = {"mean energy": run.energy, "mean gradient norm": run.grad_norm}
+    if np.any(run.acceptance_rate < 1):
+      traces["acceptance rate"] = run.acceptance_rate
+    plotting.save_chain_trace(os.path.join(self.workdir, "plots", f"longrun_{step:06d}.png"),
+                              traces, f"long run at training step {step}")
+    self.log(f"step {step}: long run of {len(run.energy)} steps: mean energy "
+             f"{run.energy[0]:.4g} -> {run.final_energy:.4g}"
+             + (f", {run.num_nonfinite} non-finite chains" if run.num_nonfinite else ""))
+
+  def landscape(self, step: int, landscape) -> dict:
+    plotting.save_toy_landscape(
+        os.path.join(self.workdir, "plots", f"landscape_{step:06d}.png"), landscape,
+        f"step {step}")
+    return {"kl_true_model": landscape.kl_true_model, "kl_true_kde": landscape.kl_true_kde}

@@ -1,0 +1,56 @@
+"""The sampler CLI on a tiny trained checkpoint."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import sample
+from ebm_jax import train
+from train_test import tiny_toy_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("run")
+  config = tiny_toy_config(**{"diagnostics.landscape_res": 30, "diagnostics.kde_samples": 50})
+  train.train_and_evaluate(config, str(workdir))
+  return workdir
+
+
+@pytest.mark.parametrize("sampler", ["trained", "mala", "hmc"])
+def test_sampling_writes_samples_traces_and_summary(trained_run, sampler, tmp_path):
+  out = tmp_path / sampler
+  summary = sample.sample_run(str(trained_run), sampler=sampler, num_steps=30, init="uniform",
+                              num_samples=30, batch_size=16, adapt_steps=20, out=str(out),
+                              progress=False)
+  x = np.load(out / "samples.npz")["x"]
+  assert x.shape == (30, 2) and np.all(np.isfinite(x))
+  with np.load(out / "traces.npz") as traces:
+    assert traces["energy"].shape == (30,)
+  for name in ("samples.png", "traces.png", "landscape.png", "summary.json"):
+    assert (out / name).exists(), name
+  assert summary["checkpoint_step"] == 6 and summary["num_samples"] == 30
+  assert 0 < summary["acceptance_rate"] <= 1
+  assert summary["adapted"] == (sampler != "trained")
+  assert np.isfinite(summary["kl_true_model"])
+
+
+def test_sample_command_line(trained_run, tmp_path):
+  result = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={trained_run}",
+       "--num_samples=8", "--num_steps=5", "--batch_size=8", f"--out={tmp_path / 'cli'}"],
+      capture_output=True, text=True, timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert json.loads(result.stdout)["num_samples"] == 8
+  bad = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"),
+                        f"--workdir={tmp_path / 'nothing'}"], capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert bad.returncode == 1
+  assert bad.stderr.strip().splitlines()[-1].startswith("error: ")
+  assert "is not a training run" in bad.stderr
