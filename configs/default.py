@@ -80,6 +80,10 @@ def get_config():
   c.diagnostics.kde_bandwidth = 0.1   # toy KDE bandwidth factor (anatomy: 0.1 gmm, 0.075 rings)
   c.diagnostics.kde_samples = 2000    # short-run samples in the toy KDE (anatomy: 10,000)
 
+  c.eval = ml_collections.ConfigDict()
+  c.eval.at_end = False               # image runs: score samples.npz (classifier FID/KID/IS/coverage)
+  c.eval.every_steps = 0              # image runs: also score num_final_samples every N steps (0 = off)
+
   c.loss = ml_collections.ConfigDict()
   c.loss.scale = 1.0                  # loss multiplier (anatomy: 2 / eps^2 with step_size 1)
   c.loss.l2_energy = 0.0              # alpha of alpha * (E(data)^2 + E(samples)^2)

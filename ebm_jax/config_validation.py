@@ -135,6 +135,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("diagnostics.landscape_res", lambda v: v >= 10, "an int >= 10"),
       ("diagnostics.kde_bandwidth", positive, "a number > 0"),
       ("diagnostics.kde_samples", lambda v: v >= 10, "an int >= 10"),
+      ("eval.every_steps", non_negative, "an int >= 0 (0 = off)"),
       ("loss.scale", positive, "a number > 0"),
       ("loss.l2_energy", non_negative, "a number >= 0"),
   ]
@@ -150,6 +151,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check(c.data.image_size == 32, "data.image_size", "32 for cifar10", c.data.image_size)
   _check(c.optimizer.lr_min <= c.optimizer.learning_rate, "optimizer.lr_min",
          f"at most optimizer.learning_rate ({c.optimizer.learning_rate})", c.optimizer.lr_min)
+  if toy:
+    _check(not (c.eval.at_end or c.eval.every_steps), "eval.at_end",
+           "False for toy densities (their KL metrics are in metrics.jsonl)", c.eval.at_end)
   if c.longrun.init in STORE_INITS:
     _check(c.longrun.init == c.init.name, "longrun.init",
            f"a noise or data start, or init.name ({c.init.name!r}) whose store exists",

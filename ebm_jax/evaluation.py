@@ -215,8 +215,10 @@ def score_samples(model: FeatureModel, test: data_lib.ImageData, x: np.ndarray) 
   }
 
 
-def evaluate_run(workdir: str, samples_path: str | None = None, log=print) -> dict:
-  """Scores a run's ``samples.npz`` and appends the record to ``<workdir>/eval.json``."""
+def evaluate_run(workdir: str, samples_path: str | None = None, log=print,
+                 step: int | None = None) -> dict:
+  """Scores a run's ``samples.npz`` (or ``samples_path``) and appends the record, with the
+  training ``step`` it came from when given, to ``<workdir>/eval.json``."""
   with open(os.path.join(workdir, "config.json")) as f:
     config = json.load(f)
   name = config["data"]["name"]
@@ -231,7 +233,7 @@ def evaluate_run(workdir: str, samples_path: str | None = None, log=print) -> di
   model, test = load_feature_model(name, config["data"]["image_size"],
                                    data_dir=config["data"]["dir"], log=log)
   record = {"samples": os.path.abspath(samples_path), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-            **score_samples(model, test, x)}
+            **({"step": step} if step is not None else {}), **score_samples(model, test, x)}
   path = os.path.join(workdir, "eval.json")
   records = []
   if os.path.exists(path):

@@ -349,15 +349,27 @@ def draw_samples(config, comps, state, images_dev, key, n: int) -> np.ndarray:
           else np.zeros((0, *comps.data.sample_shape), np.float32))
 
 
-def write_final_samples(config, comps, state, images_dev, workdir, log) -> str:
-  """Draws ``num_final_samples`` from the final model into ``samples.npz`` (contract form)."""
+def write_final_samples(config, comps, state, images_dev, workdir, log,
+                        path: str | None = None) -> str:
+  """Draws ``num_final_samples`` from the model in ``state`` (training sampler and init) into
+  ``path`` (default: the contract's ``samples.npz``)."""
   key = jax.random.fold_in(jax.random.fold_in(state.rng, _FINAL_SAMPLES_STREAM), state.step)
   x = draw_samples(config, comps, state, images_dev, key, config.num_final_samples)
-  path = os.path.join(workdir, "samples.npz")
+  path = path or os.path.join(workdir, "samples.npz")
+  os.makedirs(os.path.dirname(path), exist_ok=True)
   reporting.set_aside(path, f"before_step_{int(state.step)}")
   reporting.write_npz(path, x=x)
   log(f"wrote {x.shape[0]} samples to {path}")
   return path
+
+
+def evaluate_samples(config, workdir, path, step, log) -> None:
+  """Scores samples with the evaluation classifier into eval.json (image datasets)."""
+  from ebm_jax import evaluation   # lazy: trains the classifier on first use
+  record = evaluation.evaluate_run(workdir, path, log=log, step=step)
+  log(f"step {step}: eval " + ", ".join(
+      f"{k} {record[k]:.4g}" for k in ("fid", "kid", "inception_score", "class_entropy",
+                                       "confident_fraction")))
 
 
 def run_long_run(config, comps, state, images_dev, step: int):
@@ -441,6 +453,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                               final=step == config.num_train_steps)
         bar.set_postfix(loss=f"{row['loss']:.3g}", d_s_t=f"{row['d_s_t']:.3g}",
                         r_t=f"{row['r_t']:.3g}", sps=f"{row['samples_per_sec']:.0f}")
+      if every(config.eval.every_steps, step) and step != config.num_train_steps:
+        path = os.path.join(workdir, "eval_samples", f"samples_{step:06d}.npz")
+        write_final_samples(config, comps, state, images_dev, workdir, report.log, path)
+        evaluate_samples(config, workdir, path, step, report.log)
       if every(config.checkpoint_every_steps, step):
         ckpt.save(step, state)
   finally:
@@ -448,7 +464,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   ckpt.save(int(state.step), state)
   report.log(f"finished {config.num_train_steps} steps; checkpoint in {ckpt.directory}")
   if config.num_final_samples:
-    write_final_samples(config, comps, state, images_dev, workdir, report.log)
+    path = write_final_samples(config, comps, state, images_dev, workdir, report.log)
+    if config.eval.at_end or config.eval.every_steps:
+      evaluate_samples(config, workdir, path, int(state.step), report.log)
   ckpt.close()
   return state
 

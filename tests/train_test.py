@@ -231,11 +231,15 @@ def test_an_unreadable_checkpoint_is_moved_aside_and_the_previous_one_used(tmp_p
   assert os.path.isdir(os.path.join(workdir, "checkpoints_unreadable", "6"))
 
 
-def test_image_training_on_small_data(tmp_path, monkeypatch):
+def test_image_training_on_small_data_with_evaluation(tmp_path, monkeypatch):
   import tensorflow_datasets as tfds
-  config = tiny_image_config(**{"data.dir": str(tmp_path / "nodata")})
+  monkeypatch.setenv("EBM_CACHE_DIR", str(tmp_path / "cache"))
+  config = tiny_image_config(**{"data.dir": str(tmp_path / "nodata"), "eval.every_steps": 4})
   with tfds.testing.mock_data(num_examples=32):
     train.train_and_evaluate(config, str(tmp_path / "run"))
+  records = json.loads((tmp_path / "run" / "eval.json").read_text())
+  assert [r["step"] for r in records] == [4, 6]
+  assert (tmp_path / "run" / "eval_samples" / "samples_000004.npz").exists()
   samples = np.load(tmp_path / "run" / "samples.npz")["x"]
   assert samples.shape == (20, 28, 28, 1)
   names = os.listdir(tmp_path / "run" / "images")
