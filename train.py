@@ -44,8 +44,12 @@ def parse_flags(argv):
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)   # keep Orbax's INFO lines out of the progress output
-  from ebm_jax import checkpointing, config_validation, data, train
   config = _CONFIG.value
+  # Both must happen before jax starts its backends (the first jax.devices() call).
+  from ebm_jax import parallel
+  parallel.set_cpu_devices(config.parallel.cpu_devices)
+  parallel.maybe_initialize_distributed(config.parallel.distributed)
+  from ebm_jax import checkpointing, config_validation, data, train
   workdir = _WORKDIR.value or default_workdir(
       config_flags.get_config_filename(flags.FLAGS["config"]), config)
   try:

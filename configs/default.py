@@ -15,6 +15,7 @@ def get_config():
   c.log_every_steps = 50              # metrics.jsonl row, image grids and plots every N steps
   c.checkpoint_every_steps = 500      # Orbax checkpoint every N steps (and at the end)
   c.keep_checkpoints = 3              # how many recent checkpoints to keep
+  c.checkpoint_dir = ""               # "" = <workdir>/checkpoints; or e.g. gs://bucket/run/checkpoints
   c.num_final_samples = 1000          # samples written to samples.npz at the end
   c.num_grid_images = 64              # images per PNG grid
 
@@ -49,7 +50,7 @@ def get_config():
 
   c.init = ml_collections.ConfigDict()
   c.init.name = "uniform"             # uniform | gaussian | data | persistent | replay
-  c.init.scale = 1.0                  # noise starts: half-width (uniform) or sd (gaussian)
+  c.init.scale = 1.0                  # noise starts and bank / buffer init: uniform half-width or gaussian sd
   c.init.data_noise_std = 0.0         # data starts: extra noise sd on the data image
   c.init.bank_size = 10000            # persistent bank / replay buffer size (anatomy: one per image)
   c.init.reinit_prob = 0.05           # replay: probability a start is fresh noise
@@ -83,6 +84,11 @@ def get_config():
   c.eval = ml_collections.ConfigDict()
   c.eval.at_end = False               # image runs: score samples.npz (classifier FID/KID/IS/coverage)
   c.eval.every_steps = 0              # image runs: also score num_final_samples every N steps (0 = off)
+
+  c.parallel = ml_collections.ConfigDict()
+  c.parallel.num_devices = 0          # devices of the data-parallel mesh (0 = every device, all hosts)
+  c.parallel.cpu_devices = 0          # CPU only: split the host into N XLA devices (train.py, before jax starts)
+  c.parallel.distributed = "auto"     # jax.distributed.initialize(): auto (multi-host launchers) | on | off
 
   c.loss = ml_collections.ConfigDict()
   c.loss.scale = 1.0                  # loss multiplier (anatomy: 2 / eps^2 with step_size 1)

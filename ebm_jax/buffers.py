@@ -45,15 +45,16 @@ def _check_size(where: str, size: int, batch_size: int | None = None) -> None:
     raise ValueError(f"{where}: batch_size {batch_size} is larger than the store ({size})")
 
 
-def _noise_samples(key, size, sample_shape, init, dtype):
-  return inits.noise_init(init, key, (size, *sample_shape)).astype(dtype)
+def _noise_samples(key, size, sample_shape, init, dtype, scale):
+  return inits.noise_init(init, key, (size, *sample_shape), scale=scale).astype(dtype)
 
 
 def init_persistent_bank(key: Array, size: int, sample_shape, *, init: str = "uniform",
-                         dtype=jnp.float32) -> PersistentBank:
-  """A bank of ``size`` chains started from noise (``init``: uniform | gaussian)."""
+                         scale=1.0, dtype=jnp.float32) -> PersistentBank:
+  """A bank of ``size`` chains started from noise (``init``: uniform in [-scale, scale] |
+  gaussian with sd ``scale``)."""
   _check_size("init_persistent_bank", size)
-  return PersistentBank(_noise_samples(key, size, tuple(sample_shape), init, dtype))
+  return PersistentBank(_noise_samples(key, size, tuple(sample_shape), init, dtype, scale))
 
 
 def bank_draw(bank: PersistentBank, key: Array, batch_size: int) -> tuple[Array, Array]:
@@ -70,15 +71,15 @@ def bank_write(bank: PersistentBank, indices: Array, samples: Array) -> Persiste
 
 
 def init_replay_buffer(key: Array, capacity: int, sample_shape, *, init: str = "uniform",
-                       dtype=jnp.float32) -> ReplayBuffer:
+                       scale=1.0, dtype=jnp.float32) -> ReplayBuffer:
   """A full buffer of ``capacity`` noise samples (so every draw is defined from step 0)."""
   _check_size("init_replay_buffer", capacity)
-  samples = _noise_samples(key, capacity, tuple(sample_shape), init, dtype)
+  samples = _noise_samples(key, capacity, tuple(sample_shape), init, dtype, scale)
   return ReplayBuffer(samples, jnp.zeros((), jnp.int32))
 
 
 def replay_draw(buffer: ReplayBuffer, key: Array, batch_size: int, *, reinit_prob=0.05,
-                init: str = "uniform") -> tuple[Array, Array]:
+                init: str = "uniform", scale=1.0) -> tuple[Array, Array]:
   """Draws starts; each is fresh noise with probability ``reinit_prob``.
 
   Returns ``(starts [float32], reinit_mask [bool, batch])``.
@@ -88,7 +89,7 @@ def replay_draw(buffer: ReplayBuffer, key: Array, batch_size: int, *, reinit_pro
   k_idx, k_noise, k_mask = jax.random.split(key, 3)
   indices = jax.random.randint(k_idx, (batch_size,), 0, capacity)
   starts = buffer.samples[indices].astype(jnp.float32)
-  noise = inits.noise_init(init, k_noise, starts.shape)
+  noise = inits.noise_init(init, k_noise, starts.shape, scale=scale)
   reinit = jax.random.bernoulli(k_mask, reinit_prob, (batch_size,))
   mask = reinit.reshape((-1,) + (1,) * (starts.ndim - 1))
   return jnp.where(mask, noise, starts), reinit

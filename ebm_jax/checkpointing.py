@@ -26,9 +26,13 @@ class CheckpointError(RuntimeError):
 class Checkpointer:
   """Saves and restores a training-state pytree under ``<workdir>/checkpoints``."""
 
-  def __init__(self, workdir: str, max_to_keep: int = 3):
-    self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
-    self._aside = os.path.abspath(os.path.join(workdir, "checkpoints_unreadable"))
+  def __init__(self, workdir: str, max_to_keep: int = 3, directory: str = ""):
+    """``directory`` overrides ``<workdir>/checkpoints``, e.g. with a ``gs://`` bucket path."""
+    directory = directory or os.path.join(workdir, "checkpoints")
+    remote = "://" in directory
+    self.directory = directory if remote else os.path.abspath(directory)
+    self._aside = (None if remote else
+                   os.path.join(os.path.dirname(self.directory), "checkpoints_unreadable"))
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
@@ -60,7 +64,7 @@ class Checkpointer:
         return self._manager.restore(s, args=ocp.args.StandardRestore(abstract))
       except Exception as e:  # orbax raises many types for unreadable / mismatched data
         reason = " ".join(str(e).split())[:300]
-        if step is not None or _is_structure_mismatch(reason):
+        if step is not None or _is_structure_mismatch(reason) or self._aside is None:
           raise CheckpointError(
               f"checkpoint {s} in {self.directory} does not match this config's training state "
               f"({reason}); use another --workdir, or the config the run was started with") from e

@@ -65,6 +65,16 @@ def _check(ok: bool, key: str, expected: str, value) -> None:
     raise ConfigError(f"config.{key}: expected {expected}, got {value!r}")
 
 
+def validate_for_devices(config, num_devices: int) -> None:
+  """Sizes that are split across devices must be multiples of their number."""
+  sizes = {"batch_size": config.batch_size, "longrun.num_chains": config.longrun.num_chains}
+  if config.init.name in STORE_INITS:
+    sizes["init.bank_size"] = config.init.bank_size
+  for key, size in sizes.items():
+    _check(size % num_devices == 0, key,
+           f"a multiple of the {num_devices} devices (or set parallel.num_devices)", size)
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError on the first unknown key, wrong type or bad value."""
   flat = _flatten(config)
@@ -136,6 +146,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("diagnostics.kde_bandwidth", positive, "a number > 0"),
       ("diagnostics.kde_samples", lambda v: v >= 10, "an int >= 10"),
       ("eval.every_steps", non_negative, "an int >= 0 (0 = off)"),
+      ("parallel.num_devices", non_negative, "an int >= 0 (0 = all devices)"),
+      ("parallel.cpu_devices", non_negative, "an int >= 0 (0 or 1 = one CPU device)"),
+      ("parallel.distributed", lambda v: v in ("auto", "on", "off"), "one of auto, on, off"),
       ("loss.scale", positive, "a number > 0"),
       ("loss.l2_energy", non_negative, "a number >= 0"),
   ]

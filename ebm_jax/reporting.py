@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from ebm_jax import diagnostics
+from ebm_jax import parallel
 from ebm_jax import plotting
 
 # Per-step series kept in diagnostics.npz (every step, not only logged ones).
@@ -24,7 +25,9 @@ TRACE_KEYS = ("d_s_t", "r_t", "loss", "energy_data", "energy_start", "energy_end
 
 
 def log_line(workdir: str, message: str) -> None:
-  """Prints above the progress bar and appends to ``<workdir>/log.txt``."""
+  """Prints above the progress bar and appends to ``<workdir>/log.txt`` (process 0 only)."""
+  if not parallel.is_main_process():
+    return
   from tqdm import tqdm
   tqdm.write(message, file=sys.stderr)
   with open(os.path.join(workdir, "log.txt"), "a") as f:
@@ -44,6 +47,8 @@ def set_aside(path: str, suffix: str) -> None:
 
 def write_config(workdir: str, config, step: int, log) -> None:
   """Writes config.json; a different earlier one is kept as config_until_step_<step>.json."""
+  if not parallel.is_main_process():
+    return
   path = os.path.join(workdir, "config.json")
   text = json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)
   if os.path.exists(path):
@@ -72,10 +77,14 @@ def save_samples(path: str, x, title, toy_limit: float | None, num: int) -> None
 
 
 class RunReporter:
-  """Writes a run directory's progress files; resumes them at ``start_step``."""
+  """Writes a run directory's progress files; resumes them at ``start_step``.
+
+  On multi-host runs every process keeps the series, only process 0 writes files.
+  """
 
   def __init__(self, config, workdir: str, start_step: int, toy=None):
     self.config = config
+    self.main = parallel.is_main_process()
     self.workdir = workdir
     self.toy = toy
     self.metrics_path = os.path.join(workdir, "metrics.jsonl")
@@ -133,6 +142,7 @@ class RunReporter:
     ``diagnostics.figures_every_secs`` seconds, and at the final step.
     """
     elapsed = time.perf_counter() - self.t_window
+    host_images = jax.tree.map(parallel.fetch, batch_images)   # a collective on multi-host runs
     row = {"step": step}
     for k in self.window[0]:
       if k != "finite":
@@ -140,10 +150,13 @@ class RunReporter:
     row["samples_per_sec"] = self.config.batch_size * len(self.window) / elapsed
     row["wall_time"] = self.wall_offset + time.time() - self.t_start
     row.update(extra or {})
+    self.history.append(row)
+    if not self.main:
+      self.window = []
+      return row
     with open(self.metrics_path, "a") as f:
       f.write(json.dumps(row) + "\n")
-    self.history.append(row)
-    self._save_batch_images(step, batch_images)
+    self._save_batch_images(step, host_images)
     write_npz(self.trace_path, **{k: np.asarray(v) for k, v in self.trace.items()})
     verdict = diagnostics.learning_verdict(self.trace["d_s_t"], self.trace["r_t"])
     self.log(f"step {step}: loss {row['loss']:.4g}, d_s_t {row['d_s_t']:.4g}, r_t "
@@ -164,8 +177,7 @@ class RunReporter:
     self.t_window = time.perf_counter()    # figure time is not counted as training time
     return row
 
-  def _save_batch_images(self, step: int, batch_images: dict) -> None:
-    host = jax.device_get(batch_images)
+  def _save_batch_images(self, step: int, host: dict) -> None:
     if self.toy is not None:
       plotting.save_points(os.path.join(self.workdir, "images", f"points_{step:06d}.png"),
                            host, self.toy.plot_limit, f"step {step}")
@@ -178,6 +190,8 @@ class RunReporter:
 
   def long_run(self, step: int, run) -> None:
     """A long-run chain's final samples and its per-step energy trace."""
+    if not self.main:
+      return
     limit = self.toy.plot_limit if self.toy is not None else None
     save_samples(os.path.join(self.workdir, "images", f"longrun_{step:06d}.png"),
                  run.positions, f"long run, {len(run.energy)} steps", limit,
@@ -192,6 +206,8 @@ class RunReporter:
              + (f", {run.num_nonfinite} non-finite chains" if run.num_nonfinite else ""))
 
   def landscape(self, step: int, landscape) -> dict:
+    if not self.main:
+      return {}
     plotting.save_toy_landscape(
         os.path.join(self.workdir, "plots", f"landscape_{step:06d}.png"), landscape,
         f"step {step}")

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from blackjax.adaptation.step_size import dual_averaging_adaptation
 
+from ebm_jax import parallel
 from ebm_jax import samplers
 
 Array = jax.Array
@@ -62,11 +63,12 @@ def long_run(key: Array, sampler: samplers.Sampler, model_energy: Callable, vari
     iterator = tqdm(iterator, desc=desc, unit="chunk", dynamic_ncols=True)
   for i in iterator:
     state, info = chunk(jax.random.fold_in(key, i), variables, state, sizes[i])
-    traces.append(jax.device_get(info))
+    traces.append(jax.tree.map(parallel.fetch, info))
   cat = lambda name: np.concatenate([np.asarray(getattr(t, name)) for t in traces])
-  return LongRun(np.asarray(state.position), cat("energy"), cat("grad_norm"),
-                 cat("acceptance_rate"), int(np.sum(~np.isfinite(np.asarray(state.energy)))),
-                 float(np.mean(np.asarray(state.energy))))
+  energy = parallel.fetch(state.energy)
+  return LongRun(parallel.fetch(state.position), cat("energy"), cat("grad_norm"),
+                 cat("acceptance_rate"), int(np.sum(~np.isfinite(energy))),
+                 float(np.mean(energy)))
 
 
 def adapt_step_size(key: Array, build: Callable[[Array], samplers.Sampler],

@@ -36,6 +36,7 @@ from ebm_jax import diagnostics
 from ebm_jax import inits
 from ebm_jax import losses
 from ebm_jax import models
+from ebm_jax import parallel
 from ebm_jax import reporting
 from ebm_jax import samplers
 from ebm_jax import sampling
@@ -103,7 +104,8 @@ def make_chain_start(ic, sample_shape: tuple) -> ChainStart:
     return buffers.bank_draw(bank, key, x.shape[0])
 
   def replay_draw(buffer, key, x):
-    starts, _ = buffers.replay_draw(buffer, key, x.shape[0], reinit_prob=ic.reinit_prob)
+    starts, _ = buffers.replay_draw(buffer, key, x.shape[0], reinit_prob=ic.reinit_prob,
+                                    scale=ic.scale)
     return starts, None
 
   starts = {
@@ -111,10 +113,12 @@ def make_chain_start(ic, sample_shape: tuple) -> ChainStart:
       "gaussian": lambda: ChainStart(no_store, noise, keep),
       "data": lambda: ChainStart(no_store, from_data, keep),
       "persistent": lambda: ChainStart(
-          lambda key: buffers.init_persistent_bank(key, ic.bank_size, sample_shape, dtype=dtype),
+          lambda key: buffers.init_persistent_bank(key, ic.bank_size, sample_shape,
+                                                   scale=ic.scale, dtype=dtype),
           bank_draw, buffers.bank_write),
       "replay": lambda: ChainStart(
-          lambda key: buffers.init_replay_buffer(key, ic.bank_size, sample_shape, dtype=dtype),
+          lambda key: buffers.init_replay_buffer(key, ic.bank_size, sample_shape,
+                                                 scale=ic.scale, dtype=dtype),
           replay_draw, lambda buffer, ctx, samples: buffers.replay_push(buffer, samples)),
   }
   return starts[ic.name]()
@@ -168,16 +172,17 @@ class Components(NamedTuple):
   chain_start: ChainStart
   optimizer: optax.GradientTransformation
   data: DataSource
+  mesh: Any = None            # jax.sharding.Mesh with a "data" axis, or None (one device)
 
 
-def make_components(config, images: np.ndarray | None) -> Components:
+def make_components(config, images: np.ndarray | None, mesh=None) -> Components:
   module = models.get_model(config.model.name, n_f=config.model.n_f, leak=config.model.leak,
                             spectral_norm=config.model.spectral_norm,
                             conv_impl=config.model.conv_impl)
   source = make_data_source(config, images)
   return Components(module, models.make_energy_fn(module), make_sampler(config.sampler),
                     make_chain_start(config.init, source.sample_shape),
-                    make_optimizer(config.optimizer), source)
+                    make_optimizer(config.optimizer), source, mesh)
 
 
 def init_state(config, comps: Components) -> TrainState:
@@ -207,6 +212,7 @@ def sample_chains(config, comps: Components, variables, chain_store, key: Array,
   k_start, k_chain = jax.random.split(key)
   energy_fn = functools.partial(comps.energy, variables)
   starts, ctx = comps.chain_start.draw(chain_store, k_start, data_batch)
+  starts = parallel.constrain_batch(starts, comps.mesh)
   init = comps.sampler.init(starts, energy_fn)
   final, info = samplers.run_chain(k_chain, comps.sampler.step, init, energy_fn,
                                    config.sampler.num_steps, unroll=_unroll(config))
@@ -215,7 +221,7 @@ def sample_chains(config, comps: Components, variables, chain_store, key: Array,
 
 def draw_data(config, comps: Components, images: Array, key: Array, n: int) -> Array:
   k_draw, k_noise = jax.random.split(key)
-  x = comps.data.draw(images, k_draw, n)
+  x = parallel.constrain_batch(comps.data.draw(images, k_draw, n), comps.mesh)
   if config.data.noise_std:
     x = x + config.data.noise_std * jax.random.normal(k_noise, x.shape, x.dtype)
   return x
@@ -267,6 +273,9 @@ def make_train_step(config, comps: Components):
         "param_grad_norm": optax.tree.norm(grads), "lr": schedule(state.step),
         "finite": finite.astype(jnp.float32),
     }
+    if comps.mesh is not None:
+      new_state = jax.lax.with_sharding_constraint(
+          new_state, parallel.state_shardings(new_state, comps.mesh))
     return new_state, metrics, {"data": x_data, "starts": starts, "samples": samples}
 
   return train_step
@@ -305,9 +314,13 @@ def run_id(config) -> str:
 def load_training_images(config, log) -> np.ndarray | None:
   if data_lib.is_toy(config.data.name):
     return None
-  return data_lib.load_images(config.data.name, "train", data_dir=config.data.dir,
-                              image_size=config.data.image_size,
-                              classes=tuple(config.data.classes), log=log).images
+  images = data_lib.load_images(config.data.name, "train", data_dir=config.data.dir,
+                                image_size=config.data.image_size,
+                                classes=tuple(config.data.classes), log=log).images
+  if jax.process_count() > 1:   # each host keeps only its share (equal shares: the rest dropped)
+    usable = len(images) - len(images) % jax.device_count()
+    images = images[parallel.process_slice(usable)]
+  return images
 
 
 def sampler_temperature_scale(config) -> float:
@@ -342,8 +355,8 @@ def make_start_fn(config, comps: Components, init_name: str):
 def draw_samples(config, comps, state, images_dev, key, n: int) -> np.ndarray:
   """``n`` samples of the model in ``state`` with the training sampler and init, in batches."""
   sample = jax.jit(make_sample_fn(config, comps), static_argnums=3)
-  chunks = [np.asarray(sample(state, images_dev, jax.random.fold_in(key, i),
-                              config.batch_size)[1], np.float32)
+  chunks = [parallel.fetch(sample(state, images_dev, jax.random.fold_in(key, i),
+                                  config.batch_size)[1]).astype(np.float32)
             for i in range(-(-n // config.batch_size))]
   return (np.concatenate(chunks)[:n] if chunks
           else np.zeros((0, *comps.data.sample_shape), np.float32))
@@ -356,15 +369,18 @@ def write_final_samples(config, comps, state, images_dev, workdir, log,
   key = jax.random.fold_in(jax.random.fold_in(state.rng, _FINAL_SAMPLES_STREAM), state.step)
   x = draw_samples(config, comps, state, images_dev, key, config.num_final_samples)
   path = path or os.path.join(workdir, "samples.npz")
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  reporting.set_aside(path, f"before_step_{int(state.step)}")
-  reporting.write_npz(path, x=x)
+  if parallel.is_main_process():
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    reporting.set_aside(path, f"before_step_{int(state.step)}")
+    reporting.write_npz(path, x=x)
   log(f"wrote {x.shape[0]} samples to {path}")
   return path
 
 
 def evaluate_samples(config, workdir, path, step, log) -> None:
   """Scores samples with the evaluation classifier into eval.json (image datasets)."""
+  if not parallel.is_main_process():
+    return
   from ebm_jax import evaluation   # lazy: trains the classifier on first use
   record = evaluation.evaluate_run(workdir, path, log=log, step=step)
   log(f"step {step}: eval " + ", ".join(
@@ -396,19 +412,40 @@ def toy_landscape(config, comps, state, images_dev, step: int):
       config.diagnostics.kde_bandwidth)
 
 
+def place_dataset(images: np.ndarray | None, mesh) -> Array:
+  """The training images on the devices: replicated on one host (each device gathers its
+  batch locally), sharded along ``data`` across hosts (each host holds only its part)."""
+  if images is None:
+    return jnp.zeros((0,), jnp.uint8)
+  if jax.process_count() == 1:
+    return jax.device_put(images, parallel.replicated(mesh))
+  return parallel.global_array(images, mesh)
+
+
+def prepare(config, log, *, need_images: bool = True):
+  """Mesh, components, the initial state placed on the mesh, and the dataset on the devices."""
+  mesh = parallel.make_mesh(config.parallel.num_devices)
+  config_validation.validate_for_devices(config, mesh.devices.size)
+  images = load_training_images(config, log) if need_images else None
+  if images is None and not data_lib.is_toy(config.data.name):
+    size, channels = config.data.image_size, data_lib.IMAGE_SOURCES[config.data.name].channels
+    images = np.zeros((1, size, size, channels), np.uint8)   # shapes only
+  comps = make_components(config, images, mesh if mesh.devices.size > 1 else None)
+  state = init_state(config, comps)
+  state = jax.device_put(state, parallel.state_shardings(state, mesh))
+  return comps, state, place_dataset(images, mesh)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Trains (or resumes) the run in ``workdir`` and writes the contract's outputs there."""
   config_validation.validate(config)
   os.makedirs(workdir, exist_ok=True)
-  ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
+  ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints, config.checkpoint_dir)
   latest = ckpt.latest_step()
   log = functools.partial(reporting.log_line, workdir)
   reporting.write_config(workdir, config, latest or 0, log)
 
-  images = load_training_images(config, log)
-  comps = make_components(config, images)
-  images_dev = jnp.asarray(images) if images is not None else jnp.zeros((0,), jnp.uint8)
-  state = init_state(config, comps)
+  comps, state, images_dev = prepare(config, log)
   if latest is not None:
     restored = ckpt.restore(state, log=log)
     if restored is not None:
@@ -436,7 +473,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   try:
     for step in range(start_step + 1, config.num_train_steps + 1):
       state, metrics, batch_images = train_step(state, images_dev)
-      metrics = jax.device_get(metrics)
+      metrics = jax.tree.map(parallel.fetch, metrics)
       if not metrics["finite"]:
         _on_divergence(config, comps, state, images_dev, workdir, step, ckpt, report)
       report.record(step, metrics)
@@ -502,15 +539,10 @@ def load_run(workdir: str, step: int | None = None, *, need_images: bool = True)
   config.data.classes = tuple(config.data.classes)
   config_validation.validate(config)
   log = functools.partial(reporting.log_line, workdir)
-  images = load_training_images(config, log) if need_images else None
-  if images is None and not data_lib.is_toy(config.data.name):
-    size, channels = config.data.image_size, data_lib.IMAGE_SOURCES[config.data.name].channels
-    images = np.zeros((1, size, size, channels), np.uint8)   # shapes only
-  comps = make_components(config, images)
-  ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints)
-  state = ckpt.restore(init_state(config, comps), step=step, log=log)
+  comps, template, images_dev = prepare(config, log, need_images=need_images)
+  ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints, config.checkpoint_dir)
+  state = ckpt.restore(template, step=step, log=log)
   ckpt.close()
   if state is None:
     raise checkpointing.CheckpointError(f"no checkpoint in {ckpt.directory}")
-  images_dev = jnp.asarray(images) if images is not None else jnp.zeros((0,), jnp.uint8)
   return config, comps, state, images_dev

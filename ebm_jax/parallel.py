@@ -1,0 +1,120 @@
+"""Data parallelism by sharding: one mesh axis ``data`` over every device of every host.
+
+The train step is written for one device and compiled for many: batches, chain states and the
+persistent bank / replay buffer are sharded along ``data`` (their leading axis), parameters and
+optimizer state are replicated, and XLA's SPMD partitioner inserts the collectives (the mean
+over the batch in the loss becomes an all-reduce of the gradients; drawing bank rows by global
+index becomes a gather across devices). Random numbers are generated the same way whatever the
+sharding (``jax_threefry_partitionable``), so a run on 8 devices follows the same trajectory as
+on 1, up to the order of floating-point reductions.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+def set_cpu_devices(count: int) -> None:
+  """Splits the host CPU into ``count`` XLA devices (must run before jax initialises its
+  backends). Two single-threaded devices with the batch sharded used this project's 2-core CPU
+  better than one device with XLA's intra-op threads (benchmarks/README.md)."""
+  if count <= 1:
+    return
+  flags = os.environ.get("XLA_FLAGS", "")
+  if "xla_force_host_platform_device_count" not in flags:
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
+
+
+def maybe_initialize_distributed(mode: str) -> None:
+  """``jax.distributed.initialize()`` for multi-host runs.
+
+  ``mode``: ``"auto"`` initialises when a multi-host launcher is detected (Cloud TPU pod
+  slices, SLURM, Open MPI, or ``JAX_COORDINATOR_ADDRESS`` set); ``"on"`` always; ``"off"``
+  never.
+  """
+  if mode == "off":
+    return
+  launched = any(v in os.environ for v in ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS",
+                                           "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES"))
+  if mode == "on" or launched:
+    jax.distributed.initialize()
+
+
+def make_mesh(num_devices: int = 0) -> Mesh:
+  """A 1-D mesh over the first ``num_devices`` devices (0: all of them, on all hosts)."""
+  devices = jax.devices()
+  if num_devices:
+    if num_devices > len(devices):
+      raise ValueError(f"parallel.num_devices: {num_devices} requested but only "
+                       f"{len(devices)} devices exist")
+    devices = devices[:num_devices]
+  return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def check_divisible(mesh: Mesh, **sizes: int) -> None:
+  """One-line error unless every named size is a multiple of the number of devices."""
+  n = mesh.devices.size
+  for name, size in sizes.items():
+    if size % n:
+      raise ValueError(f"{name}: {size} is not a multiple of the {n} devices of the mesh; "
+                       f"use a multiple of {n} or set parallel.num_devices")
+
+
+def constrain_batch(x, mesh: Mesh | None):
+  """Marks ``x`` (leading axis = batch) as sharded along ``data`` inside a jitted function."""
+  if mesh is None or mesh.devices.size == 1:
+    return x
+  return jax.lax.with_sharding_constraint(x, batch_sharded(mesh))
+
+
+def state_shardings(state, mesh: Mesh):
+  """Shardings of a TrainState: the chain store's samples along ``data``, all else replicated."""
+
+  def sharding(path, leaf):
+    keys = [getattr(k, "name", getattr(k, "key", None)) for k in path]
+    if "chain_store" in keys and keys[-1] == "samples":
+      return batch_sharded(mesh)
+    return replicated(mesh)
+
+  return jax.tree_util.tree_map_with_path(sharding, state)
+
+
+def global_array(local: np.ndarray, mesh: Mesh) -> jax.Array:
+  """A dataset array sharded along ``data`` from each process's slice of it (single-process:
+  the whole array)."""
+  return jax.make_array_from_process_local_data(batch_sharded(mesh), local)
+
+
+def process_slice(n: int) -> slice:
+  """This process's contiguous share of ``n`` rows, for loading only its part of the data."""
+  count, index = jax.process_count(), jax.process_index()
+  per = n // count
+  return slice(index * per, (index + 1) * per)
+
+
+def fetch(x) -> np.ndarray:
+  """A host numpy copy of a (possibly multi-host sharded) array, on every process."""
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    if x.sharding.is_fully_replicated:
+      return np.asarray(x.addressable_data(0))
+    from jax.experimental import multihost_utils
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+  return np.asarray(x)
+
+
+def is_main_process() -> bool:
+  return jax.process_index() == 0

@@ -1,0 +1,51 @@
+"""Data parallelism on 8 simulated CPU devices (a subprocess: the device count is fixed when
+jax starts): same trajectory as one device, expected shardings, resharding checkpoints."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from jax.sharding import PartitionSpec as P
+
+from ebm_jax import config_validation, parallel
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.mark.parametrize("init", ["persistent", "replay"])
+def test_eight_devices_match_one_and_checkpoints_reshard(init):
+  result = subprocess.run([sys.executable, os.path.join(HERE, "sharding_check.py"), init],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert result.returncode == 0, result.stderr[-3000:]
+  line = next(l for l in result.stdout.splitlines() if l.startswith("RESULT "))
+  out = json.loads(line[len("RESULT "):])
+  assert out["device_count"] == 8
+  # Same seed, same trajectory, up to the order of floating-point reductions.
+  assert out["diff_1_vs_8"] < 1e-5 * max(1.0, out["params_scale"]), out
+  assert out["bank_spec"] == str(P("data")) and out["bank_devices"] == 8
+  assert out["params_replicated"]
+  for n, c in out["continued"].items():
+    assert c["restored_step"] == 6 and c["restore_diff"] == 0.0, (n, c)
+    assert c["final_step"] == 9
+  assert out["continue_diff_1_vs_4"] < 1e-5 * max(1.0, out["params_scale"])
+  assert out["continue_diff_1_vs_8"] < 1e-5 * max(1.0, out["params_scale"])
+
+
+def test_sizes_must_divide_across_devices():
+  c = config_validation.default_config()
+  c.batch_size = 100
+  with pytest.raises(config_validation.ConfigError,
+                     match=r"config.batch_size: expected a multiple of the 8 devices"):
+    config_validation.validate_for_devices(c, 8)
+  c.batch_size, c.longrun.num_chains = 96, 64
+  config_validation.validate_for_devices(c, 8)
+
+
+def test_single_device_mesh_and_too_many_devices():
+  mesh = parallel.make_mesh()
+  assert mesh.axis_names == ("data",)
+  with pytest.raises(ValueError, match="parallel.num_devices: 999 requested"):
+    parallel.make_mesh(999)
