@@ -23,6 +23,7 @@ Command line::
     python -m ebm_jax.evaluation --workdir=runs/x            # scores samples.npz, appends eval.json
     python -m ebm_jax.evaluation train-classifier --dataset=mnist --image_size=32
     python -m ebm_jax.evaluation export-png --workdir=runs/x  # samples as PNG files for FID tools
+    python -m ebm_jax.evaluation calibrate --dataset=mnist --image_size=28   # reference table
 """
 
 from __future__ import annotations
@@ -246,6 +247,26 @@ def evaluate_run(workdir: str, samples_path: str | None = None, log=print,
   return record
 
 
+def calibrate(dataset: str, image_size: int, *, data_dir: str = "", num: int = 1000,
+              log=print) -> dict:
+  """The metrics of reference sets, so a reader knows what a number means: real training
+  images (a good model's floor), uniform noise, one class only (mode collapse), and real images
+  blurred by a 2x down-and-up resize (blurry samples)."""
+  model, test = load_feature_model(dataset, image_size, data_dir=data_dir, log=log)
+  train = data_lib.load_images(dataset, "train", data_dir=data_dir, image_size=image_size,
+                               log=log)
+  rng = np.random.default_rng(0)
+  real = np.asarray(data_lib.to_float(train.images[rng.choice(len(train.images), num, False)]))
+  one_class = np.asarray(data_lib.to_float(train.images[train.labels == 1][:num]))
+  small = jax.image.resize(real, (num, image_size // 2, image_size // 2, real.shape[-1]),
+                           "linear")
+  blurred = np.asarray(jax.image.resize(small, real.shape, "linear"))
+  noise = rng.uniform(-1, 1, real.shape).astype(np.float32)
+  sets = {"real (train split)": real, "blurred real": blurred, "one class (1)": one_class,
+          "uniform noise": noise}
+  return {name: score_samples(model, test, x) for name, x in sets.items()}
+
+
 def export_png(samples_path: str, out_dir: str) -> int:
   """Writes each sample as a PNG file (the input standard FID tools read)."""
   from PIL import Image
@@ -263,7 +284,7 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python -m ebm_jax.evaluation",
                               description="Score samples; train the evaluation classifier.")
   p.add_argument("command", nargs="?", default="score",
-                 choices=["score", "train-classifier", "export-png"])
+                 choices=["score", "train-classifier", "export-png", "calibrate"])
   p.add_argument("--workdir")
   p.add_argument("--samples", help="npz with key x (default: <workdir>/samples.npz)")
   p.add_argument("--dataset", default="mnist", choices=sorted(data_lib.IMAGE_SOURCES))
@@ -276,6 +297,14 @@ def main(argv=None) -> int:
       model, _ = load_feature_model(args.dataset, args.image_size, data_dir=args.data_dir)
       print(f"{args.dataset} {args.image_size}x{args.image_size}: test accuracy "
             f"{model.test_accuracy:.4f}")
+    elif args.command == "calibrate":
+      table = calibrate(args.dataset, args.image_size, data_dir=args.data_dir)
+      keys = ("fid", "kid", "inception_score", "class_entropy", "class_coverage",
+              "confident_fraction")
+      print("| set | " + " | ".join(keys) + " |")
+      print("|---" * (len(keys) + 1) + "|")
+      for name, row in table.items():
+        print(f"| {name} | " + " | ".join(f"{row[k]:.4g}" for k in keys) + " |")
     elif args.command == "export-png":
       samples = args.samples or os.path.join(args.workdir, "samples.npz")
       out = args.out or os.path.join(os.path.dirname(samples), "samples_png")
