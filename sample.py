@@ -32,7 +32,8 @@ _SAMPLER = flags.DEFINE_enum("sampler", "trained",
                              "Sampler.")
 _NUM_STEPS = flags.DEFINE_integer("num_steps", None, "Steps per chain (default: the run's K).")
 _INIT = flags.DEFINE_enum("init", "trained",
-                          ["trained", "uniform", "gaussian", "data", "persistent", "replay"],
+                          ["trained", "uniform", "gaussian", "data", "persistent", "replay",
+                           "generator"],
                           "Chain starts (default: the run's init).")
 _STEP_SIZE = flags.DEFINE_float("step_size", None,
                                 "Step size (default: the run's; MALA noise_std^2/2, HMC noise_std).")
@@ -62,7 +63,7 @@ def sample_run(workdir, *, step=None, num_samples=1000, sampler="trained", num_s
   scale = train.sampler_temperature_scale(config)
   energy = comps.energy if sampler in ("trained", "langevin", "gradient_descent") else (
       lambda variables, x: scale * comps.energy(variables, x))
-  noise = sc.noise_std if noise_std is None else noise_std
+  noise = train.sampler_noise_std(sc) if noise_std is None else noise_std
   clip = dict(clip_range=(-1.0, 1.0) if sc.clip_x else None,
               max_grad_norm=sc.max_grad_norm or None)
   builders = {

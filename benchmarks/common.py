@@ -12,8 +12,7 @@ def pin_threads(num_threads: int) -> None:
   """Fixes the CPU threads of both JAX (XLA flags) and PyTorch to ``num_threads``."""
   if num_threads == 1:
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               " --xla_cpu_multi_thread_eigen=false"
-                               " intra_op_parallelism_threads=1").strip()
+                               " --xla_cpu_multi_thread_eigen=false").strip()
   os.environ.setdefault("JAX_PLATFORMS", "cpu")
   try:
     import torch

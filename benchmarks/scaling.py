@@ -35,13 +35,14 @@ def worker(args):
   from ebm_jax import config_validation, models, parallel, samplers, train
 
   c = config_validation.default_config()
-  c.data.image_size = 32
+  c.data.image_size = args.size
   c.model.name, c.model.n_f = "vanilla", args.n_f
   c.sampler.num_steps = args.steps
   c.init.name = "uniform"
   c.batch_size = args.batch
   c.parallel.num_devices = args.devices
-  images = np.random.default_rng(0).integers(0, 256, (1000, 32, 32, 1), dtype=np.uint8)
+  images = np.random.default_rng(0).integers(0, 256, (1000, args.size, args.size, 1),
+                                             dtype=np.uint8)
   mesh = parallel.make_mesh(args.devices)
   comps = train.make_components(c, images, mesh if args.devices > 1 else None)
   state = train.init_state(c, comps)
@@ -52,8 +53,8 @@ def worker(args):
   compiled_step = step.lower(state, images_dev).compile()
   step_compile = time.perf_counter() - t0
 
-  variables = {"params": state.params, **state.model_state}
-  x0 = jax.device_put(jax.random.uniform(jax.random.key(0), (args.batch, 32, 32, 1)),
+  variables = jax.tree.map(jnp.copy, {"params": state.params, **state.model_state})  # the step donates state
+  x0 = jax.device_put(jax.random.uniform(jax.random.key(0), (args.batch, args.size, args.size, 1)),
                       parallel.batch_sharded(mesh))
 
   @jax.jit
@@ -65,9 +66,12 @@ def worker(args):
     return s.position
 
   compiled_chain = chain.lower(jax.random.key(0), variables, x0).compile()
-  cost = compiled_chain.cost_analysis()
+  # FLOPs of one energy + input-gradient evaluation (XLA's cost analysis counts a loop body
+  # once, so the chain's count is this times K).
+  grad_fn = jax.jit(lambda v, x: jax.grad(lambda x: comps.energy(v, x).sum())(x))
+  cost = grad_fn.lower(variables, x0).compile().cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost
-  flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+  flops = float(cost.get("flops", float("nan"))) * args.steps if cost else float("nan")
 
   holder = {"state": state}
 
@@ -82,7 +86,7 @@ def worker(args):
   medians = common.interleaved_medians({"step": run_step, "chain": run_chain}, args.repeats)
   out = {"devices": args.devices, "backend": jax.default_backend(),
          "device_kind": jax.devices()[0].device_kind, "n_f": args.n_f, "batch": args.batch,
-         "K": args.steps, "step_compile_s": step_compile,
+         "K": args.steps, "size": args.size, "step_compile_s": step_compile,
          "train_steps_per_s": 1 / medians["step"],
          "train_samples_per_s": args.batch / medians["step"],
          "chain_images_steps_per_s": args.batch * args.steps / medians["chain"],
@@ -96,6 +100,7 @@ def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--devices", type=int, nargs="*", default=[1, 2, 4, 8])
   p.add_argument("--n_f", type=int, default=32)
+  p.add_argument("--size", type=int, default=32, choices=[28, 32])
   p.add_argument("--batch", type=int, default=96, help="a multiple of every device count")
   p.add_argument("--steps", type=int, default=20)
   p.add_argument("--repeats", type=int, default=5)
@@ -110,7 +115,7 @@ def main():
   rows = []
   for n in args.devices:
     cmd = [sys.executable, __file__, "--worker", "--devices", str(n), "--n_f", str(args.n_f),
-           "--batch", str(args.batch), "--steps", str(args.steps), "--repeats",
+           "--batch", str(args.batch), "--size", str(args.size), "--steps", str(args.steps), "--repeats",
            str(args.repeats), "--threads", str(args.threads), "--peak_tflops",
            str(args.peak_tflops)]
     result = subprocess.run(cmd, capture_output=True, text=True)

@@ -15,6 +15,7 @@ def get_config():
   c.log_every_steps = 50              # metrics.jsonl row, image grids and plots every N steps
   c.checkpoint_every_steps = 500      # Orbax checkpoint every N steps (and at the end)
   c.keep_checkpoints = 3              # how many recent checkpoints to keep
+  c.divergence_threshold = 0.0        # stop when |loss| exceeds this (0 = only non-finite; thesis 1e11)
   c.checkpoint_dir = ""               # "" = <workdir>/checkpoints; or e.g. gs://bucket/run/checkpoints
   c.num_final_samples = 1000          # samples written to samples.npz at the end
   c.num_grid_images = 64              # images per PNG grid
@@ -39,7 +40,8 @@ def get_config():
   c.sampler.name = "langevin"         # langevin | gradient_descent | momentum_sgd | adam | mala | hmc
   c.sampler.num_steps = 20            # K: sampler steps per parameter update
   c.sampler.step_size = 1.0           # gradient multiplier (anatomy: 1 on its scaled energy)
-  c.sampler.noise_std = 0.01          # Langevin noise sd per step (0 = noiseless)
+  c.sampler.noise_std = 0.01          # noise sd per step (0 = noiseless; thesis with_noise: 1e-2)
+  c.sampler.noise_divide = 1.0        # divide the noise *variance* by this (thesis noise_divide)
   c.sampler.clip_x = False            # clip chain positions to the data range [-1, 1] each step
   c.sampler.max_grad_norm = 0.0       # clip each sample's energy-gradient norm (0 = off)
   c.sampler.momentum = 0.9            # momentum_sgd: thesis's sgd_beta (m = b m + (1-b) g)
@@ -49,12 +51,24 @@ def get_config():
   c.sampler.unroll = 1                # lax.scan unroll of the chain (0 = fully; CPU speed knob)
 
   c.init = ml_collections.ConfigDict()
-  c.init.name = "uniform"             # uniform | gaussian | data | persistent | replay
+  c.init.name = "uniform"             # uniform | gaussian | data | persistent | replay | generator
   c.init.scale = 1.0                  # noise starts and bank / buffer init: uniform half-width or gaussian sd
-  c.init.data_noise_std = 0.0         # data starts: extra noise sd on the data image
+  c.init.start_noise_std = 0.0        # noise sd added to data / bank / buffer starts (thesis: data_epsilon)
   c.init.bank_size = 10000            # persistent bank / replay buffer size (anatomy: one per image)
   c.init.reinit_prob = 0.05           # replay: probability a start is fresh noise
   c.init.bank_dtype = "float32"       # bank storage: float32 | bfloat16 (halves its memory)
+
+  c.generator = ml_collections.ConfigDict()   # CoopNets, used with init.name = "generator"
+  c.generator.z_dim = 50              # latent dimension (thesis code: z_size 100)
+  c.generator.n_f = 128               # width: 4 n_f, 2 n_f, n_f channels (512/256/128)
+  c.generator.leak = 0.01             # leaky-ReLU slope (torch's default, as the thesis code)
+  c.generator.sigma = 0.3             # sigma_gen of the generator loss and of G1
+  c.generator.langevin_steps = 0      # G1: Langevin steps on z (thesis langevin_step_num_gen: 0)
+  c.generator.langevin_step_size = 0.1  # G1: delta (langevin_step_size_gen; CoopNets: 0.1)
+  c.generator.langevin_noise = False  # G1: add delta * noise (thesis: with_noise)
+  c.generator.learning_rate = 1e-4    # generator Adam lr (thesis lr_gen)
+  c.generator.beta1 = 0.5             # generator Adam beta1 (thesis beta1_gen)
+  c.generator.beta2 = 0.999           # generator Adam beta2
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "adam"           # sgd | adam

@@ -2,6 +2,8 @@
 
 from configs import mnist
 
+VARIANTS = ("paper",)   # besides the default (no variant)
+
 
 def get_config(variant=None):
   c = mnist.get_config(variant)

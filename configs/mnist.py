@@ -13,6 +13,8 @@ from configs import default
 
 PAPER_EPS = 7.5e-3
 
+VARIANTS = ("paper",)   # besides the default (no variant)
+
 
 def get_config(variant=None):
   c = default.get_config()
@@ -36,6 +38,7 @@ def get_config(variant=None):
     c.optimizer.beta1 = 0.5
     c.batch_size = 64
     c.num_train_steps = 1200
+    c.parallel.cpu_devices = 2      # on a CPU: two single-threaded devices, the batch split
     c.log_every_steps = 50
     c.checkpoint_every_steps = 250
   elif variant == "paper":

@@ -10,6 +10,8 @@ from configs import default
 
 EPS = 0.125
 
+VARIANTS = ("paper",)   # besides the default (no variant)
+
 
 def get_config(variant=None):
   c = default.get_config()

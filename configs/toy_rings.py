@@ -7,6 +7,8 @@ Variants:
 
 from configs import toy_gmm
 
+VARIANTS = ("paper",)   # besides the default (no variant)
+
 
 def get_config(variant=None):
   c = toy_gmm.get_config(variant)

@@ -16,7 +16,7 @@ from ebm_jax import data as data_lib
 from ebm_jax import models
 
 SAMPLER_NAMES = ("langevin", "gradient_descent", "momentum_sgd", "adam", "mala", "hmc")
-INIT_NAMES = ("uniform", "gaussian", "data", "persistent", "replay")
+INIT_NAMES = ("uniform", "gaussian", "data", "persistent", "replay", "generator")
 STORE_INITS = ("persistent", "replay")
 OPTIMIZER_NAMES = ("sgd", "adam")
 BANK_DTYPES = ("float32", "bfloat16")
@@ -122,7 +122,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("sampler.unroll", non_negative, "an int >= 0 (0 = fully unrolled)"),
       ("init.name", lambda v: v in INIT_NAMES, f"one of {INIT_NAMES}"),
       ("init.scale", positive, "a number > 0"),
-      ("init.data_noise_std", non_negative, "a number >= 0"),
+      ("init.start_noise_std", non_negative, "a number >= 0"),
+      ("sampler.noise_divide", positive, "a number > 0"),
+      ("divergence_threshold", non_negative, "a number >= 0 (0 = off)"),
+      ("generator.z_dim", positive, "a positive int"),
+      ("generator.n_f", positive, "a positive int"),
+      ("generator.leak", unit, "a slope in [0, 1)"),
+      ("generator.sigma", positive, "a number > 0"),
+      ("generator.langevin_steps", non_negative, "an int >= 0"),
+      ("generator.langevin_step_size", positive, "a number > 0"),
+      ("generator.learning_rate", positive, "a number > 0"),
+      ("generator.beta1", unit, "a number in [0, 1)"),
+      ("generator.beta2", unit, "a number in [0, 1)"),
       ("init.bank_size", positive, "a positive int"),
       ("init.reinit_prob", lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
       ("init.bank_dtype", lambda v: v in BANK_DTYPES, f"one of {BANK_DTYPES}"),
@@ -165,8 +176,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _check(c.optimizer.lr_min <= c.optimizer.learning_rate, "optimizer.lr_min",
          f"at most optimizer.learning_rate ({c.optimizer.learning_rate})", c.optimizer.lr_min)
   if toy:
+    _check(c.init.name != "generator", "init.name", "not 'generator' for toy densities (the "
+           "generator is an image network)", c.init.name)
+    _check(c.longrun.init != "generator", "longrun.init", "not 'generator' for toy densities",
+           c.longrun.init)
     _check(not (c.eval.at_end or c.eval.every_steps), "eval.at_end",
            "False for toy densities (their KL metrics are in metrics.jsonl)", c.eval.at_end)
+  if c.longrun.init == "generator":
+    _check(c.init.name == "generator", "longrun.init",
+           "'generator' only when init.name is 'generator'", c.longrun.init)
   if c.longrun.init in STORE_INITS:
     _check(c.longrun.init == c.init.name, "longrun.init",
            f"a noise or data start, or init.name ({c.init.name!r}) whose store exists",

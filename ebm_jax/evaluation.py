@@ -207,7 +207,7 @@ def score_samples(model: FeatureModel, test: data_lib.ImageData, x: np.ndarray) 
   return {
       "num_samples": int(len(x)),
       "confident_fraction": float(np.mean(probs.max(1) >= 0.9)),
-      "class_entropy": float(-np.sum(hist[hist > 0] * np.log(hist[hist > 0]))),
+      "class_entropy": float(0.0 - np.sum(hist[hist > 0] * np.log(hist[hist > 0]))),
       "class_coverage": int(np.sum(hist >= 0.01)),
       "inception_score": float(np.exp(kl.mean())),
       "fid": frechet_distance(feats, test_feats),

@@ -156,7 +156,7 @@ class VanillaConvNet(_Layers):
 
   3x3 conv to ``n_f``; three 4x4 stride-2 convs doubling the channels to ``8 n_f``; a final
   valid conv to one output. At 32x32 the final conv is 4x4 as in the papers; at 28x28 the
-  feature map is 3x3 and so is the final conv (the papers only use 32x32).
+  feature map is 3x3 and so is the final conv, at 64x64 8x8 (the papers use 32x32).
   Leak: 0.05 in ebm-anatomy, 0.2 in short-run MCMC.
   """
 
@@ -250,7 +250,7 @@ MODELS: dict[str, ModelSpec] = {
     "thesis": ModelSpec(ThesisDescriptor, image=True, default_leak=0.2),
 }
 
-IMAGE_SIZES = (28, 32)
+IMAGE_SIZES = (28, 32, 64)
 
 
 def get_model(name: str, *, n_f: int, leak: float | None = None,
@@ -315,3 +315,32 @@ def update_spectral_state(module: nn.Module, variables: Variables, x: Array) -> 
     return dict(variables)
   _, updates = module.apply(variables, x, update_stats=True, mutable=[SPECTRAL_COLLECTION])
   return {**variables, **updates}
+
+
+class Generator(nn.Module):
+  """The thesis's / CoopNets' DCGAN-style generator: ``z -> G(z)`` in [-1, 1].
+
+  z -> (dense, i.e. a transposed conv of a 1x1 input) 4x4x(4 n_f) -> 5x5 stride-2 transposed
+  convs to 8x8x(2 n_f), 16x16x(n_f), 32x32xC, batch norm and leaky ReLU between, tanh out
+  (n_f = 128 gives the 512 / 256 / 128 channels of the thesis's description). For 28x28 images
+  it starts at 7x7x(2 n_f) and upsamples twice; for 64x64 it upsamples four times.
+  Batch-norm running statistics live in the ``batch_stats`` collection.
+  """
+
+  n_f: int = 128
+  channels: int = 1
+  image_size: int = 32
+  leak: float = 0.01         # torch's nn.LeakyReLU() default, as the thesis code
+
+  @nn.compact
+  def __call__(self, z, train: bool = True):
+    start, widths = {28: (7, (2, 1)), 32: (4, (4, 2, 1)), 64: (4, (8, 4, 2, 1))}[self.image_size]
+    norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
+                             epsilon=1e-5)
+    act = lambda h: nn.leaky_relu(h, self.leak)
+    x = nn.Dense(start * start * widths[0] * self.n_f)(z)
+    x = act(norm()(x.reshape(z.shape[0], start, start, widths[0] * self.n_f)))
+    for w in widths[1:]:
+      x = act(norm()(nn.ConvTranspose(w * self.n_f, (5, 5), (2, 2), padding="SAME")(x)))
+    x = nn.ConvTranspose(self.channels, (5, 5), (2, 2), padding="SAME")(x)
+    return jnp.tanh(x)

@@ -216,12 +216,30 @@ def optax_sampler(optimizer: optax.GradientTransformation, noise_std=0.0, *,
   return Sampler(_make_init("optax_sampler", optimizer.init), step)
 
 
-def thesis_momentum_sgd(step_size, beta) -> optax.GradientTransformation:
-  """The thesis's sample optimizer: ``m <- beta m + (1 - beta) g; x <- x - step_size m``.
+class ThesisMomentumState(NamedTuple):
+  momentum: Any
+  count: Array
 
-  (Optax's ``sgd(momentum=...)`` accumulates ``m <- beta m + g`` instead.)
+
+def thesis_momentum_sgd(step_size, beta) -> optax.GradientTransformation:
+  """The thesis's sample optimizer: ``m_1 = g_1``, ``m_t = beta m_{t-1} + (1 - beta) g_t``,
+  ``x <- x - step_size m_t`` (descent on E = ascent on the thesis's score).
+
+  (Optax's ``sgd(momentum=...)`` accumulates ``m <- beta m + g``, and ``ema`` starts from 0.)
   """
-  return optax.chain(optax.ema(beta, debias=False), optax.scale(-step_size))
+
+  def init(params):
+    return ThesisMomentumState(jax.tree.map(jnp.zeros_like, params), jnp.zeros((), jnp.int32))
+
+  def update(grads, state, params=None):
+    del params
+    first = state.count == 0
+    m = jax.tree.map(lambda g, m: jnp.where(first, g, beta * m + (1 - beta) * g), grads,
+                     state.momentum)
+    return (jax.tree.map(lambda m: -step_size * m, m),
+            ThesisMomentumState(m, state.count + 1))
+
+  return optax.GradientTransformation(init, update)
 
 
 def thesis_adam(step_size, b1=0.5, b2=0.999, eps=1e-8) -> optax.GradientTransformation:

@@ -62,6 +62,7 @@ class TrainState:
   opt_state: Any              # Optax state
   chain_store: Any            # PersistentBank | ReplayBuffer | None
   rng: Array                  # uint32[2] base key; step keys are fold_in(rng, step)
+  generator: Any = None       # GeneratorState for CoopNets (init.name = "generator"), else None
 
 
 # ----------------------------------------------------------------------------- components
@@ -83,30 +84,45 @@ def make_data_source(config, images: np.ndarray | None) -> DataSource:
 
 class ChainStart(NamedTuple):
   """How chains start. ``draw`` returns the starts and what ``update`` needs to write back."""
-  init_store: Callable[[Array], Any]                       # key -> store (or None)
-  draw: Callable[[Any, Array, Array], tuple[Array, Any]]   # (store, key, data) -> starts, ctx
-  update: Callable[[Any, Any, Array], Any]                 # (store, ctx, samples) -> store
+  init_store: Callable[[Array], Any]                         # key -> store (or None)
+  draw: Callable[[Any, Array, Array], tuple[Array, Any]]     # (state, key, data) -> starts, ctx
+  update: Callable[[Any, Any, Array], Any]                   # (store, ctx, samples) -> store
 
 
-def make_chain_start(ic, sample_shape: tuple) -> ChainStart:
-  """The chain initialiser named ``ic.name`` (see configs/default.py, section init)."""
+def make_chain_start(ic, sample_shape: tuple, generator=None) -> ChainStart:
+  """The chain initialiser named ``ic.name`` (see configs/default.py, section init).
+
+  ``generator``: the CoopNets :class:`GeneratorSpec` (for ``init.name = "generator"``); these
+  draws use its running batch-norm statistics (the train step proposes in training mode).
+  """
   no_store = lambda key: None
   keep = lambda store, ctx, samples: store
   dtype = jnp.dtype(ic.bank_dtype)
 
-  def noise(store, key, x):
+  def with_noise(key, x):   # the thesis adds data_epsilon noise to persistent-bank starts
+    return inits.data_init(key, x, noise_std=ic.start_noise_std)
+
+  def noise(state, key, x):
     return inits.noise_init(ic.name, key, x.shape, scale=ic.scale), None
 
-  def from_data(store, key, x):
-    return inits.data_init(key, x, noise_std=ic.data_noise_std), None
+  def from_data(state, key, x):
+    return with_noise(key, x), None
 
-  def bank_draw(bank, key, x):
-    return buffers.bank_draw(bank, key, x.shape[0])
+  def bank_draw(state, key, x):
+    k_draw, k_noise = jax.random.split(key)
+    starts, indices = buffers.bank_draw(state.chain_store, k_draw, x.shape[0])
+    return with_noise(k_noise, starts), indices
 
-  def replay_draw(buffer, key, x):
-    starts, _ = buffers.replay_draw(buffer, key, x.shape[0], reinit_prob=ic.reinit_prob,
-                                    scale=ic.scale)
-    return starts, None
+  def replay_draw(state, key, x):
+    k_draw, k_noise = jax.random.split(key)
+    starts, _ = buffers.replay_draw(state.chain_store, k_draw, x.shape[0],
+                                    reinit_prob=ic.reinit_prob, scale=ic.scale)
+    return with_noise(k_noise, starts), None
+
+  def generator_draw(state, key, x):
+    g = state.generator
+    return generator.propose(key, {"params": g.params, "batch_stats": g.batch_stats},
+                             x.shape[0], train=False)
 
   starts = {
       "uniform": lambda: ChainStart(no_store, noise, keep),
@@ -120,25 +136,63 @@ def make_chain_start(ic, sample_shape: tuple) -> ChainStart:
           lambda key: buffers.init_replay_buffer(key, ic.bank_size, sample_shape,
                                                  scale=ic.scale, dtype=dtype),
           replay_draw, lambda buffer, ctx, samples: buffers.replay_push(buffer, samples)),
+      "generator": lambda: ChainStart(no_store, generator_draw, keep),
   }
   return starts[ic.name]()
+
+
+class GeneratorState(NamedTuple):
+  """CoopNets' generator: parameters, batch-norm statistics, its own optimizer state."""
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+
+
+class GeneratorSpec(NamedTuple):
+  module: models.Generator
+  optimizer: optax.GradientTransformation
+  z_dim: int
+
+  def propose(self, key, variables, n: int, *, train: bool):
+    """``(x0, z)``; in training mode also the updated batch statistics."""
+    z = jax.random.normal(key, (n, self.z_dim))
+    if train:
+      x0, updates = self.module.apply(variables, z, train=True, mutable=["batch_stats"])
+      return x0, z, updates["batch_stats"]
+    return self.module.apply(variables, z, train=False), z
+
+
+def make_generator(config, sample_shape) -> GeneratorSpec | None:
+  if config.init.name != "generator":
+    return None
+  gc = config.generator
+  module = models.Generator(n_f=gc.n_f, channels=sample_shape[-1], image_size=sample_shape[0],
+                            leak=gc.leak)
+  return GeneratorSpec(module, optax.adam(gc.learning_rate, b1=gc.beta1, b2=gc.beta2),
+                       gc.z_dim)
 
 
 def make_sampler(sc) -> samplers.Sampler:
   """The chain kernel named ``sc.name`` (see configs/default.py, section sampler)."""
   kw = dict(clip_range=(-1.0, 1.0) if sc.clip_x else None,
             max_grad_norm=sc.max_grad_norm or None)
+  noise_std = sampler_noise_std(sc)
   builders = {
-      "langevin": lambda: samplers.langevin(sc.step_size, sc.noise_std, **kw),
+      "langevin": lambda: samplers.langevin(sc.step_size, noise_std, **kw),
       "gradient_descent": lambda: samplers.gradient_descent(sc.step_size, **kw),
       "momentum_sgd": lambda: samplers.optax_sampler(
-          samplers.thesis_momentum_sgd(sc.step_size, sc.momentum), sc.noise_std, **kw),
+          samplers.thesis_momentum_sgd(sc.step_size, sc.momentum), noise_std, **kw),
       "adam": lambda: samplers.optax_sampler(
-          samplers.thesis_adam(sc.step_size, sc.adam_beta1, sc.adam_beta2), sc.noise_std, **kw),
+          samplers.thesis_adam(sc.step_size, sc.adam_beta1, sc.adam_beta2), noise_std, **kw),
       "mala": lambda: samplers.mala(sc.step_size),
       "hmc": lambda: samplers.hmc(sc.step_size, sc.hmc_leapfrog_steps),
   }
   return builders[sc.name]()
+
+
+def sampler_noise_std(sc) -> float:
+  """The noise sd per step: ``noise_std`` with its variance divided by ``noise_divide``."""
+  return sc.noise_std / sc.noise_divide ** 0.5
 
 
 def make_lr_schedule(oc) -> optax.Schedule:
@@ -173,6 +227,7 @@ class Components(NamedTuple):
   optimizer: optax.GradientTransformation
   data: DataSource
   mesh: Any = None            # jax.sharding.Mesh with a "data" axis, or None (one device)
+  generator: GeneratorSpec | None = None    # CoopNets (init.name = "generator")
 
 
 def make_components(config, images: np.ndarray | None, mesh=None) -> Components:
@@ -180,9 +235,10 @@ def make_components(config, images: np.ndarray | None, mesh=None) -> Components:
                             spectral_norm=config.model.spectral_norm,
                             conv_impl=config.model.conv_impl)
   source = make_data_source(config, images)
+  generator = make_generator(config, source.sample_shape)
   return Components(module, models.make_energy_fn(module), make_sampler(config.sampler),
-                    make_chain_start(config.init, source.sample_shape),
-                    make_optimizer(config.optimizer), source, mesh)
+                    make_chain_start(config.init, source.sample_shape, generator),
+                    make_optimizer(config.optimizer), source, mesh, generator)
 
 
 def init_state(config, comps: Components) -> TrainState:
@@ -191,9 +247,16 @@ def init_state(config, comps: Components) -> TrainState:
   example = jnp.zeros((1, *comps.data.sample_shape), jnp.float32)
   variables = models.init_variables(comps.module, k_params, example)
   params = variables.pop("params")
+  generator = None
+  if comps.generator is not None:
+    k_store, k_gen = jax.random.split(k_store)
+    g = jax.jit(comps.generator.module.init)(k_gen, jnp.zeros((1, comps.generator.z_dim)))
+    generator = GeneratorState(g["params"], g["batch_stats"],
+                               comps.generator.optimizer.init(g["params"]))
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
                     opt_state=comps.optimizer.init(params),
-                    chain_store=comps.chain_start.init_store(k_store), rng=rng)
+                    chain_store=comps.chain_start.init_store(k_store), rng=rng,
+                    generator=generator)
 
 
 # ----------------------------------------------------------------------------- the step
@@ -203,20 +266,14 @@ def _unroll(config):
   return True if config.sampler.unroll == 0 else config.sampler.unroll
 
 
-def sample_chains(config, comps: Components, variables, chain_store, key: Array,
-                  data_batch: Array):
-  """Chain starts -> K sampler steps. Shared by the train step and final sampling.
-
-  Returns ``(starts, final ChainState, stacked ChainInfo, init ChainState, ctx)``.
-  """
-  k_start, k_chain = jax.random.split(key)
+def run_sampler(config, comps: Components, variables, key: Array, starts: Array):
+  """K steps of the training sampler from ``starts``; shared by the train step, final samples
+  and landscapes. Returns ``(final ChainState, stacked ChainInfo, initial ChainState)``."""
   energy_fn = functools.partial(comps.energy, variables)
-  starts, ctx = comps.chain_start.draw(chain_store, k_start, data_batch)
-  starts = parallel.constrain_batch(starts, comps.mesh)
-  init = comps.sampler.init(starts, energy_fn)
-  final, info = samplers.run_chain(k_chain, comps.sampler.step, init, energy_fn,
+  init = comps.sampler.init(parallel.constrain_batch(starts, comps.mesh), energy_fn)
+  final, info = samplers.run_chain(key, comps.sampler.step, init, energy_fn,
                                    config.sampler.num_steps, unroll=_unroll(config))
-  return starts, final, info, init, ctx
+  return final, info, init
 
 
 def draw_data(config, comps: Components, images: Array, key: Array, n: int) -> Array:
@@ -228,26 +285,57 @@ def draw_data(config, comps: Components, images: Array, key: Array, n: int) -> A
 
 
 def _all_finite(tree) -> Array:
-  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)]))
+  return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)] or
+                             [True]))
+
+
+def _explain_latents(config, gen: GeneratorSpec, variables, key, z, revised):
+  """CoopNets' G1: Langevin on z so that G(z) explains the revised images:
+  ``z <- z - (delta^2 / 2) grad[ ||x - G(z)||^2 / (2 sigma^2) + ||z||^2 / 2 ] + delta xi``."""
+  gc = config.generator
+  sigma = gc.sigma
+
+  def latent_energy(z):
+    x = gen.module.apply(variables, z, train=True, mutable=["batch_stats"])[0]
+    recon = jnp.sum(jnp.square((revised - x).reshape(z.shape[0], -1)), axis=1)
+    return recon / (2 * sigma ** 2) + 0.5 * jnp.sum(jnp.square(z), axis=1)
+
+  sampler = samplers.langevin(gc.langevin_step_size ** 2 / 2,
+                              gc.langevin_step_size if gc.langevin_noise else 0.0)
+  state, _ = samplers.run_chain(key, sampler.step, sampler.init(z, latent_energy),
+                                latent_energy, gc.langevin_steps)
+  return jax.lax.stop_gradient(state.position)
 
 
 def make_train_step(config, comps: Components):
-  """Returns the (unjitted) pure ``train_step(state, images) -> (state, metrics, images)``."""
+  """Returns the (unjitted) pure ``train_step(state, images) -> (state, metrics, images)``.
+
+  With ``init.name = "generator"`` the step is CoopNets' MCMC teaching: the generator proposes
+  (G0), the sampler revises (D1), optionally Langevin on z explains the revisions (G1), the
+  energy learns from the revisions (D2) and the generator learns to reproduce them (G2).
+  """
   schedule = make_lr_schedule(config.optimizer)
+  gen = comps.generator
 
   def train_step(state: TrainState, images: Array):
     key = jax.random.fold_in(state.rng, state.step)
-    k_data, k_chain = jax.random.split(key)
+    k_data, k_start, k_chain, k_latent = jax.random.split(key, 4)
     x_data = draw_data(config, comps, images, k_data, config.batch_size)
     # The power iteration advances once per update, before sampling; chains only read it.
     variables = models.update_spectral_state(
         comps.module, {"params": state.params, **state.model_state}, x_data)
     model_state = {k: v for k, v in variables.items() if k != "params"}
-    starts, final, info, init, ctx = sample_chains(config, comps, variables,
-                                                   state.chain_store, k_chain, x_data)
+    if gen is not None:                                                      # G0
+      g = state.generator
+      starts, z, _ = gen.propose(k_start, {"params": g.params, "batch_stats": g.batch_stats},
+                                 config.batch_size, train=True)
+      starts, ctx = jax.lax.stop_gradient(starts), None
+    else:
+      starts, ctx = comps.chain_start.draw(state, k_start, x_data)
+    final, info, init = run_sampler(config, comps, variables, k_chain, starts)      # D1
     samples = jax.lax.stop_gradient(final.position)
 
-    def loss_fn(params):
+    def loss_fn(params):                                                              # D2
       energy_fn = functools.partial(comps.energy, {"params": params, **model_state})
       return losses.contrastive_loss(energy_fn, x_data, samples, scale=config.loss.scale,
                                      l2_energy=config.loss.l2_energy)
@@ -255,7 +343,27 @@ def make_train_step(config, comps: Components):
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = comps.optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    finite = jnp.isfinite(loss) & _all_finite(params)
+    extra_metrics, new_generator = {}, state.generator
+    if gen is not None:
+      g_vars = {"params": g.params, "batch_stats": g.batch_stats}
+      if config.generator.langevin_steps:                                             # G1
+        z = _explain_latents(config, gen, g_vars, k_latent, z, samples)
+
+      def gen_loss_fn(gp):                                                            # G2
+        x, upd = gen.module.apply({"params": gp, "batch_stats": g.batch_stats}, z,
+                                  train=True, mutable=["batch_stats"])
+        return losses.generator_loss(samples, x, config.generator.sigma), upd["batch_stats"]
+
+      (gen_loss, batch_stats), gen_grads = jax.value_and_grad(gen_loss_fn, has_aux=True)(
+          g.params)
+      gen_updates, gen_opt = gen.optimizer.update(gen_grads, g.opt_state, g.params)
+      new_generator = GeneratorState(optax.apply_updates(g.params, gen_updates), batch_stats,
+                                     gen_opt)
+      recon = jnp.mean(jnp.sum(jnp.square((samples - starts).reshape(starts.shape[0], -1)), 1))
+      extra_metrics = {"gen_loss": gen_loss, "recon_loss": recon}
+    finite = jnp.isfinite(loss) & _all_finite(params) & _all_finite(new_generator)
+    if config.divergence_threshold:
+      finite &= jnp.abs(loss) <= config.divergence_threshold
     keep_if_finite = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
     # On divergence the bank gets its own starts back, i.e. stays as it was.
     chain_store = comps.chain_start.update(state.chain_store, ctx,
@@ -265,11 +373,12 @@ def make_train_step(config, comps: Components):
         params=keep_if_finite(params, state.params),
         model_state=keep_if_finite(model_state, state.model_state),
         opt_state=keep_if_finite(opt_state, state.opt_state),
-        chain_store=chain_store, rng=state.rng)
+        chain_store=chain_store, rng=state.rng,
+        generator=keep_if_finite(new_generator, state.generator))
     metrics = {
         "loss": loss, "d_s_t": aux.d_s_t,
         "energy_data": aux.energy_data, "energy_samples": aux.energy_samples,
-        **samplers.chain_summary(init, final, info),
+        **samplers.chain_summary(init, final, info), **extra_metrics,
         "param_grad_norm": optax.tree.norm(grads), "lr": schedule(state.step),
         "finite": finite.astype(jnp.float32),
     }
@@ -281,16 +390,18 @@ def make_train_step(config, comps: Components):
   return train_step
 
 
-def make_sample_fn(config, comps: Components):
-  """``sample(state, images, key, n) -> samples``: the training sampler and init, without
-  writing to the bank (used for the final ``samples.npz``)."""
+def make_sample_fn(config, comps: Components, chain_start: ChainStart | None = None):
+  """``sample(state, images, key, n) -> (starts, samples)``: the training sampler from the
+  training init (or ``chain_start``), reading but never writing the bank (final
+  ``samples.npz``, landscapes, evaluation)."""
+  chain_start = chain_start or comps.chain_start
 
   def sample(state: TrainState, images: Array, key: Array, n: int):
-    k_data, k_chain = jax.random.split(key)
+    k_data, k_start, k_chain = jax.random.split(key, 3)
     x_data = draw_data(config, comps, images, k_data, n)
+    starts = chain_start.draw(state, k_start, x_data)[0]
     variables = {"params": state.params, **state.model_state}
-    starts, final, *_ = sample_chains(config, comps, variables, state.chain_store, k_chain,
-                                      x_data)
+    final, *_ = run_sampler(config, comps, variables, k_chain, starts)
     return starts, final.position
 
   return sample
@@ -331,9 +442,9 @@ def sampler_temperature_scale(config) -> float:
   stationary density; for them the energy is read at temperature 1.
   """
   sc = config.sampler
-  if sc.name in ("mala", "hmc") or sc.noise_std == 0:
+  if sc.name in ("mala", "hmc") or sampler_noise_std(sc) == 0:
     return 1.0
-  return 2.0 * sc.step_size / sc.noise_std ** 2
+  return 2.0 * sc.step_size / sampler_noise_std(sc) ** 2
 
 
 def make_start_fn(config, comps: Components, init_name: str):
@@ -341,13 +452,13 @@ def make_start_fn(config, comps: Components, init_name: str):
   only: a bank or buffer is drawn from, never written)."""
   chain_start = make_chain_start(ml_collections.ConfigDict({**config.init.to_dict(),
                                                             "name": init_name}),
-                                 comps.data.sample_shape)
+                                 comps.data.sample_shape, comps.generator)
 
   @functools.partial(jax.jit, static_argnums=3)
   def starts(state, images, key, n):
     k_data, k_start = jax.random.split(key)
     x_data = draw_data(config, comps, images, k_data, n)
-    return chain_start.draw(state.chain_store, k_start, x_data)[0]
+    return chain_start.draw(state, k_start, x_data)[0]
 
   return starts
 
