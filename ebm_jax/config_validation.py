@@ -173,6 +173,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check(not c.data.classes, "data.classes", "() for toy densities", c.data.classes)
   elif c.data.name == "cifar10":
     _check(c.data.image_size == 32, "data.image_size", "32 for cifar10", c.data.image_size)
+  elif c.data.name == "oxford_flowers102":
+    _check(c.data.image_size in (32, 64), "data.image_size", "32 or 64 for oxford_flowers102",
+           c.data.image_size)
   _check(c.optimizer.lr_min <= c.optimizer.learning_rate, "optimizer.lr_min",
          f"at most optimizer.learning_rate ({c.optimizer.learning_rate})", c.optimizer.lr_min)
   if toy:

@@ -17,6 +17,11 @@ Where images come from, in order:
    file is checked against the sha256 of its uncompressed contents, which are the files tfds
    checksums.
 
+Oxford Flowers 102 (``oxford_flowers102``, for GPUs) comes from ``<dir>/oxford_flowers102/``
+holding ``jpg/``, ``imagelabels.mat`` and ``setid.mat`` (the files of its home page, which the
+download fetches), or from a prepared tfds dataset; images are resized on their shorter side and
+centre-cropped to ``image_size`` (32 or 64), as ebm-anatomy's ``Resize`` + ``CenterCrop``.
+
 ``python -m ebm_jax.data fetch mnist`` runs step 3 alone. When every route fails the error says
 what was tried, within seconds, and names that command.
 
@@ -110,6 +115,17 @@ IMAGE_SOURCES = {
             "http://deb.debian.org/debian/pool/main/d/dataset-fashion-mnist/"
             "dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb",
             "deb", "./usr/share/datasets/fashion-mnist/")),
+    "oxford_flowers102": ImageSource(
+        "oxford_flowers102", 0, 3, 102,       # native size 0: the JPEGs vary in size
+        sha256={
+            "102flowers.tgz":
+                "2d01ecc807db462958cfe3d92f57a8c252b4abd240eb955770201e45f783b246",
+            "imagelabels.mat":
+                "4903e94206bac23bf772aadf06451916df56b58fc483a62db32a97b82656651d",
+            "setid.mat":
+                "46b8678f91fd95d3c8f4feab80d271a6c834a1dd896fe29fd3e6ad9ce5c8dccd",
+        },
+        canonical_url="https://www.robots.ox.ac.uk/~vgg/data/flowers/102/"),
     "cifar10": ImageSource(
         "cifar10", 32, 3, 10,
         # The binary archive as tfds checksums it; its members are checked by size.
@@ -185,14 +201,52 @@ def _load_cifar_split(root: str, split: str):
   return np.ascontiguousarray(images), records[:, 0].astype(np.int32)
 
 
-def _load_local(source: ImageSource, data_dir: str, split: str):
+def center_crop_resize(image: np.ndarray, size: int) -> np.ndarray:
+  """torchvision's ``Resize(size)`` (shorter side, bilinear) then ``CenterCrop(size)``."""
+  from PIL import Image
+  img = Image.fromarray(image)
+  w, h = img.size
+  scale = size / min(w, h)
+  img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+  w, h = img.size
+  left, top = (w - size) // 2, (h - size) // 2
+  return np.asarray(img.crop((left, top, left + size, top + size)).convert("RGB"))
+
+
+def _load_flowers_split(root: str, split: str, size: int):
+  """Oxford Flowers 102 from ``jpg/`` + ``imagelabels.mat`` (+ ``setid.mat``): ``train`` is
+  all 8,189 images (as ebm-anatomy trains), ``test`` the official test ids. Decoded images are
+  cached as ``processed_<size>_<split>.npz`` beside them."""
+  cache = os.path.join(root, f"processed_{size}_{split}.npz")
+  if os.path.exists(cache):
+    with np.load(cache) as f:
+      return f["images"], f["labels"]
+  labels_path = os.path.join(root, "imagelabels.mat")
+  if not (os.path.isdir(os.path.join(root, "jpg")) and os.path.exists(labels_path)):
+    return None
+  from PIL import Image
+  from scipy.io import loadmat
+  labels = loadmat(labels_path)["labels"][0].astype(np.int32) - 1
+  ids = np.arange(1, len(labels) + 1)
+  if split == "test":
+    ids = loadmat(os.path.join(root, "setid.mat"))["tstid"][0]
+  images = np.stack([center_crop_resize(
+      np.asarray(Image.open(os.path.join(root, "jpg", f"image_{i:05d}.jpg")).convert("RGB")),
+      size) for i in ids])
+  np.savez(cache, images=images, labels=labels[ids - 1])
+  return images, labels[ids - 1]
+
+
+def _load_local(source: ImageSource, data_dir: str, split: str, size: int):
   root = os.path.join(data_dir, source.name)
   if source.name == "cifar10":
     return _load_cifar_split(root, split)
+  if source.name == "oxford_flowers102":
+    return _load_flowers_split(root, split, size)
   return _load_idx_split(source, root, split)
 
 
-def _load_tfds(source: ImageSource, split: str):
+def _load_tfds(source: ImageSource, split: str, size: int):
   """Reads a prepared tfds dataset (array_record) without TensorFlow; None if not there."""
   try:
     import tensorflow_datasets as tfds  # lazy: heavy, and absent on some accelerator images
@@ -206,7 +260,8 @@ def _load_tfds(source: ImageSource, split: str):
   except Exception:  # not prepared, wrong format, tfds missing: try the next route
     return None
   examples = [ds[i] for i in range(len(ds))]
-  images = np.stack([np.asarray(e["image"], np.uint8) for e in examples])
+  resize = (lambda im: center_crop_resize(im, size)) if not source.native_size else (lambda im: im)
+  images = np.stack([resize(np.asarray(e["image"], np.uint8)) for e in examples])
   labels = np.asarray([e["label"] for e in examples], np.int32)
   return images, labels
 
@@ -289,6 +344,23 @@ def _fetch_idx(source: ImageSource, target: str, log) -> None:
   raise DataError("; ".join(errors))
 
 
+def _fetch_flowers(source: ImageSource, target: str, log) -> None:
+  files = {}
+  for name in source.sha256:
+    try:
+      files[name] = _download(source.canonical_url + name)
+    except OSError as e:
+      raise DataError(f"canonical: {e}") from e
+    _verify(source, name, files[name], "canonical")
+  os.makedirs(target, exist_ok=True)
+  with tarfile.open(fileobj=io.BytesIO(files.pop("102flowers.tgz")), mode="r:gz") as tar:
+    tar.extractall(target, filter="data")
+  for name, content in files.items():
+    with open(os.path.join(target, name), "wb") as f:
+      f.write(content)
+  log(f"  fetched oxford_flowers102 into {target}")
+
+
 def _fetch_cifar(source: ImageSource, target: str, log) -> None:
   fname = "cifar-10-binary.tar.gz"
   try:
@@ -308,7 +380,8 @@ def fetch(name: str, data_dir: str = "", log: Callable[[str], None] = print) -> 
     raise DataError(f"fetch: unknown dataset {name!r}; expected one of {sorted(IMAGE_SOURCES)}")
   source = IMAGE_SOURCES[name]
   target = os.path.join(data_dir or default_data_dir(), name)
-  (_fetch_cifar if name == "cifar10" else _fetch_idx)(source, target, log)
+  fetchers = {"cifar10": _fetch_cifar, "oxford_flowers102": _fetch_flowers}
+  fetchers.get(name, _fetch_idx)(source, target, log)
   return target
 
 
@@ -339,7 +412,8 @@ def load_images(name: str, split: str = "train", *, data_dir: str = "", image_si
   source = IMAGE_SOURCES[name]
   data_dir = data_dir or default_data_dir()
   tried = [f"local files under {os.path.join(data_dir, name)}", "a prepared tfds dataset"]
-  loaded = _load_local(source, data_dir, split) or _load_tfds(source, split)
+  loaded = (_load_local(source, data_dir, split, image_size)
+            or _load_tfds(source, split, image_size))
   if loaded is None and allow_fetch:
     log(f"{name}: not found locally; fetching the raw files ...")
     try:
@@ -347,7 +421,7 @@ def load_images(name: str, split: str = "train", *, data_dir: str = "", image_si
     except DataError as e:
       tried.append(f"download ({e})")
     else:
-      loaded = _load_local(source, data_dir, split)
+      loaded = _load_local(source, data_dir, split, image_size)
   if loaded is None:
     raise DataError(f"{name} {split} split not found; tried {', '.join(tried)}. Put the raw "
                     f"files there or run `{FETCH_COMMAND.format(name=name)}` where a network is "

@@ -191,3 +191,32 @@ def test_toy_samples_have_the_published_geometry():
   np.testing.assert_allclose(np.bincount(ring, minlength=5)[1:] / 16000, 0.25, atol=0.015)
   for k in range(1, 5):
     np.testing.assert_allclose(r[ring == k].std(), 0.15, rtol=0.08)
+
+
+def test_flowers_local_folder_route_crops_resizes_and_caches(tmp_path):
+  from PIL import Image
+  from scipy.io import savemat
+  root = tmp_path / "oxford_flowers102"
+  (root / "jpg").mkdir(parents=True)
+  rng = np.random.default_rng(0)
+  for i, (w, h) in enumerate([(500, 375), (375, 500), (640, 480), (300, 300)], start=1):
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(
+        root / "jpg" / f"image_{i:05d}.jpg")
+  savemat(root / "imagelabels.mat", {"labels": np.array([[1, 5, 102, 7]])})
+  savemat(root / "setid.mat", {"tstid": np.array([[2, 4]]), "trnid": np.array([[1]]),
+                               "valid": np.array([[3]])})
+  train = data.load_images("oxford_flowers102", "train", data_dir=str(tmp_path), image_size=64,
+                           allow_fetch=False)
+  assert train.images.shape == (4, 64, 64, 3) and train.images.dtype == np.uint8
+  np.testing.assert_array_equal(train.labels, [0, 4, 101, 6])
+  test = data.load_images("oxford_flowers102", "test", data_dir=str(tmp_path), image_size=32,
+                          allow_fetch=False)
+  np.testing.assert_array_equal(test.labels, [4, 6])
+  assert (root / "processed_64_train.npz").exists()
+
+
+def test_center_crop_resize_keeps_the_middle():
+  image = np.zeros((100, 200, 3), np.uint8)
+  image[:, 40:160] = 255                       # white beyond the central square
+  out = data.center_crop_resize(image, 32)
+  assert out.shape == (32, 32, 3) and out.min() == 255
