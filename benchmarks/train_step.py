@@ -47,8 +47,12 @@ def main():
   p.add_argument("--conv_impl", default="auto")
   p.add_argument("--unroll", type=int, default=-1, help="override sampler.unroll (0 = fully)")
   p.add_argument("--no_torch", action="store_true")
+  p.add_argument("--cpu_devices", type=int, default=1,
+                 help="split the CPU into N single-threaded devices and shard the batch")
   args = p.parse_args()
   common.pin_threads(args.threads)
+  from ebm_jax import parallel
+  parallel.set_cpu_devices(args.cpu_devices)
 
   import jax
   import jax.numpy as jnp
@@ -61,10 +65,13 @@ def main():
     config.sampler.unroll = args.unroll
   s, ch = config.data.image_size, 1
   images = np.random.default_rng(0).integers(0, 256, (1000, s, s, ch), dtype=np.uint8)
-  comps = train.make_components(config, images)
+  config.parallel.num_devices = args.cpu_devices
+  mesh = parallel.make_mesh(args.cpu_devices)
+  comps = train.make_components(config, images, mesh if args.cpu_devices > 1 else None)
   state = train.init_state(config, comps)
+  state = jax.device_put(state, parallel.state_shardings(state, mesh))
   step = jax.jit(train.make_train_step(config, comps), donate_argnums=0)
-  images_dev = jnp.asarray(images)
+  images_dev = train.place_dataset(images, mesh)
   start = time.perf_counter()
   compiled = step.lower(state, images_dev).compile()
   compile_s = time.perf_counter() - start
@@ -94,7 +101,8 @@ def main():
   medians = common.interleaved_medians(fns, args.repeats)
   print(f"case={args.case} model={config.model.name} n_f={config.model.n_f} "
         f"K={config.sampler.num_steps} batch={config.batch_size} input={s}x{s}x{ch} "
-        f"init={config.init.name} threads={args.threads} unroll={config.sampler.unroll} "
+        f"init={config.init.name} threads={args.threads} cpu_devices={args.cpu_devices} "
+        f"unroll={config.sampler.unroll} "
         f"conv_impl={train.models.resolve_conv_impl(args.conv_impl)}")
   print(f"jax compile_s={compile_s:.2f}")
   for name, sec in medians.items():

@@ -39,6 +39,7 @@ def get_config(variant=None):
     c.batch_size = 64
     c.num_train_steps = 1200
     c.parallel.cpu_devices = 2      # on a CPU: two single-threaded devices, the batch split
+    c.eval.at_end = True            # FID / KID / IS / coverage of samples.npz into eval.json
     c.log_every_steps = 50
     c.checkpoint_every_steps = 250
   elif variant == "paper":
