@@ -29,6 +29,7 @@ def main():
   p.add_argument("--repeats", type=int, default=5)
   p.add_argument("--threads", type=int, default=2)
   p.add_argument("--unroll", type=int, default=1, help="lax.scan unroll (0 = fully)")
+  p.add_argument("--conv_impl", default="auto", choices=["auto", "xla", "patches"])
   p.add_argument("--no_torch", action="store_true")
   args = p.parse_args()
   common.pin_threads(args.threads)
@@ -39,7 +40,7 @@ def main():
 
   shape = (args.batch, 2) if args.model == "toy_mlp" else (
       args.batch, args.size, args.size, args.channels)
-  module = models.get_model(args.model, n_f=args.n_f)
+  module = models.get_model(args.model, n_f=args.n_f, conv_impl=args.conv_impl)
   x0 = jax.random.uniform(jax.random.key(0), shape, minval=-1, maxval=1)
   variables = models.init_variables(module, jax.random.key(1), x0)
   model_energy = models.make_energy_fn(module)
@@ -72,6 +73,7 @@ def main():
   medians = common.interleaved_medians(fns, args.repeats)
   print(f"model={args.model} n_f={args.n_f} batch={args.batch} steps={args.steps} "
         f"input={shape[1:]} threads={args.threads} unroll={args.unroll} "
+        f"conv_impl={models.resolve_conv_impl(args.conv_impl)} "
         f"backend={jax.default_backend()}")
   print(f"jax compile_s={compile_s:.2f}")
   for name, sec in medians.items():

@@ -6,6 +6,7 @@ eps^2/2), batch 100, 200,000 updates, long runs of 100,000 steps from data every
 Variant ``64``: the same at 64x64 (the thesis's flowers size).
 """
 
+from configs import common
 from configs import default
 
 EPS = 7.5e-3
@@ -22,18 +23,11 @@ def get_config(variant=None):
   c.model.name = "nonlocal"
   c.model.n_f = 32
   c.model.leak = 0.05
-  c.sampler.name = "langevin"
+  common.anatomy_langevin(c, EPS, lr=5e-2, lr_min=5e-4)
+  c.optimizer.lr_decay = 0.99995
   c.sampler.num_steps = 500
-  c.sampler.step_size = 1.0
-  c.sampler.noise_std = EPS
-  c.loss.scale = 2 / EPS ** 2
   c.init.name = "persistent"
   c.init.bank_size = 8192            # 8,189 images, rounded up to a multiple of 8 devices
-  c.optimizer.name = "sgd"
-  c.optimizer.beta1 = 0.0
-  c.optimizer.learning_rate = 5e-2 * EPS ** 2 / 2
-  c.optimizer.lr_min = 5e-4 * EPS ** 2 / 2
-  c.optimizer.lr_decay = 0.99995
   c.batch_size = 100
   c.num_train_steps = 200000
   c.log_every_steps = 100

@@ -9,6 +9,7 @@ Variants:
            K = 500, data noise 1.5e-2, SGD lr 1e-2 scaled by eps^2/2, batch 100.
 """
 
+from configs import common
 from configs import default
 
 PAPER_EPS = 7.5e-3
@@ -48,19 +49,10 @@ def get_config(variant=None):
     c.model.name = "nonlocal"
     c.model.n_f = 32
     c.model.leak = 0.05
-    # ebm-anatomy's parametrisation: x <- x - grad f + eps * xi, loss scaled by 2/eps^2, SGD lr
-    # scaled by eps^2/2.
-    c.sampler.name = "langevin"
+    common.anatomy_langevin(c, PAPER_EPS, lr=1e-2)
     c.sampler.num_steps = 500
-    c.sampler.step_size = 1.0
-    c.sampler.noise_std = PAPER_EPS
-    c.loss.scale = 2 / PAPER_EPS ** 2
     c.init.name = "persistent"
     c.init.bank_size = 60000
-    c.optimizer.name = "sgd"
-    c.optimizer.beta1 = 0.0
-    c.optimizer.learning_rate = 1e-2 * PAPER_EPS ** 2 / 2
-    c.optimizer.lr_min = c.optimizer.learning_rate
     c.batch_size = 100
     c.num_train_steps = 100000
     c.log_every_steps = 100

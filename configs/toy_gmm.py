@@ -6,6 +6,7 @@ Variants:
   paper    ebm-anatomy's gmm_convergent.json: 200,000 updates of K = 500 steps, SGD.
 """
 
+from configs import common
 from configs import default
 
 EPS = 0.125
@@ -19,16 +20,7 @@ def get_config(variant=None):
   c.model.name = "toy_mlp"
   c.model.n_f = 32
   c.model.leak = 0.05
-  # ebm-anatomy's parametrisation: x <- x - grad f + eps * xi on f = (eps^2/2) E, the loss
-  # scaled by 2/eps^2 and the SGD learning rate by eps^2/2 (invariant tuning).
-  c.sampler.name = "langevin"
-  c.sampler.step_size = 1.0
-  c.sampler.noise_std = EPS
-  c.loss.scale = 2 / EPS ** 2
-  c.optimizer.name = "sgd"
-  c.optimizer.beta1 = 0.0
-  c.optimizer.learning_rate = 0.1 * EPS ** 2 / 2
-  c.optimizer.lr_min = c.optimizer.learning_rate
+  common.anatomy_langevin(c, EPS, lr=0.1)
   c.init.name = "persistent"
   c.init.bank_size = 10000
   c.batch_size = 100

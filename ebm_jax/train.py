@@ -390,16 +390,15 @@ def make_train_step(config, comps: Components):
   return train_step
 
 
-def make_sample_fn(config, comps: Components, chain_start: ChainStart | None = None):
+def make_sample_fn(config, comps: Components):
   """``sample(state, images, key, n) -> (starts, samples)``: the training sampler from the
-  training init (or ``chain_start``), reading but never writing the bank (final
-  ``samples.npz``, landscapes, evaluation)."""
-  chain_start = chain_start or comps.chain_start
+  training init, reading but never writing the bank (final ``samples.npz``, landscapes,
+  evaluation)."""
 
   def sample(state: TrainState, images: Array, key: Array, n: int):
     k_data, k_start, k_chain = jax.random.split(key, 3)
     x_data = draw_data(config, comps, images, k_data, n)
-    starts = chain_start.draw(state, k_start, x_data)[0]
+    starts = comps.chain_start.draw(state, k_start, x_data)[0]
     variables = {"params": state.params, **state.model_state}
     final, *_ = run_sampler(config, comps, variables, k_chain, starts)
     return starts, final.position

@@ -30,6 +30,11 @@ def tiny_toy_config(**overrides):
   c.num_final_samples = 20
   c.diagnostics.landscape_res = 30
   c.diagnostics.kde_samples = 50
+  return override(c, overrides)
+
+
+def override(c, overrides: dict):
+  """Sets ``{"section.key": value}`` overrides on a config."""
   for key, value in overrides.items():
     section, _, leaf = key.rpartition(".")
     (c[section] if section else c)[leaf] = value
@@ -43,10 +48,7 @@ def tiny_image_config(**overrides):
   c.model.name = "vanilla"
   c.model.n_f = 4
   c.sampler.num_steps = 2
-  for key, value in overrides.items():
-    section, _, leaf = key.rpartition(".")
-    (c[section] if section else c)[leaf] = value
-  return c
+  return override(c, overrides)
 
 
 def make_step(config, images=None):
