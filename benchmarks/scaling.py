@@ -71,7 +71,9 @@ def worker(args):
   grad_fn = jax.jit(lambda v, x: jax.grad(lambda x: comps.energy(v, x).sum())(x))
   cost = grad_fn.lower(variables, x0).compile().cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost
-  flops = float(cost.get("flops", float("nan"))) * args.steps if cost else float("nan")
+  # Per device for a sharded input: times the devices for the whole chain.
+  flops = (float(cost.get("flops", float("nan"))) * args.steps * args.devices if cost
+           else float("nan"))
 
   holder = {"state": state}
 

@@ -48,7 +48,8 @@ def main():
   p.add_argument("--unroll", type=int, default=-1, help="override sampler.unroll (0 = fully)")
   p.add_argument("--no_torch", action="store_true")
   p.add_argument("--cpu_devices", type=int, default=1,
-                 help="split the CPU into N single-threaded devices and shard the batch")
+                 help="split the CPU into N single-threaded devices and shard the batch "
+                      "(PyTorch keeps --threads threads: set both equal for a fair ratio)")
   args = p.parse_args()
   common.pin_threads(args.threads)
   from ebm_jax import parallel

@@ -21,10 +21,13 @@ DATA_AXIS = "data"
 
 
 def set_cpu_devices(count: int) -> None:
-  """Splits the host CPU into ``count`` single-threaded XLA devices (must run before jax
-  initialises its backends). On this project's 2-core CPU, two single-threaded devices with the
-  batch sharded ran the MNIST train step 1.28x faster than one device using XLA's intra-op
-  threads (benchmarks/README.md)."""
+  """Splits the host CPU into ``count`` single-threaded XLA devices.
+
+  Must run before jax starts its backends: before the first ``jax.devices()`` or array, and
+  before importing blackjax (which creates arrays at import; ebm_jax imports it lazily). On
+  this project's 2-core CPU, two single-threaded devices with the batch sharded ran the MNIST
+  train step 1.28x faster than one device using XLA's intra-op threads
+  (benchmarks/README.md)."""
   if count <= 1:
     return
   flags = os.environ.get("XLA_FLAGS", "")

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import optax
@@ -277,6 +276,7 @@ def mala(step_size) -> Sampler:
 
   ``step_size`` is blackjax's ``h`` (proposal ``x - h grad E + sqrt(2h) xi``): ``eps**2/2``.
   """
+  import blackjax   # lazy: importing blackjax starts jax's backends (see parallel.py)
   step = _vmapped_blackjax_step(blackjax.mala.build_kernel(), blackjax.mcmc.mala.MALAState,
                                 lambda state: {"step_size": step_size})
   return Sampler(_make_init("mala"), step)
@@ -291,6 +291,7 @@ def hmc(step_size, num_integration_steps: int, inverse_mass_matrix=None) -> Samp
     inverse_mass_matrix: diagonal of the inverse mass matrix over the flattened sample
       (defaults to ones).
   """
+  import blackjax   # lazy: importing blackjax starts jax's backends (see parallel.py)
 
   def kernel_args(state):
     dim = state.position[0].size

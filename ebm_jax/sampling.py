@@ -14,7 +14,6 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.adaptation.step_size import dual_averaging_adaptation
 
 from ebm_jax import parallel
 from ebm_jax import samplers
@@ -80,6 +79,7 @@ def adapt_step_size(key: Array, build: Callable[[Array], samplers.Sampler],
   steps under blackjax's dual-averaging adaptation (Hoffman & Gelman 2014) and returns the
   averaged step size and the warmed-up positions.
   """
+  from blackjax.adaptation.step_size import dual_averaging_adaptation  # lazy, as in samplers
   da_init, da_update, da_final = dual_averaging_adaptation(target)
 
   @jax.jit

@@ -573,7 +573,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   train_step = jax.jit(make_train_step(config, comps), donate_argnums=0)
   report.log(f"training {config.model.name} on {config.data.name} from step {start_step} to "
              f"{config.num_train_steps} (sampler {config.sampler.name}, "
-             f"K={config.sampler.num_steps}, init {config.init.name}); workdir "
+             f"K={config.sampler.num_steps}, init {config.init.name}) on "
+             f"{jax.device_count()} {jax.default_backend()} device(s); workdir "
              f"{os.path.abspath(workdir)}")
   every = lambda n, step: n and step % n == 0
 

@@ -49,3 +49,17 @@ def test_single_device_mesh_and_too_many_devices():
   assert mesh.axis_names == ("data",)
   with pytest.raises(ValueError, match="parallel.num_devices: 999 requested"):
     parallel.make_mesh(999)
+
+
+def test_importing_the_library_leaves_the_device_count_open():
+  # train.py splits the CPU into devices after importing ebm_jax: nothing imported at module
+  # level (blackjax creates arrays on import) may start jax's backends first.
+  code = ("import ebm_jax, ebm_jax.train, ebm_jax.sampling, ebm_jax.evaluation\n"
+          "from ebm_jax import parallel\nparallel.set_cpu_devices(2)\nimport jax\n"
+          "print(jax.device_count())")
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=os.path.dirname(HERE),
+                          env={**env, "JAX_PLATFORMS": "cpu"})
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.strip().splitlines()[-1] == "2"
