@@ -11,7 +11,7 @@ from ebm_jax import config_validation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
-                 if not os.path.basename(p).startswith("__"))
+                 if os.path.basename(p) not in ("__init__.py", "common.py"))
 
 
 def load_recipe(path, variant=None):
