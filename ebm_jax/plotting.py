@@ -179,3 +179,51 @@ def save_chain_trace(path: str, traces: dict, title: str = "") -> None:
     fig.suptitle(title, fontsize=10)
   fig.subplots_adjust(wspace=0.3, left=0.06, right=0.98, top=0.82, bottom=0.15)
   _atomic_save(fig, path)
+
+
+def save_heatmap(path: str, values: np.ndarray, row_labels, col_labels, marks, *,
+                 row_name: str, col_name: str, value_name: str, title: str = "") -> None:
+  """A grid of cells coloured by ``values`` (log10, lower = better, green) with ``marks``
+  (a string per cell, e.g. "diverged") written over it; NaN cells are grey."""
+  values = np.asarray(values, np.float64)
+  fig, ax = plt.subplots(figsize=(1.3 * len(col_labels) + 2.4, 0.9 * len(row_labels) + 1.6))
+  shown = np.ma.masked_invalid(np.log10(np.where(values > 0, values, np.nan)))
+  cmap = matplotlib.colormaps["RdYlGn_r"].copy()
+  cmap.set_bad("0.75")
+  image = ax.imshow(shown, cmap=cmap, aspect="auto")
+  for r in range(values.shape[0]):
+    for c in range(values.shape[1]):
+      text = "" if not np.isfinite(values[r, c]) else f"{values[r, c]:.3g}"
+      if marks[r][c]:
+        text = f"{text}\n{marks[r][c]}" if text else marks[r][c]
+      ax.text(c, r, text, ha="center", va="center", fontsize=7)
+  ax.set_xticks(range(len(col_labels)), [str(v) for v in col_labels])
+  ax.set_yticks(range(len(row_labels)), [str(v) for v in row_labels])
+  ax.set_xlabel(col_name)
+  ax.set_ylabel(row_name)
+  if shown.count():
+    fig.colorbar(image, ax=ax, label=f"log10 {value_name}")
+  ax.set_title(title, fontsize=8)
+  fig.tight_layout()
+  _atomic_save(fig, path)
+
+
+def save_trace_overlay(path: str, traces: dict, title: str = "") -> None:
+  """Per-step d_s_t and r_t of several runs (label -> (steps, d_s_t, r_t)), smoothed."""
+  fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+  for label, (steps, d_s_t, r_t) in traces.items():
+    for ax, y in zip(axes, (d_s_t, r_t)):
+      y = np.asarray(y, np.float64)
+      k = max(1, len(y) // 100)
+      smooth = np.convolve(y, np.ones(k) / k, mode="valid") if len(y) >= k else y
+      ax.plot(np.asarray(steps)[k - 1:][:len(smooth)], smooth, lw=0.8, label=label)
+  axes[0].axhline(0.0, color="k", lw=0.5)
+  axes[0].set_ylabel("d_s_t = E(data) - E(samples)")
+  axes[1].set_ylabel("r_t (mean sample-gradient norm over the chain)")
+  axes[1].set_yscale("log")
+  for ax in axes:
+    ax.set_xlabel("step")
+  axes[1].legend(fontsize=6, loc="best")
+  fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  _atomic_save(fig, path)

@@ -51,7 +51,12 @@ _LANDSCAPE_STREAM = 2 ** 32 - 4
 
 
 class TrainingDiverged(RuntimeError):
-  """The loss or the parameters became non-finite."""
+  """The loss or the parameters became non-finite (or the loss passed
+  ``divergence_threshold``) at update ``step``."""
+
+  def __init__(self, message: str, step: int):
+    super().__init__(message)
+    self.step = step
 
 
 @flax.struct.dataclass
@@ -576,8 +581,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
              f"K={config.sampler.num_steps}, init {config.init.name}) on "
              f"{jax.device_count()} {jax.default_backend()} device(s); workdir "
              f"{os.path.abspath(workdir)}")
-  every = lambda n, step: n and step % n == 0
-
   from tqdm import tqdm
   bar = tqdm(total=config.num_train_steps, initial=start_step, unit="step", dynamic_ncols=True,
              file=sys.stderr)
@@ -589,38 +592,64 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         _on_divergence(config, comps, state, images_dev, workdir, step, ckpt, report)
       report.record(step, metrics)
       bar.update(1)
-      if every(config.longrun.every_steps, step):
+      if _every(config.longrun.every_steps, step):
         report.long_run(step, run_long_run(config, comps, state, images_dev, step))
-      if every(config.log_every_steps, step) or step == config.num_train_steps:
-        extra = {}
-        if comps.data.toy is not None and (
-            every(config.diagnostics.landscape_every_steps, step)
-            or step == config.num_train_steps):
-          extra = report.landscape(step, toy_landscape(config, comps, state, images_dev, step))
-        row = report.log_step(step, batch_images, extra,
-                              final=step == config.num_train_steps)
+      if _every(config.log_every_steps, step) or step == config.num_train_steps:
+        row = log_progress(config, comps, report, state, images_dev, step, batch_images)
         bar.set_postfix(loss=f"{row['loss']:.3g}", d_s_t=f"{row['d_s_t']:.3g}",
                         r_t=f"{row['r_t']:.3g}", sps=f"{row['samples_per_sec']:.0f}")
-      if every(config.eval.every_steps, step) and step != config.num_train_steps:
+      if _every(config.eval.every_steps, step) and step != config.num_train_steps:
         path = os.path.join(workdir, "eval_samples", f"samples_{step:06d}.npz")
         write_final_samples(config, comps, state, images_dev, workdir, report.log, path)
         evaluate_samples(config, workdir, path, step, report.log)
-      if every(config.checkpoint_every_steps, step):
+      if _every(config.checkpoint_every_steps, step):
         ckpt.save(step, state)
   finally:
     bar.close()
   ckpt.save(int(state.step), state)
   report.log(f"finished {config.num_train_steps} steps; checkpoint in {ckpt.directory}")
-  if config.num_final_samples:
-    path = write_final_samples(config, comps, state, images_dev, workdir, report.log)
-    if config.eval.at_end or config.eval.every_steps:
-      evaluate_samples(config, workdir, path, int(state.step), report.log)
+  finish_run(config, comps, state, images_dev, workdir, report.log)
   ckpt.close()
   return state
 
 
+def _every(n: int, step: int) -> bool:
+  return bool(n) and step % n == 0
+
+
+def log_progress(config, comps, report, state, images_dev, step: int, batch_images) -> dict:
+  """A log step of one run: its metrics row, grids and figures, and at landscape steps (and the
+  last step) a toy density's landscape with its KL metrics. Returns the metrics row."""
+  final = step == config.num_train_steps
+  extra = {}
+  if comps.data.toy is not None and (
+      _every(config.diagnostics.landscape_every_steps, step) or final):
+    extra = report.landscape(step, toy_landscape(config, comps, state, images_dev, step))
+  return report.log_step(step, batch_images, extra, final=final)
+
+
+def finish_run(config, comps, state, images_dev, workdir, log) -> None:
+  """The end of a finished run: ``samples.npz`` and, when asked, its evaluation."""
+  if config.num_final_samples:
+    path = write_final_samples(config, comps, state, images_dev, workdir, log)
+    if config.eval.at_end or config.eval.every_steps:
+      evaluate_samples(config, workdir, path, int(state.step), log)
+
+
 def _on_divergence(config, comps, state, images_dev, workdir, step, ckpt, report):
   """Keeps the last good state (checkpoint + sample grids) and stops with one line."""
+  save_last_good(config, comps, state, images_dev, workdir, ckpt, step)
+  ckpt.close()
+  raise TrainingDiverged(
+      f"training diverged at step {step}: the loss or the parameters became non-finite; the last "
+      f"good state (step {int(state.step)}) is checkpointed and its samples are in "
+      f"{os.path.join(workdir, 'images')}. Lower optimizer.learning_rate or sampler.step_size, "
+      "or add loss.l2_energy / model.spectral_norm", step)
+
+
+def save_last_good(config, comps, state, images_dev, workdir, ckpt, step: int) -> None:
+  """A diverged run's last good state: its checkpoint, and grids of its chains' starts and
+  samples, so the run can be inspected and resumed with gentler settings."""
   ckpt.save(int(state.step), state)
   sample = jax.jit(make_sample_fn(config, comps), static_argnums=3)
   starts, samples = sample(state, images_dev, jax.random.PRNGKey(step), config.batch_size)
@@ -629,12 +658,6 @@ def _on_divergence(config, comps, state, images_dev, workdir, step, ckpt, report
     reporting.save_samples(
         os.path.join(workdir, "images", f"diverged_last_good_{name}_{int(state.step):06d}.png"),
         x, f"last good {name}", limit, config.num_grid_images)
-  ckpt.close()
-  raise TrainingDiverged(
-      f"training diverged at step {step}: the loss or the parameters became non-finite; the last "
-      f"good state (step {int(state.step)}) is checkpointed and its samples are in "
-      f"{os.path.join(workdir, 'images')}. Lower optimizer.learning_rate or sampler.step_size, "
-      "or add loss.l2_energy / model.spectral_norm")
 
 
 def load_run(workdir: str, step: int | None = None, *, need_images: bool = True):

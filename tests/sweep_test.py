@@ -1,0 +1,143 @@
+"""The study engine: grids, vmapped groups (equal to separate runs), divergence masking,
+resuming, and the report."""
+
+import json
+import os
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+from ebm_jax import checkpointing, study_report, sweep, train
+from train_test import tiny_toy_config
+
+
+def load_params(workdir, config):
+  comps = train.make_components(config, None)
+  template = train.init_state(config, comps)
+  ckpt = checkpointing.Checkpointer(workdir)
+  state = ckpt.restore(template)
+  ckpt.close()
+  return state
+
+
+def test_grid_expansion_names_and_groups_cells(tmp_path):
+  grid = sweep.Grid("toy", {"sampler.num_steps": (2, 3), "optimizer.learning_rate": (1e-3, 1e-2),
+                            "seed": (0, 1)}, base=tiny_toy_config(), fixed={"batch_size": 8})
+  cells = sweep.expand(sweep.Sweep([grid]), None, str(tmp_path))
+  assert len(cells) == 8
+  assert cells[0].name == "toy-K2-lr0.001-seed0"
+  assert all(c.config.batch_size == 8 for c in cells)
+  assert cells[-1].config.sampler.num_steps == 3 and cells[-1].config.seed == 1
+  assert isinstance(cells[0].config.optimizer.learning_rate, float)
+  groups = sweep.group_cells(cells)
+  # K changes the compiled step; the learning rate and the seed do not.
+  assert [len(g) for g in groups] == [4, 4]
+  assert {c.config.sampler.num_steps for c in groups[0]} == {2}
+  assert sweep.varying_keys(groups[0]) == ["seed", "optimizer.learning_rate"]
+  assert [len(g) for g in sweep.group_cells(cells, max_models=3)] == [3, 1, 3, 1]
+
+
+@pytest.mark.parametrize("axes, message", [
+    ({"sampler.nope": (1,)}, "sampler.nope: unknown config key"),
+    ({"sampler.num_steps": ("many",)}, "sampler.num_steps='many'"),
+    ({"sampler.num_steps": ()}, "needs a non-empty tuple"),
+    ({"sampler.name": ("metropolis",)}, "sampler.name"),
+])
+def test_bad_sweeps_fail_in_one_line(tmp_path, axes, message):
+  with pytest.raises(sweep.SweepError, match=message.replace("(", r"\(")):
+    sweep.expand(sweep.Sweep([sweep.Grid("g", axes, base=tiny_toy_config())]), None,
+                 str(tmp_path))
+
+
+def test_vmapped_group_equals_separate_runs(tmp_path):
+  # SGD: Adam divides near-zero gradients by their own magnitude, which turns float rounding
+  # differences between a batched and an unbatched matmul into visible parameter differences.
+  base = tiny_toy_config(**{"optimizer.name": "sgd", "optimizer.beta1": 0.0})
+  grid = sweep.Grid("g", {"seed": (0, 3), "optimizer.learning_rate": (0.05, 0.02),
+                          "sampler.step_size": (0.05, 0.02)}, base=base)
+  cells = sweep.expand(sweep.Sweep([grid]), None, str(tmp_path / "study"))
+  cells = [cells[0], cells[-1]]          # differ in all three keys
+  sweep.train_group(cells, log=lambda m: None)
+  for cell in cells:
+    status = sweep.read_status(cell)
+    assert status["status"] == "finished" and status["models_in_group"] == 2
+    assert os.path.exists(os.path.join(cell.workdir, "samples.npz"))
+    alone = str(tmp_path / "alone" / cell.name)
+    train.train_and_evaluate(cell.config, alone)
+    grouped = load_params(cell.workdir, cell.config)
+    single = load_params(alone, cell.config)
+    assert int(grouped.step) == int(single.step) == cell.config.num_train_steps
+    chex.assert_trees_all_close(grouped.params, single.params, atol=1e-5, rtol=1e-5)
+    chex.assert_trees_all_close(grouped.chain_store, single.chain_store, atol=1e-5, rtol=1e-5)
+    with open(os.path.join(cell.workdir, "metrics.jsonl")) as f:
+      grouped_rows = [json.loads(line) for line in f]
+    with open(os.path.join(alone, "metrics.jsonl")) as f:
+      single_rows = [json.loads(line) for line in f]
+    np.testing.assert_allclose([r["d_s_t"] for r in grouped_rows],
+                               [r["d_s_t"] for r in single_rows], rtol=1e-4, atol=1e-6)
+
+
+def test_a_diverging_model_is_masked_and_reported_while_the_others_finish(tmp_path):
+  # loss.scale is vmapped: one model's loss passes the divergence threshold at the first step.
+  base = tiny_toy_config(divergence_threshold=1e3)
+  grid = sweep.Grid("g", {"loss.scale": (1.0, 1e9)}, base=base)
+  good, bad = sweep.expand(sweep.Sweep([grid]), None, str(tmp_path))
+  sweep.train_group([good, bad], log=lambda m: None)
+  assert sweep.read_status(bad)["status"] == "diverged"
+  assert sweep.read_status(bad)["diverged_at_step"] == 1
+  assert not os.path.exists(os.path.join(bad.workdir, "samples.npz"))
+  assert sorted(os.listdir(os.path.join(bad.workdir, "checkpoints"))) == ["0"]
+  assert sweep.read_status(good)["status"] == "finished"
+  state = load_params(good.workdir, good.config)
+  assert int(state.step) == base.num_train_steps
+  assert all(np.all(np.isfinite(a)) for a in jax.tree.leaves(state.params))
+  rows = [study_report.cell_row(c) for c in (good, bad)]
+  assert rows[1]["status"] == "diverged" and np.isnan(rows[1]["quality"])
+  assert rows[0]["status"] == "finished" and np.isfinite(rows[0]["quality"])
+
+
+def test_interrupted_group_resumes_exactly_and_a_finished_sweep_does_no_work(tmp_path):
+  grid = sweep.Grid("g", {"optimizer.learning_rate": (1e-3, 3e-3)},
+                    base=tiny_toy_config(checkpoint_every_steps=3))
+  study = sweep.Sweep([grid])
+  full = sweep.run_sweep(study, None, str(tmp_path / "full"), log=lambda m: None)
+  # Interrupted after the step-3 checkpoint: train 3 steps, then forget that it finished.
+  part = sweep.run_sweep(study, None, str(tmp_path / "part"),
+                         extra_overrides={"num_train_steps": 3}, log=lambda m: None)
+  for cell in part:
+    os.remove(os.path.join(cell.workdir, sweep.STATUS_FILE))
+  part = sweep.run_sweep(study, None, str(tmp_path / "part"), log=lambda m: None)
+  for a, b in zip(full, part):
+    chex.assert_trees_all_close(load_params(a.workdir, a.config).params,
+                                load_params(b.workdir, b.config).params, atol=1e-6)
+  messages = []
+  mtimes = [os.path.getmtime(os.path.join(c.workdir, "samples.npz")) for c in full]
+  sweep.run_sweep(study, None, str(tmp_path / "full"), log=messages.append)
+  assert "0 to train now" in messages[0]
+  assert mtimes == [os.path.getmtime(os.path.join(c.workdir, "samples.npz")) for c in full]
+
+
+def test_report_states_a_verdict_per_claim_with_its_figures(tmp_path):
+  grid = sweep.Grid("g", {"sampler.num_steps": (2, 4), "optimizer.learning_rate": (1e-3, 1e-2),
+                          "sampler.noise_std": (0.0, 0.1)},
+                    base=tiny_toy_config(num_train_steps=4))
+  study = sweep.Sweep([grid], roles={"K": "sampler.num_steps", "lr": "optimizer.learning_rate",
+                                     "noise": "sampler.noise_std"})
+  cells = sweep.run_sweep(study, None, str(tmp_path), log=lambda m: None)
+  path = study_report.write_report(study, cells, str(tmp_path), title="tiny")
+  with open(path) as f:
+    report = f.read()
+  for claim in ("Claim 1.", "Claim 2.", "Claim 3.", "Claim 4."):
+    assert claim in report
+  assert "Learning rate: " in report and "Spectral norm at" not in report   # no sn axis
+  assert "8 cells (8 run" in report
+  with open(tmp_path / "results.csv") as f:
+    header, *rows = f.read().splitlines()
+  assert len(rows) == 8
+  for column in ("sampler.num_steps", "status", "d_s_t_mean", "r_t_mean", "kl_true_kde",
+                 "steps_per_sec"):
+    assert column in header.split(",")
+  assert os.path.exists(tmp_path / "plots" / "heatmap-g-noise0.png")
+  assert any(p.startswith("traces-g-noise0.1-K") for p in os.listdir(tmp_path / "plots"))
