@@ -307,7 +307,7 @@ class GroupStep:
 
   def __init__(self, config, images: np.ndarray | None, keys: Sequence[str]):
     self.config = config
-    self.keys = list(keys)
+    self.keys = list(keys) or ["seed"]   # vmap needs one batched input, also for M = 1
 
     def build(h):
       cfg = with_values(config, h)
@@ -329,13 +329,13 @@ class GroupStep:
                           np.int32 if k in _INT_KEYS else np.float32) for k in self.keys}
 
 
-def model_sharding(num_models: int):
-  """Shards the model axis over the devices when it divides evenly (e.g. two CPU devices)."""
+def model_mesh(num_models: int):
+  """A mesh whose ``models`` axis shards the group's models over the devices when their
+  number divides evenly (e.g. two CPU devices); None otherwise."""
   devices = jax.devices()
   if len(devices) < 2 or num_models % len(devices):
     return None
-  mesh = jax.sharding.Mesh(np.asarray(devices), ("models",))
-  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("models"))
+  return jax.sharding.Mesh(np.asarray(devices), ("models",))
 
 
 def unstack(tree, i: int):
@@ -371,12 +371,14 @@ def train_group(cells: Sequence[Cell], log: Callable[[str], None]) -> None:
     os.makedirs(cell.workdir, exist_ok=True)
     reporting.write_config(cell.workdir, cell.config, 0, cell_log)
   images = train.load_training_images(config, log)
-  images_dev = train.place_dataset(images, None)
+  mesh = model_mesh(m)
+  images_dev = train.place_dataset(images, mesh)    # replicated: every model draws from all
   comps = [train.make_components(c.config, images) for c in cells]
   group = GroupStep(config, images, varying_keys(cells))
   hparams = group.hparams([c.config for c in cells])
-  sharding = model_sharding(m)
-  if sharding is not None:
+  sharding = None
+  if mesh is not None:
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("models"))
     hparams = jax.device_put(hparams, sharding)
   ckpts = [checkpointing.Checkpointer(c.workdir, c.config.keep_checkpoints,
                                       c.config.checkpoint_dir) for c in cells]

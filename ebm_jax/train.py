@@ -532,6 +532,8 @@ def place_dataset(images: np.ndarray | None, mesh) -> Array:
   batch locally), sharded along ``data`` across hosts (each host holds only its part)."""
   if images is None:
     return jnp.zeros((0,), jnp.uint8)
+  if mesh is None:
+    return jax.device_put(images)
   if jax.process_count() == 1:
     return jax.device_put(images, parallel.replicated(mesh))
   return parallel.global_array(images, mesh)
