@@ -91,3 +91,39 @@ def test_mnist_recipe_end_to_end_on_mock_data(tmp_path):
   assert np.load(workdir / "samples.npz")["x"].shape == (8, 28, 28, 1)
   for kind in ("data", "starts", "samples"):
     assert (workdir / "images" / f"{kind}_000002.png").exists()
+
+
+TINY_SWEEP = """
+from ebm_jax.sweep import Grid, Sweep
+def get_sweep(variant=None):
+  return Sweep([Grid("g", {"optimizer.learning_rate": (1e-3, 1e-2)},
+                     fixed={"num_train_steps": 3, "sampler.num_steps": 3, "log_every_steps": 3,
+                            "num_final_samples": 10, "init.bank_size": 200, "batch_size": 16,
+                            "model.n_f": 8, "diagnostics.kde_samples": 50,
+                            "diagnostics.landscape_res": 30})],
+               roles={"lr": "optimizer.learning_rate"})
+"""
+
+
+def test_sweep_command_trains_a_vmapped_group_reports_and_reruns_for_free(tmp_path):
+  spec = tmp_path / "tiny_sweep.py"
+  spec.write_text(TINY_SWEEP)
+  sweep_py = os.path.join(ROOT, "sweep.py")
+  args = [f"--config={ROOT}/configs/toy_gmm.py", f"--sweep={spec}",
+          f"--workdir={tmp_path / 'study'}"]
+  result = subprocess.run([sys.executable, sweep_py] + args, cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "group of 2 models (optimizer.learning_rate vmapped)" in result.stderr
+  for name in ("results.csv", "report.md", "plots/heatmap-g-all.png",
+               "cells/g-lr0.001/samples.npz", "cells/g-lr0.01/metrics.jsonl",
+               "cells/g-lr0.01/sweep_cell.json"):
+    assert (tmp_path / "study" / name).exists(), name
+  again = subprocess.run([sys.executable, sweep_py] + args, cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+  assert again.returncode == 0 and "2 already done; 0 to train now" in again.stderr
+  bad = subprocess.run([sys.executable, sweep_py] + args + ["--set", "sampler.nope=1"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert bad.returncode == 2
+  assert bad.stderr.strip().splitlines()[-1] == (
+      "error: sampler.nope: unknown config key (see configs/default.py)")

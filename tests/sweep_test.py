@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ebm_jax import checkpointing, study_report, sweep, train
-from train_test import tiny_toy_config
+from train_test import tiny_image_config, tiny_toy_config
 
 
 def load_params(workdir, config):
@@ -141,3 +141,18 @@ def test_report_states_a_verdict_per_claim_with_its_figures(tmp_path):
     assert column in header.split(",")
   assert os.path.exists(tmp_path / "plots" / "heatmap-g-noise0.png")
   assert any(p.startswith("traces-g-noise0.1-K") for p in os.listdir(tmp_path / "plots"))
+
+
+def test_image_cells_train_as_a_group(tmp_path):
+  import tensorflow_datasets as tfds
+  base = tiny_image_config(**{"data.dir": str(tmp_path / "nodata"), "init.name": "replay"})
+  grid = sweep.Grid("img", {"optimizer.learning_rate": (1e-3, 3e-3),
+                            "init.reinit_prob": (0.05, 0.5)}, base=base)
+  cells = sweep.expand(sweep.Sweep([grid]), None, str(tmp_path / "study"))
+  assert [len(g) for g in sweep.group_cells(cells)] == [4]
+  with tfds.testing.mock_data(num_examples=32):
+    sweep.train_group(cells, log=lambda m: None)
+  for cell in cells:
+    assert sweep.read_status(cell)["status"] == "finished"
+    assert np.load(os.path.join(cell.workdir, "samples.npz"))["x"].shape == (20, 28, 28, 1)
+    assert os.path.exists(os.path.join(cell.workdir, "images", "samples_000006.png"))
