@@ -390,11 +390,13 @@ def train_group(cells: Sequence[Cell], log: Callable[[str], None]) -> None:
   log(f"group of {m} models ({', '.join(group.keys)} vmapped): " + ", ".join(
       c.name for c in cells) + f"; from step {start} to {config.num_train_steps}")
   diverged: dict[int, int] = {}
-  t0, done_steps = time.perf_counter(), 0
+  # Time spent writing outputs (figures, landscapes, checkpoints) is kept out of steps/s.
+  t0, t_outputs, done_steps = time.perf_counter(), 0.0, 0
   for step in range(start + 1, config.num_train_steps + 1):
     states, metrics, batch_images = group.step(hparams, states, images_dev)
     metrics = jax.device_get(metrics)
     done_steps += 1
+    t_step = time.perf_counter()
     for i, cell in enumerate(cells):
       if i in diverged:
         continue
@@ -417,8 +419,10 @@ def train_group(cells: Sequence[Cell], log: Callable[[str], None]) -> None:
                            step, unstack(batch_images, i))
       if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
         ckpts[i].save(step, unstack(states, i))
+    t_outputs += time.perf_counter() - t_step
   elapsed = time.perf_counter() - t0
-  steps_per_sec = done_steps / elapsed if elapsed > 0 else 0.0
+  training = elapsed - t_outputs
+  steps_per_sec = done_steps / training if training > 0 else 0.0
   for i, cell in enumerate(cells):
     if i in diverged:
       ckpts[i].close()
@@ -430,7 +434,7 @@ def train_group(cells: Sequence[Cell], log: Callable[[str], None]) -> None:
     write_status(cell, status="finished", final_step=int(state_i.step), models_in_group=m,
                  group_wall_time_s=elapsed, group_steps_per_sec=steps_per_sec)
   log(f"group done: {done_steps} steps in {elapsed:.1f} s ({steps_per_sec:.2f} steps/s for "
-      f"{m} models), {len(diverged)} diverged")
+      f"{m} models, outputs excluded), {len(diverged)} diverged")
 
 
 def train_single(cell: Cell, log: Callable[[str], None]) -> None:
@@ -443,9 +447,12 @@ def train_single(cell: Cell, log: Callable[[str], None]) -> None:
     log(f"{cell.name}: diverged at step {e.step}")
     return
   elapsed = time.perf_counter() - t0
+  # The run's own throughput (figure time excluded), from its metrics rows.
+  with open(os.path.join(cell.workdir, "metrics.jsonl")) as f:
+    rates = [json.loads(line)["samples_per_sec"] for line in f if line.strip()]
   write_status(cell, status="finished", final_step=int(state.step), models_in_group=1,
                group_wall_time_s=elapsed,
-               group_steps_per_sec=cell.config.num_train_steps / elapsed if elapsed else 0.0)
+               group_steps_per_sec=float(np.median(rates)) / cell.config.batch_size)
 
 
 def run_sweep(sweep: Sweep, base_spec: str | None, workdir: str, *,
