@@ -182,15 +182,18 @@ def save_chain_trace(path: str, traces: dict, title: str = "") -> None:
 
 
 def save_heatmap(path: str, values: np.ndarray, row_labels, col_labels, marks, *,
-                 row_name: str, col_name: str, value_name: str, title: str = "") -> None:
+                 row_name: str, col_name: str, value_name: str, title: str = "",
+                 value_range: tuple[float, float] | None = None) -> None:
   """A grid of cells coloured by ``values`` (log10, lower = better, green) with ``marks``
-  (a string per cell, e.g. "diverged") written over it; NaN cells are grey."""
+  (a string per cell, e.g. "diverged") written over it; NaN cells are grey.
+  ``value_range`` fixes the colour scale, so that several maps can be compared."""
   values = np.asarray(values, np.float64)
   fig, ax = plt.subplots(figsize=(1.3 * len(col_labels) + 2.4, 0.9 * len(row_labels) + 1.6))
   shown = np.ma.masked_invalid(np.log10(np.where(values > 0, values, np.nan)))
   cmap = matplotlib.colormaps["RdYlGn_r"].copy()
   cmap.set_bad("0.75")
-  image = ax.imshow(shown, cmap=cmap, aspect="auto")
+  limits = np.log10(value_range) if value_range else (None, None)
+  image = ax.imshow(shown, cmap=cmap, aspect="auto", vmin=limits[0], vmax=limits[1])
   for r in range(values.shape[0]):
     for c in range(values.shape[1]):
       text = "" if not np.isfinite(values[r, c]) else f"{values[r, c]:.3g}"
@@ -218,8 +221,19 @@ def save_trace_overlay(path: str, traces: dict, title: str = "") -> None:
       smooth = np.convolve(y, np.ones(k) / k, mode="valid") if len(y) >= k else y
       ax.plot(np.asarray(steps)[k - 1:][:len(smooth)], smooth, lw=0.8, label=label)
   axes[0].axhline(0.0, color="k", lw=0.5)
+  # A diverged run's last values would flatten every other trace: limit the axes to the
+  # bulk of the pooled values (the diverged run leaves the plot where it blows up).
+  for ax, index, log in ((axes[0], 1, False), (axes[1], 2, True)):
+    pooled = np.concatenate([np.asarray(t[index], np.float64) for t in traces.values()])
+    pooled = pooled[np.isfinite(pooled) & ((pooled > 0) if log else True)]
+    if len(pooled) > 10:
+      v = np.log10(pooled) if log else pooled
+      center, spread = np.median(v), 8 * np.median(np.abs(v - np.median(v))) + 1e-12
+      lo, hi = max(v.min(), center - spread), min(v.max(), center + spread)
+      ax.set_ylim((10 ** (lo - 0.2), 10 ** (hi + 0.2)) if log else
+                  (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)))
   axes[0].set_ylabel("d_s_t = E(data) - E(samples)")
-  axes[1].set_ylabel("r_t (mean sample-gradient norm over the chain)")
+  axes[1].set_ylabel("r_t (mean sample-gradient norm)")
   axes[1].set_yscale("log")
   for ax in axes:
     ax.set_xlabel("step")

@@ -165,10 +165,19 @@ def _outcome(r) -> str:
   return f"{r['quality']:.3g} ({r['dynamics']})"
 
 
+def _untested(roles, axes, *needed) -> tuple[str, list[str]] | None:
+  """("not tested", why) when the sweep does not vary a setting a claim needs."""
+  missing = [n for n in needed if roles.get(n) not in axes]
+  if missing:
+    return "not tested", [f"This sweep does not vary {', '.join(missing)} (roles "
+                          f"{', '.join(repr(n) for n in missing)})."]
+  return None
+
+
 def claim_k_matters_most(rows, axes, roles, metric) -> tuple[str, list[str]]:
-  k = roles.get("K")
-  if k not in axes:
-    return "not tested", ["This sweep does not vary K."]
+  if _untested(roles, axes, "K"):
+    return _untested(roles, axes, "K")
+  k = roles["K"]
   effects = main_effects(rows, axes)
   lines = [f"Main effect of each swept setting on log10 {metric} (range of the per-level "
            "medians over all other settings; a diverged cell counts as the grid's worst):", "",
@@ -200,9 +209,9 @@ def claim_k_matters_most(rows, axes, roles, metric) -> tuple[str, list[str]]:
 
 
 def claim_small_k_low_lr(rows, axes, roles, metric) -> tuple[str, list[str]]:
-  k, lr, sn = roles.get("K"), roles.get("lr"), roles.get("sn")
-  if k not in axes or lr not in axes:
-    return "not tested", ["This sweep does not vary both K and the learning rate."]
+  if _untested(roles, axes, "K", "lr"):
+    return _untested(roles, axes, "K", "lr")
+  k, lr, sn = roles["K"], roles["lr"], roles.get("sn")
   ks = sorted(_levels(rows, k))
   lrs = sorted(_levels(rows, lr))
   lines = [f"Outcome ({metric}, dynamics) by K and learning rate, pooled over the other "
@@ -260,9 +269,9 @@ def claim_small_k_low_lr(rows, axes, roles, metric) -> tuple[str, list[str]]:
 
 
 def claim_large_k_stable_slow(rows, axes, roles, metric) -> tuple[str, list[str]]:
-  k = roles.get("K")
-  if k not in axes:
-    return "not tested", ["This sweep does not vary K."]
+  if _untested(roles, axes, "K"):
+    return _untested(roles, axes, "K")
+  k = roles["K"]
   ks = sorted(_levels(rows, k))
   lines = ["| K | cells | stable fraction | diverged | median " + metric +
            " | median seconds per update (group) | models per group |", "|---|---|---|---|---|---|---|"]
@@ -292,9 +301,9 @@ def claim_large_k_stable_slow(rows, axes, roles, metric) -> tuple[str, list[str]
 
 
 def claim_noiseless_comparable(rows, axes, roles, metric) -> tuple[str, list[str]]:
-  noise = roles.get("noise")
-  if noise not in axes:
-    return "not tested", ["This sweep does not vary the sampler noise."]
+  if _untested(roles, axes, "noise"):
+    return _untested(roles, axes, "noise")
+  noise = roles["noise"]
   levels = sorted(_levels(rows, noise))
   if levels[0] != 0 or len(levels) < 2:
     return "not tested", ["The noise axis has no noiseless (0) level."]
@@ -354,6 +363,8 @@ def write_figures(rows, grid: sweep_lib.Grid, roles, metric, plots_dir) -> list[
   col_candidates = [k for k in ([roles.get("lr")] + axes) if k in axes and k != row_key]
   col_key = col_candidates[0] if col_candidates else None
   paths = []
+  finite = [r["quality"] for r in rows if r["status"] == "finished" and r["quality"] > 0]
+  value_range = (min(finite), max(finite)) if finite else None   # one scale for all facets
   for facet in _facets(rows, axes, row_key, col_key):
     sub = _subset(rows, **facet)
     row_levels = sorted(_levels(sub, row_key))
@@ -377,7 +388,8 @@ def write_figures(rows, grid: sweep_lib.Grid, roles, metric, plots_dir) -> list[
     path = os.path.join(plots_dir, f"heatmap-{name}.png")
     plotting.save_heatmap(path, values, row_levels, col_levels, marks, row_name=row_key,
                           col_name=col_key or "", value_name=metric,
-                          title=f"{grid.name}, {_facet_name(facet)}: {metric} (lower is better)")
+                          title=f"{grid.name}, {_facet_name(facet)}: {metric} (lower is better)",
+                          value_range=value_range)
     paths.append(path)
     for rv in row_levels:
       traces = {}
