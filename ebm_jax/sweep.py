@@ -367,9 +367,8 @@ def train_group(cells: Sequence[Cell], log: Callable[[str], None]) -> None:
   config = cells[0].config
   m = len(cells)
   logs = [functools.partial(reporting.log_line, c.workdir) for c in cells]
-  for cell, cell_log in zip(cells, logs):
+  for cell in cells:
     os.makedirs(cell.workdir, exist_ok=True)
-    reporting.write_config(cell.workdir, cell.config, 0, cell_log)
   images = train.load_training_images(config, log)
   mesh = model_mesh(m)
   images_dev = train.place_dataset(images, mesh)    # replicated: every model draws from all
@@ -383,6 +382,8 @@ def train_group(cells: Sequence[Cell], log: Callable[[str], None]) -> None:
   ckpts = [checkpointing.Checkpointer(c.workdir, c.config.keep_checkpoints,
                                       c.config.checkpoint_dir) for c in cells]
   states, start = _restore_group(cells, ckpts, group.init(hparams), log)
+  for cell, cell_log in zip(cells, logs):
+    reporting.write_config(cell.workdir, cell.config, start, cell_log)
   if sharding is not None:
     states = jax.device_put(states, sharding)
   reports = [reporting.RunReporter(c.config, c.workdir, start, comps[i].data.toy)
@@ -414,10 +415,10 @@ def train_group(cells: Sequence[Cell], log: Callable[[str], None]) -> None:
         continue
       reports[i].record(step, row)
       final = step == config.num_train_steps
-      if final or (config.log_every_steps and step % config.log_every_steps == 0):
+      if final or train.every(config.log_every_steps, step):
         train.log_progress(cell.config, comps[i], reports[i], unstack(states, i), images_dev,
                            step, unstack(batch_images, i))
-      if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
+      if train.every(config.checkpoint_every_steps, step):
         ckpts[i].save(step, unstack(states, i))
     t_outputs += time.perf_counter() - t_step
   elapsed = time.perf_counter() - t0

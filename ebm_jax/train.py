@@ -594,17 +594,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         _on_divergence(config, comps, state, images_dev, workdir, step, ckpt, report)
       report.record(step, metrics)
       bar.update(1)
-      if _every(config.longrun.every_steps, step):
+      if every(config.longrun.every_steps, step):
         report.long_run(step, run_long_run(config, comps, state, images_dev, step))
-      if _every(config.log_every_steps, step) or step == config.num_train_steps:
+      if every(config.log_every_steps, step) or step == config.num_train_steps:
         row = log_progress(config, comps, report, state, images_dev, step, batch_images)
         bar.set_postfix(loss=f"{row['loss']:.3g}", d_s_t=f"{row['d_s_t']:.3g}",
                         r_t=f"{row['r_t']:.3g}", sps=f"{row['samples_per_sec']:.0f}")
-      if _every(config.eval.every_steps, step) and step != config.num_train_steps:
+      if every(config.eval.every_steps, step) and step != config.num_train_steps:
         path = os.path.join(workdir, "eval_samples", f"samples_{step:06d}.npz")
         write_final_samples(config, comps, state, images_dev, workdir, report.log, path)
         evaluate_samples(config, workdir, path, step, report.log)
-      if _every(config.checkpoint_every_steps, step):
+      if every(config.checkpoint_every_steps, step):
         ckpt.save(step, state)
   finally:
     bar.close()
@@ -615,7 +615,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   return state
 
 
-def _every(n: int, step: int) -> bool:
+def every(n: int, step: int) -> bool:
+  """True at every ``n``-th step (never when ``n`` is 0)."""
   return bool(n) and step % n == 0
 
 
@@ -625,7 +626,7 @@ def log_progress(config, comps, report, state, images_dev, step: int, batch_imag
   final = step == config.num_train_steps
   extra = {}
   if comps.data.toy is not None and (
-      _every(config.diagnostics.landscape_every_steps, step) or final):
+      every(config.diagnostics.landscape_every_steps, step) or final):
     extra = report.landscape(step, toy_landscape(config, comps, state, images_dev, step))
   return report.log_step(step, batch_images, extra, final=final)
 

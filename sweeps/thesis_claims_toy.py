@@ -5,7 +5,7 @@
 Per dataset: K in {5, 20, 100} x Adam learning rate in {1e-4, 1e-3, 1e-2} x sampler noise in
 {0 (noiseless gradient descent), eps = 0.125 (Langevin)} x spectral norm off / on: 36 cells,
 trained in 6 vmapped groups of 6 models (K and spectral norm change the compiled step; learning
-rate and noise do not). 1,500 updates each, persistent bank, batch 100: about 25 minutes on 2
+rate and noise do not). 1,500 updates each, persistent bank, batch 100: 20 minutes on 2
 CPU cores. The ``long`` variant trains 4,000 updates (the recipes' CPU default).
 """
 
