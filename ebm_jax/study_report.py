@@ -27,6 +27,9 @@ TOY_QUALITY = "kl_true_kde"        # KL(true || KDE of the samples): comparable 
 IMAGE_QUALITY = "fid"              # classifier-feature FID of samples.npz
 IMAGE_METRICS = ("fid", "kid", "inception_score", "class_entropy", "class_coverage")
 TOY_METRICS = ("kl_true_kde", "kl_true_model")
+# A run whose sample-gradient norm r_t grew more than this factor from its first tenth to its
+# last quarter has energies running away, whatever d_s_t's sign changes say.
+EXPLODING_R_T_GROWTH = 100.0
 # Noiseless cells are "comparable" when their quality is at most this factor worse.
 COMPARABLE_FACTOR = 1.5
 
@@ -48,6 +51,15 @@ def _verdict_class(verdict: str) -> str:
     if verdict.startswith(prefix):
       return name
   return "short"
+
+
+def _r_t_growth(r_t: np.ndarray) -> float:
+  """Mean r_t over the last quarter of the run / over its first tenth."""
+  r_t = np.asarray(r_t, np.float64)
+  if len(r_t) < 20 or not np.all(np.isfinite(r_t)):
+    return np.nan
+  first = np.mean(np.abs(r_t[:max(1, len(r_t) // 10)]))
+  return float(np.mean(np.abs(r_t[-(len(r_t) // 4):])) / first) if first > 0 else np.inf
 
 
 def cell_row(cell: sweep_lib.Cell) -> dict:
@@ -75,6 +87,9 @@ def cell_row(cell: sweep_lib.Cell) -> dict:
   })
   verdict = diagnostics.learning_verdict(d_s_t, r_t) if len(d_s_t) else "not run"
   dynamics = "diverged" if row["status"] == "diverged" else _verdict_class(verdict)
+  if dynamics == "stable" and _r_t_growth(r_t) > EXPLODING_R_T_GROWTH:
+    # d_s_t can cross 0 while both energies run away; anatomy's verdict does not see that.
+    dynamics = "exploding"
   row["dynamics"] = dynamics if row["status"] != "not run" else "not run"
   row["stable"] = row["status"] == "finished" and dynamics == "stable"
   if data_lib.is_toy(cell.config.data.name):
@@ -430,8 +445,9 @@ def write_report(sweep: sweep_lib.Sweep, cells: Sequence[sweep_lib.Cell], workdi
             "One row per cell in `results.csv`; every cell's run directory is "
             "`cells/<cell>/`.", "",
             "*Stable* means the run finished and ebm-anatomy's verdict on its d_s_t trace "
-            "(last 500 steps) is \"oscillates around 0\"; *drift-* / *drift+* mean d_s_t "
-            "settled below / above 0. Quality: toy densities KL(true || KDE of 2,000 short-run "
+            "(last 500 steps) is \"oscillates around 0\" with r_t grown less than "
+            f"{EXPLODING_R_T_GROWTH:.0f}x over the run (else *exploding*); *drift-* / *drift+* "
+            "mean d_s_t settled below / above 0. Quality: toy densities KL(true || KDE of 2,000 short-run "
             "samples); images classifier-feature FID of `samples.npz`. Lower is better.", ""]
   summary = []
   for grid in sweep.grids:
