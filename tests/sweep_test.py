@@ -119,30 +119,6 @@ def test_interrupted_group_resumes_exactly_and_a_finished_sweep_does_no_work(tmp
   assert mtimes == [os.path.getmtime(os.path.join(c.workdir, "samples.npz")) for c in full]
 
 
-def test_report_states_a_verdict_per_claim_with_its_figures(tmp_path):
-  grid = sweep.Grid("g", {"sampler.num_steps": (2, 4), "optimizer.learning_rate": (1e-3, 1e-2),
-                          "sampler.noise_std": (0.0, 0.1)},
-                    base=tiny_toy_config(num_train_steps=4))
-  study = sweep.Sweep([grid], roles={"K": "sampler.num_steps", "lr": "optimizer.learning_rate",
-                                     "noise": "sampler.noise_std"})
-  cells = sweep.run_sweep(study, None, str(tmp_path), log=lambda m: None)
-  path = study_report.write_report(study, cells, str(tmp_path), title="tiny")
-  with open(path) as f:
-    report = f.read()
-  for claim in ("Claim 1.", "Claim 2.", "Claim 3.", "Claim 4."):
-    assert claim in report
-  assert "Learning rate: " in report and "Spectral norm at" not in report   # no sn axis
-  assert "8 cells (8 run" in report
-  with open(tmp_path / "results.csv") as f:
-    header, *rows = f.read().splitlines()
-  assert len(rows) == 8
-  for column in ("sampler.num_steps", "status", "d_s_t_mean", "r_t_mean", "kl_true_kde",
-                 "steps_per_sec"):
-    assert column in header.split(",")
-  assert os.path.exists(tmp_path / "plots" / "heatmap-g-noise0.png")
-  assert any(p.startswith("traces-g-noise0.1-K") for p in os.listdir(tmp_path / "plots"))
-
-
 def test_image_cells_train_as_a_group(tmp_path):
   import tensorflow_datasets as tfds
   base = tiny_image_config(**{"data.dir": str(tmp_path / "nodata"), "init.name": "replay"})
