@@ -391,13 +391,16 @@ def train_group(cells: Sequence[Cell], log: Callable[[str], None]) -> None:
   log(f"group of {m} models ({', '.join(group.keys)} vmapped): " + ", ".join(
       c.name for c in cells) + f"; from step {start} to {config.num_train_steps}")
   diverged: dict[int, int] = {}
-  # Time spent writing outputs (figures, landscapes, checkpoints) is kept out of steps/s.
-  t0, t_outputs, done_steps = time.perf_counter(), 0.0, 0
+  # steps/s leaves out the first step (compilation) and the time spent writing outputs
+  # (figures, landscapes, checkpoints).
+  t0, t_outputs, done_steps, t_compiled = time.perf_counter(), 0.0, 0, None
   for step in range(start + 1, config.num_train_steps + 1):
     states, metrics, batch_images = group.step(hparams, states, images_dev)
     metrics = jax.device_get(metrics)
     done_steps += 1
     t_step = time.perf_counter()
+    if t_compiled is None:
+      t_compiled = t_step
     for i, cell in enumerate(cells):
       if i in diverged:
         continue
@@ -422,8 +425,8 @@ def train_group(cells: Sequence[Cell], log: Callable[[str], None]) -> None:
         ckpts[i].save(step, unstack(states, i))
     t_outputs += time.perf_counter() - t_step
   elapsed = time.perf_counter() - t0
-  training = elapsed - t_outputs
-  steps_per_sec = done_steps / training if training > 0 else 0.0
+  training = (time.perf_counter() - t_compiled - t_outputs) if t_compiled else 0.0
+  steps_per_sec = (done_steps - 1) / training if training > 0 else 0.0
   for i, cell in enumerate(cells):
     if i in diverged:
       ckpts[i].close()
@@ -435,7 +438,7 @@ def train_group(cells: Sequence[Cell], log: Callable[[str], None]) -> None:
     write_status(cell, status="finished", final_step=int(state_i.step), models_in_group=m,
                  group_wall_time_s=elapsed, group_steps_per_sec=steps_per_sec)
   log(f"group done: {done_steps} steps in {elapsed:.1f} s ({steps_per_sec:.2f} steps/s for "
-      f"{m} models, outputs excluded), {len(diverged)} diverged")
+      f"{m} models, compilation and outputs excluded), {len(diverged)} diverged")
 
 
 def train_single(cell: Cell, log: Callable[[str], None]) -> None:

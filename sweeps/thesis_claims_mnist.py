@@ -3,7 +3,7 @@
     python sweep.py --sweep=sweeps/thesis_claims_mnist.py --workdir=runs/study-mnist
 
 Default (this 2-core CPU, about an hour): the CPU MNIST recipe (vanilla ConvNet n_f 16 at 28x28,
-replay buffer, Adam) shortened to 300 updates of batch 32; K in {5, 15, 40} x learning rate in
+replay buffer, Adam) shortened to 300 updates of batch 32; K in {5, 10, 25} x learning rate in
 {3e-4, 3e-3} x sampler noise in {0 (noiseless gradient descent), 0.01 (the recipe's Langevin)}
 x spectral norm off / on: 24 cells in 6 vmapped groups of 4 models. Quality is the FID of 1,000
 final samples in the evaluation classifier's features (``eval.json``); 300 updates are far from
@@ -22,7 +22,7 @@ ROLES = {"K": "sampler.num_steps", "lr": "optimizer.learning_rate",
 def get_sweep(variant=None):
   if variant is None:
     axes = {
-        "sampler.num_steps": (5, 15, 40),
+        "sampler.num_steps": (5, 10, 25),
         "optimizer.learning_rate": (3e-4, 3e-3),
         "sampler.noise_std": (0.0, 0.01),
         "model.spectral_norm": (False, True),
