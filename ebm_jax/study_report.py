@@ -194,6 +194,10 @@ def _untested(roles, axes, *needed) -> tuple[str, list[str]] | None:
   return None
 
 
+def _blew_up(row) -> bool:
+  return row["status"] == "diverged" or row.get("dynamics") == "exploding"
+
+
 def claim_k_matters_most(rows, axes, roles, metric) -> tuple[str, list[str]]:
   if _untested(roles, axes, "K"):
     return _untested(roles, axes, "K")
@@ -264,14 +268,14 @@ def claim_small_k_low_lr(rows, axes, roles, metric) -> tuple[str, list[str]]:
   if sn in axes:
     pairs = _matched_pairs(_subset(rows, **{k: small}), sn, True, False, axes)
     if pairs:
-      div_on = sum(a["status"] == "diverged" for a, _ in pairs)
-      div_off = sum(b["status"] == "diverged" for _, b in pairs)
+      div_on = sum(_blew_up(a) for a, _ in pairs)
+      div_off = sum(_blew_up(b) for _, b in pairs)
       stab_on = np.mean([a["stable"] for a, _ in pairs])
       stab_off = np.mean([b["stable"] for _, b in pairs])
       sa, sb = _score([a for a, _ in pairs]), _score([b for _, b in pairs])
       better = int(np.sum(sa < sb))
       lines += ["", f"Spectral norm at K={_fmt(small)} ({len(pairs)} matched pairs): diverged "
-                f"{div_on} with vs {div_off} without; stable fraction {stab_on:.2f} with vs "
+                f"or exploding {div_on} with vs {div_off} without; stable fraction {stab_on:.2f} with vs "
                 f"{stab_off:.2f} without; better {metric} in {better}/{len(pairs)} pairs; "
                 f"median log10 {metric} {np.nanmedian(sa):.2f} with vs "
                 f"{np.nanmedian(sb):.2f} without."]
@@ -279,8 +283,9 @@ def claim_small_k_low_lr(rows, axes, roles, metric) -> tuple[str, list[str]]:
           div_on == div_off and better > len(pairs) / 2) else "not supported"
   lines += ["", "Rule: the learning-rate part is supported when the highest mostly-stable "
             "learning rate is lower at the smallest K than at the largest (or none is stable "
-            "at the smallest K); the spectral-norm part when it prevents divergences at the "
-            "smallest K, or, diverging equally often, wins most matched pairs on quality."]
+            "at the smallest K); the spectral-norm part when it prevents blow-ups (diverged or "
+            "exploding runs) at the smallest K, or, with as many blow-ups, wins most matched "
+            "pairs on quality."]
   verdict = lr_verdict if sn_verdict is None else (
       lr_verdict if lr_verdict == sn_verdict else "mixed")
   lines.append(f"Learning rate: {lr_verdict}" + (f"; spectral norm: {sn_verdict}."
