@@ -66,8 +66,7 @@ def main(argv):
     os.makedirs(workdir, exist_ok=True)
     log = lambda message: print(message, file=sys.stderr, flush=True)
     if not _REPORT_ONLY.value:
-      sweep_lib.run_sweep(sweep, _CONFIG.value, workdir, extra_overrides=overrides,
-                          only=_CELLS.value, max_models=_MAX_MODELS.value, log=log)
+      sweep_lib.train_cells(cells, only=_CELLS.value, max_models=_MAX_MODELS.value, log=log)
     path = study_report.write_report(sweep, cells, workdir, title=f"Study {name}")
     log(f"report: {path}")
   except (ValueError, sweep_lib.SweepError, config_validation.ConfigError, data.DataError,

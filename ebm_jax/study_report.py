@@ -379,8 +379,7 @@ def _facets(rows, axes, row_key, col_key):
 
 
 def _facet_name(facet: dict) -> str:
-  return "-".join(f"{sweep_lib._ABBREVIATIONS.get(k, k.split('.')[-1])}"
-                  f"{sweep_lib.format_value(v)}" for k, v in facet.items()) or "all"
+  return sweep_lib.short_name(facet) or "all"
 
 
 def write_figures(rows, grid: sweep_lib.Grid, roles, metric, plots_dir) -> list[str]:
@@ -427,7 +426,7 @@ def write_figures(rows, grid: sweep_lib.Grid, roles, metric, plots_dir) -> list[
             traces[f"{col_key}={_fmt(r.get(col_key))}" if col_key else r["cell"]] = (
                 f["step"], f["d_s_t"], f["r_t"])
       if traces:
-        tname = f"traces-{name}-{sweep_lib._ABBREVIATIONS.get(row_key, row_key)}{_fmt(rv)}.png"
+        tname = f"traces-{name}-{sweep_lib.short_name({row_key: rv})}.png"
         plotting.save_trace_overlay(os.path.join(plots_dir, tname), traces,
                                     f"{grid.name}, {_facet_name(facet)}, {row_key}={_fmt(rv)}")
   return paths

@@ -188,10 +188,14 @@ def format_value(value) -> str:
   return str(value)
 
 
+def short_name(values: dict) -> str:
+  """``{"sampler.num_steps": 5, "model.spectral_norm": True}`` -> ``"K5-snon"``."""
+  return "-".join(f"{_ABBREVIATIONS.get(k, k.split('.')[-1])}{format_value(v)}"
+                  for k, v in values.items())
+
+
 def cell_name(grid: str, overrides: dict) -> str:
-  parts = [grid] + [f"{_ABBREVIATIONS.get(k, k.split('.')[-1])}{format_value(v)}"
-                    for k, v in overrides.items()]
-  return "-".join(parts).replace("/", "_").replace(" ", "")
+  return f"{grid}-{short_name(overrides)}".replace("/", "_").replace(" ", "")
 
 
 def expand(sweep: Sweep, base_spec: str | None, workdir: str,
@@ -450,13 +454,8 @@ def train_single(cell: Cell, log: Callable[[str], None]) -> None:
     write_status(cell, status="diverged", diverged_at_step=e.step, models_in_group=1)
     log(f"{cell.name}: diverged at step {e.step}")
     return
-  elapsed = time.perf_counter() - t0
-  # The run's own throughput (figure time excluded), from its metrics rows.
-  with open(os.path.join(cell.workdir, "metrics.jsonl")) as f:
-    rates = [json.loads(line)["samples_per_sec"] for line in f if line.strip()]
   write_status(cell, status="finished", final_step=int(state.step), models_in_group=1,
-               group_wall_time_s=elapsed,
-               group_steps_per_sec=float(np.median(rates)) / cell.config.batch_size)
+               group_wall_time_s=time.perf_counter() - t0)
 
 
 def run_sweep(sweep: Sweep, base_spec: str | None, workdir: str, *,
@@ -464,6 +463,13 @@ def run_sweep(sweep: Sweep, base_spec: str | None, workdir: str, *,
               max_models: int = 0, log: Callable[[str], None] = print) -> list[Cell]:
   """Trains every unfinished cell (finished and diverged ones are skipped) and returns all."""
   cells = expand(sweep, base_spec, workdir, extra_overrides)
+  train_cells(cells, only=only, max_models=max_models, log=log)
+  return cells
+
+
+def train_cells(cells: Sequence[Cell], *, only: Sequence[str] = (), max_models: int = 0,
+                log: Callable[[str], None] = print) -> None:
+  """Trains the unfinished ``cells`` (those named in ``only``, if given) in vmapped groups."""
   if only:
     unknown = set(only) - {c.name for c in cells}
     if unknown:
@@ -479,4 +485,3 @@ def run_sweep(sweep: Sweep, base_spec: str | None, workdir: str, *,
       train_single(members[0], log)
     else:
       train_group(members, log)
-  return cells
