@@ -44,3 +44,13 @@ def torch_available() -> bool:
     return True
   except ImportError:
     return False
+
+
+def print_results(medians: dict, compile_s: float, repeats: int, rate) -> None:
+  """The JAX compile time, ``rate(seconds)`` for each timed callable, and, when PyTorch ran,
+  the closing ``jax_over_torch=<ratio>`` line the README promises."""
+  print(f"jax compile_s={compile_s:.2f}")
+  for name, sec in medians.items():
+    print(f"{name}: {rate(sec)} (median of {repeats})")
+  if "torch" in medians:
+    print(f"jax_over_torch={medians['torch'] / medians['jax']:.3f}")

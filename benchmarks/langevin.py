@@ -75,12 +75,8 @@ def main():
         f"input={shape[1:]} threads={args.threads} unroll={args.unroll} "
         f"conv_impl={models.resolve_conv_impl(args.conv_impl)} "
         f"backend={jax.default_backend()}")
-  print(f"jax compile_s={compile_s:.2f}")
-  for name, sec in medians.items():
-    print(f"{name}: {1e3 * sec / args.steps:.2f} ms/step, "
-          f"{args.batch * args.steps / sec:.0f} images*steps/s (median of {args.repeats})")
-  if "torch" in medians:
-    print(f"jax_over_torch={medians['torch'] / medians['jax']:.3f}")
+  common.print_results(medians, compile_s, args.repeats, lambda sec: (
+      f"{1e3 * sec / args.steps:.2f} ms/step, {args.batch * args.steps / sec:.0f} images*steps/s"))
 
 
 if __name__ == "__main__":

@@ -105,12 +105,8 @@ def main():
         f"init={config.init.name} threads={args.threads} cpu_devices={args.cpu_devices} "
         f"unroll={config.sampler.unroll} "
         f"conv_impl={train.models.resolve_conv_impl(args.conv_impl)}")
-  print(f"jax compile_s={compile_s:.2f}")
-  for name, sec in medians.items():
-    print(f"{name}: {1 / sec:.3f} train steps/s, {config.batch_size / sec:.1f} samples/s "
-          f"(median of {args.repeats})")
-  if "torch" in medians:
-    print(f"jax_over_torch={medians['torch'] / medians['jax']:.3f}")
+  common.print_results(medians, compile_s, args.repeats, lambda sec: (
+      f"{1 / sec:.3f} train steps/s, {config.batch_size / sec:.1f} samples/s"))
 
 
 if __name__ == "__main__":
