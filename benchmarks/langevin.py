@@ -30,9 +30,13 @@ def main():
   p.add_argument("--threads", type=int, default=2)
   p.add_argument("--unroll", type=int, default=1, help="lax.scan unroll (0 = fully)")
   p.add_argument("--conv_impl", default="auto", choices=["auto", "xla", "patches"])
+  p.add_argument("--cpu_devices", type=int, default=1,
+                 help="split the CPU into this many single-threaded devices, batch sharded")
   p.add_argument("--no_torch", action="store_true")
   args = p.parse_args()
   common.pin_threads(args.threads)
+  from ebm_jax import parallel
+  parallel.set_cpu_devices(args.cpu_devices)
 
   import jax
   import jax.numpy as jnp
@@ -43,6 +47,10 @@ def main():
   module = models.get_model(args.model, n_f=args.n_f, conv_impl=args.conv_impl)
   x0 = jax.random.uniform(jax.random.key(0), shape, minval=-1, maxval=1)
   variables = models.init_variables(module, jax.random.key(1), x0)
+  if args.cpu_devices > 1:
+    mesh = parallel.make_mesh(args.cpu_devices)
+    x0 = jax.device_put(x0, parallel.batch_sharded(mesh))
+    variables = jax.device_put(variables, parallel.replicated(mesh))
   model_energy = models.make_energy_fn(module)
   sampler = samplers.langevin(1.0, 0.01)
   unroll = True if args.unroll == 0 else args.unroll
@@ -72,7 +80,8 @@ def main():
 
   medians = common.interleaved_medians(fns, args.repeats)
   print(f"model={args.model} n_f={args.n_f} batch={args.batch} steps={args.steps} "
-        f"input={shape[1:]} threads={args.threads} unroll={args.unroll} "
+        f"input={shape[1:]} threads={args.threads} cpu_devices={args.cpu_devices} "
+        f"unroll={args.unroll} "
         f"conv_impl={models.resolve_conv_impl(args.conv_impl)} "
         f"backend={jax.default_backend()}")
   common.print_results(medians, compile_s, args.repeats, lambda sec: (

@@ -7,6 +7,8 @@ Cases:
   mnist_default   configs/mnist.py as shipped (its net, K, batch and chain init).
   vanilla_k100    ebm-anatomy's vanilla ConvNet (n_f from --n_f), K = 100 Langevin steps,
                   batch 100, 32x32x1, uniform starts, Adam.
+  toy_gmm         configs/toy_gmm.py as shipped (toy MLP, K = 100, batch 100, persistent bank
+                  of 10,000); --steps 500 gives ebm-anatomy's K.
 The PyTorch side runs the seeds' loop (one ``autograd.grad`` per Langevin step, then the loss
 and an Adam step) on the same net, batch and K, from uniform starts. Random uint8 images stand
 in for the dataset (speed does not depend on the pixels). Ends with ``jax_over_torch=<ratio>``
@@ -24,8 +26,8 @@ import common  # noqa: E402
 
 
 def build_config(case, n_f, steps):
-  from configs import mnist
-  c = mnist.get_config()
+  from configs import mnist, toy_gmm
+  c = (toy_gmm if case == "toy_gmm" else mnist).get_config()
   if case == "vanilla_k100":
     c.data.image_size = 32
     c.model.name, c.model.n_f, c.model.leak = "vanilla", n_f, 0.05
@@ -39,7 +41,7 @@ def build_config(case, n_f, steps):
 
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--case", default="mnist_default", choices=["mnist_default", "vanilla_k100"])
+  p.add_argument("--case", default="mnist_default", choices=["mnist_default", "vanilla_k100", "toy_gmm"])
   p.add_argument("--n_f", type=int, default=64, help="vanilla_k100: width")
   p.add_argument("--steps", type=int, default=0, help="override K")
   p.add_argument("--repeats", type=int, default=5)
@@ -64,8 +66,10 @@ def main():
   config.model.conv_impl = args.conv_impl
   if args.unroll >= 0:
     config.sampler.unroll = args.unroll
+  toy = args.case == "toy_gmm"
   s, ch = config.data.image_size, 1
-  images = np.random.default_rng(0).integers(0, 256, (1000, s, s, ch), dtype=np.uint8)
+  images = None if toy else np.random.default_rng(0).integers(0, 256, (1000, s, s, ch),
+                                                             dtype=np.uint8)
   config.parallel.num_devices = args.cpu_devices
   mesh = parallel.make_mesh(args.cpu_devices)
   comps = train.make_components(config, images, mesh if args.cpu_devices > 1 else None)
@@ -87,13 +91,15 @@ def main():
   if not args.no_torch and common.torch_available():
     import torch
     import torch_reference
-    net = torch_reference.vanilla_net(ch, config.model.n_f, config.model.leak, s)
+    net = (torch_reference.toy_net(config.model.n_f, config.model.leak) if toy else
+           torch_reference.vanilla_net(ch, config.model.n_f, config.model.leak, s))
     optim = torch.optim.Adam(net.parameters(), lr=config.optimizer.learning_rate)
     b, k = config.batch_size, config.sampler.num_steps
-    x_data = torch.rand(b, ch, s, s) * 2 - 1
+    shape = (b, 2) if toy else (b, ch, s, s)
+    x_data = torch.rand(shape) * 2 - 1
 
     def torch_step():
-      torch_reference.train_step(net, optim, x_data, torch.rand(b, ch, s, s) * 2 - 1, k,
+      torch_reference.train_step(net, optim, x_data, torch.rand(shape) * 2 - 1, k,
                                  config.sampler.step_size, config.sampler.noise_std)
 
     torch_step()
@@ -101,7 +107,8 @@ def main():
 
   medians = common.interleaved_medians(fns, args.repeats)
   print(f"case={args.case} model={config.model.name} n_f={config.model.n_f} "
-        f"K={config.sampler.num_steps} batch={config.batch_size} input={s}x{s}x{ch} "
+        f"K={config.sampler.num_steps} batch={config.batch_size} "
+        f"input={'2-D points' if toy else f'{s}x{s}x{ch}'} "
         f"init={config.init.name} threads={args.threads} cpu_devices={args.cpu_devices} "
         f"unroll={config.sampler.unroll} "
         f"conv_impl={train.models.resolve_conv_impl(args.conv_impl)}")

@@ -82,9 +82,19 @@ class Conv2D(nn.Module):
       y = jax.lax.conv_general_dilated(x, kernel, (s, s), ((p, p), (p, p)),
                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
       return y + bias
-    x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0))) if p else x
-    out_h = (x.shape[1] - k) // s + 1
-    out_w = (x.shape[2] - k) // s + 1
+    out_h = (x.shape[1] + 2 * p - k) // s + 1
+    out_w = (x.shape[2] + 2 * p - k) // s + 1
+    if s > 1 and k % s == 0:
+      # A k x k stride-s convolution is a (k/s) x (k/s) stride-1 one on the space-to-depth
+      # input: its patches are (k/s)^2 contiguous slices instead of k^2 strided ones, whose
+      # gradient (a scatter-add of k^2 strided slices) was the slow part of the input gradient
+      # (benchmarks/README.md). Pad up to a multiple of s; the extra rows feed no output.
+      extra_h, extra_w = -(x.shape[1] + 2 * p) % s, -(x.shape[2] + 2 * p) % s
+      x = _space_to_depth(jnp.pad(x, ((0, 0), (p, p + extra_h), (p, p + extra_w), (0, 0))), s)
+      kernel = _kernel_space_to_depth(kernel, s)
+      k, s = k // s, 1
+    elif p:
+      x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
     if k == 1 and s == 1:
       patches = x
     else:   # [..., (i, j, c)]: the same order as kernel.reshape(k * k * c_in, c_out)
@@ -92,6 +102,21 @@ class Conv2D(nn.Module):
           [x[:, i:i + s * (out_h - 1) + 1:s, j:j + s * (out_w - 1) + 1:s, :]
            for i in range(k) for j in range(k)], axis=-1)
     return patches @ kernel.reshape(-1, self.features) + bias
+
+
+def _space_to_depth(x, s):
+  """``[n, h, w, c] -> [n, h/s, w/s, s*s*c]``, each s x s block's pixels ordered (a, b, c)."""
+  n, h, w, c = x.shape
+  x = x.reshape(n, h // s, s, w // s, s, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(n, h // s, w // s, s * s * c)
+
+
+def _kernel_space_to_depth(kernel, s):
+  """HWIO ``[k, k, c, f] -> [k/s, k/s, s*s*c, f]`` matching :func:`_space_to_depth`:
+  tap ``(s*p + a, s*q + b)`` becomes tap ``(p, q)``, input channel ``(a, b, c)``."""
+  k, _, c, f = kernel.shape
+  kernel = kernel.reshape(k // s, s, k // s, s, c, f).transpose(0, 2, 1, 3, 4, 5)
+  return kernel.reshape(k // s, k // s, s * s * c, f)
 
 
 CONV_IMPLS = ("auto", "xla", "patches")

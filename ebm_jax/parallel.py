@@ -12,6 +12,7 @@ on 1, up to the order of floating-point reductions.
 from __future__ import annotations
 
 import os
+import re
 
 import jax
 import numpy as np
@@ -125,3 +126,41 @@ def fetch(x) -> np.ndarray:
 
 def is_main_process() -> bool:
   return jax.process_index() == 0
+
+
+_COLLECTIVE_OP = re.compile(
+    r"\s(all-reduce|all-gather|reduce-scatter|all-to-all|collective-permute)(?:-start)?\(")
+_COMPUTATION_HEADER = re.compile(r"^(?:ENTRY )?%([\w.\-]+) .*\{\s*$")
+_LOOP_BODY = re.compile(r"\swhile\(.*\bbody=%([\w.\-]+)")
+
+
+def collectives_in_loops(hlo_text: str) -> list[str]:
+  """The collective operations (all-reduce, all-gather, ...) that run inside while loops.
+
+  ``hlo_text`` is a compiled program's text (``jitted.lower(...).compile().as_text()``). Chains
+  and other ``lax.scan`` loops over a sharded batch should need none: a collective inside the
+  loop makes every step wait on every device (see ``samplers.run_chain``). Returns
+  ``"computation: op"`` strings, empty when the loops are free of communication.
+  """
+  computations, current = {}, None
+  for line in hlo_text.splitlines():
+    header = _COMPUTATION_HEADER.match(line)
+    if header:
+      current = computations.setdefault(header.group(1), [])
+    elif current is not None:
+      current.append(line)
+  pending = [m.group(1) for line in hlo_text.splitlines() for m in [_LOOP_BODY.search(line)]
+             if m]
+  found, seen = [], set()
+  while pending:
+    name = pending.pop()
+    if name in seen or name not in computations:
+      continue
+    seen.add(name)
+    for line in computations[name]:
+      op = _COLLECTIVE_OP.search(line)
+      if op:
+        found.append(f"{name}: {op.group(1)}")
+      # Collectives may sit in computations the loop body calls (nested loops, conditionals).
+      pending.extend(ref for ref in re.findall(r"%([\w.\-]+)", line) if ref in computations)
+  return sorted(found)

@@ -13,10 +13,14 @@ differentiation, which gives every sample its own gradient because the networks 
 cross-sample terms.
 
 Every kernel's state is a :class:`ChainState` (position, energy, energy gradient and, for
-Optax-driven kernels, the optimizer state) and every ``info`` a :class:`ChainInfo` with the mean
-energy and mean per-sample gradient norm *of the position the step started from* (so the mean
-of ``info.grad_norm`` over a chain is ebm-anatomy's ``r_t``), the mean acceptance probability
-(1 for unadjusted kernels) and the number of samples whose new energy is not finite.
+Optax-driven kernels, the optimizer state) and every ``info`` a :class:`ChainInfo` with, *per
+sample*, the energy and gradient norm of the position the step started from, the acceptance
+probability (1 for unadjusted kernels) and whether the new energy is not finite.
+:func:`run_chain` stacks these over the steps and only then averages over the batch
+(:func:`batch_mean_info`), so its info is ``[num_steps]`` (the mean of ``info.grad_norm`` over a
+chain is ebm-anatomy's ``r_t``). Reducing after the loop rather than in every step matters when
+the batch is sharded: a per-step mean is a cross-device all-reduce inside the loop, which made a
+toy chain on two CPU devices 12x slower (benchmarks/README.md).
 
 Hyper-parameters (step sizes, noise scales) may be Python floats or traced arrays, so the same
 kernel can be vmapped over a grid of settings.
@@ -53,11 +57,12 @@ class ChainState(NamedTuple):
 
 
 class ChainInfo(NamedTuple):
-  """Per-step diagnostics (scalars; stacked over steps by :func:`run_chain`)."""
-  energy: Array             # mean energy at the step's starting position
-  grad_norm: Array          # mean per-sample L2 norm of grad E at the starting position
-  acceptance_rate: Array    # mean Metropolis acceptance probability (1 if unadjusted)
-  num_nonfinite: Array      # number of samples whose new energy is NaN or inf
+  """Per-step diagnostics: ``[batch]`` from a kernel, ``[num_steps]`` batch means from
+  :func:`run_chain` (see :func:`batch_mean_info`)."""
+  energy: Array             # energy at the step's starting position
+  grad_norm: Array          # L2 norm of grad E at the starting position
+  acceptance_rate: Array    # Metropolis acceptance probability (1 if unadjusted)
+  num_nonfinite: Array      # 1 where the new energy is NaN or inf (a count once reduced)
 
 
 Kernel = Callable[[Array, ChainState, BatchEnergyFn], "tuple[ChainState, ChainInfo]"]
@@ -115,16 +120,24 @@ def clip_per_sample_norm(g: Array, max_norm) -> Array:
   return g * factor.reshape((-1,) + (1,) * (g.ndim - 1))
 
 
-def _nonfinite(energy: Array) -> Array:
-  return jnp.sum(~jnp.isfinite(energy)).astype(jnp.int32)
-
-
-def _info(state: ChainState, new_energy: Array, acceptance_rate=1.0) -> ChainInfo:
+def _info(state: ChainState, new_energy: Array, acceptance_rate=None) -> ChainInfo:
+  """Per-sample info of one step (no reduction over the batch: see the module docstring)."""
+  if acceptance_rate is None:
+    acceptance_rate = jnp.ones_like(state.energy, jnp.float32)
   return ChainInfo(
-      energy=jnp.mean(state.energy),
-      grad_norm=jnp.mean(per_sample_norm(state.energy_grad)),
-      acceptance_rate=jnp.asarray(acceptance_rate, jnp.float32),
-      num_nonfinite=_nonfinite(new_energy))
+      energy=state.energy,
+      grad_norm=per_sample_norm(state.energy_grad),
+      acceptance_rate=acceptance_rate.astype(jnp.float32),
+      num_nonfinite=(~jnp.isfinite(new_energy)).astype(jnp.int32))
+
+
+def batch_mean_info(info: ChainInfo) -> ChainInfo:
+  """Reduces per-sample info over its last (batch) axis: means, and a count of non-finite
+  energies."""
+  return ChainInfo(energy=jnp.mean(info.energy, axis=-1),
+                   grad_norm=jnp.mean(info.grad_norm, axis=-1),
+                   acceptance_rate=jnp.mean(info.acceptance_rate, axis=-1),
+                   num_nonfinite=jnp.sum(info.num_nonfinite, axis=-1))
 
 
 def _make_init(name: str, opt_init=None):
@@ -266,7 +279,7 @@ def _vmapped_blackjax_step(bj_kernel, bj_state_cls, kernel_args: Callable[[Chain
     args = kernel_args(state)
     new, info = jax.vmap(lambda k, s: bj_kernel(k, s, logdensity, **args))(keys, bj_state)
     new_state = _from_blackjax(new, state.opt_state)
-    return new_state, _info(state, new_state.energy, jnp.mean(info.acceptance_rate))
+    return new_state, _info(state, new_state.energy, info.acceptance_rate)
 
   return step
 
@@ -311,14 +324,18 @@ def run_chain(key: Array, kernel: Kernel, init_state: ChainState, energy_fn: Bat
               num_steps: int, *, unroll: int | bool = 1) -> tuple[ChainState, ChainInfo]:
   """Runs ``num_steps`` of ``kernel`` as one ``lax.scan``.
 
-  Returns the final state and the per-step :class:`ChainInfo`, stacked to ``[num_steps]``.
+  Returns the final state and the per-step :class:`ChainInfo` averaged over the batch,
+  ``[num_steps]``. The per-sample info is stacked inside the loop (``[num_steps, batch]``, four
+  numbers per sample and step) and reduced after it, so no step waits on the other devices.
   ``unroll`` is passed to ``lax.scan`` (``True`` unrolls fully; see benchmarks/README.md for
   when that pays on a CPU).
   """
   if not isinstance(num_steps, int) or num_steps < 1:
     raise ValueError(f"run_chain: num_steps must be a positive int, got {num_steps!r}")
   keys = jax.random.split(key, num_steps)
-  return jax.lax.scan(lambda s, k: kernel(k, s, energy_fn), init_state, keys, unroll=unroll)
+  state, info = jax.lax.scan(lambda s, k: kernel(k, s, energy_fn), init_state, keys,
+                             unroll=unroll)
+  return state, batch_mean_info(info)
 
 
 def run_chain_thinned(key: Array, kernel: Kernel, init_state: ChainState,

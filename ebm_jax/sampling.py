@@ -90,7 +90,7 @@ def adapt_step_size(key: Array, build: Callable[[Array], samplers.Sampler],
     def body(carry, k):
       state, da = carry
       state, info = build(jnp.exp(da.log_step_size)).step(k, state, energy_fn)
-      return (state, da_update(da, info.acceptance_rate)), None
+      return (state, da_update(da, jnp.mean(info.acceptance_rate))), None
 
     (state, da), _ = jax.lax.scan(body, (state, da_init(initial_step_size)),
                                   jax.random.split(key, num_steps))

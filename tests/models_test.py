@@ -147,10 +147,13 @@ def test_unknown_model_and_bad_width():
     models.get_model("vanilla", n_f=0)
 
 
-@pytest.mark.parametrize("kernel, stride, padding", [(3, 1, 1), (4, 2, 1), (4, 1, 0), (1, 1, 0),
-                                                     (5, 2, 2)])
-def test_patch_convolution_equals_the_native_one(kernel, stride, padding):
-  x = jax.random.normal(KEY, (2, 9, 9, 3))
+# Strided kernels that the stride divides take the space-to-depth path, on sizes that need the
+# extra padding (9 + 2 = 11) and on sizes that do not (8 + 2 = 10).
+@pytest.mark.parametrize("kernel, stride, padding, size", [
+    (3, 1, 1, 9), (4, 2, 1, 9), (4, 2, 1, 8), (4, 1, 0, 9), (1, 1, 0, 9), (5, 2, 2, 9),
+    (6, 3, 1, 9), (2, 2, 0, 8)])
+def test_patch_convolution_equals_the_native_one(kernel, stride, padding, size):
+  x = jax.random.normal(KEY, (2, size, size, 3))
   native = models.Conv2D(5, kernel, stride, padding, impl="xla")
   patches = models.Conv2D(5, kernel, stride, padding, impl="patches")
   variables = native.init(jax.random.key(1), x)

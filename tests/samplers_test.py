@@ -162,13 +162,17 @@ def test_clipping_of_positions_and_gradient_norms():
   np.testing.assert_allclose(info.grad_norm, 100 * np.sqrt(2), rtol=1e-5)  # raw norm reported
 
 
-def test_info_reports_start_energy_and_gradient_norm():
+def test_info_reports_start_energy_and_gradient_norm_per_sample_then_batch_means():
   sampler = samplers.langevin(0.1, 0.0)
   x = jnp.array([[3.0, 4.0], [0.0, 0.0]])
   state = sampler.init(x, gaussian_energy)
   _, info = sampler.step(KEY, state, gaussian_energy)
-  np.testing.assert_allclose(info.energy, (12.5 + 0.0) / 2)
-  np.testing.assert_allclose(info.grad_norm, (5.0 + 0.0) / 2)
+  np.testing.assert_allclose(info.energy, [12.5, 0.0])
+  np.testing.assert_allclose(info.grad_norm, [5.0, 0.0])
+  np.testing.assert_allclose(info.acceptance_rate, [1.0, 1.0])
+  _, info = samplers.run_chain(KEY, sampler.step, state, gaussian_energy, 1)
+  np.testing.assert_allclose(info.energy, [(12.5 + 0.0) / 2])
+  np.testing.assert_allclose(info.grad_norm, [(5.0 + 0.0) / 2])
 
 
 def test_nonfinite_energies_are_counted_not_hidden():

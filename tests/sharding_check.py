@@ -31,6 +31,17 @@ def max_diff(a, b):
              for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
+def loop_collectives(c):
+  """Collectives inside the compiled 8-device train step's loops (the chain must have none)."""
+  mesh = parallel.make_mesh(8)
+  comps = train.make_components(c, None, mesh)
+  state = train.init_state(c, comps)
+  state = jax.device_put(state, parallel.state_shardings(state, mesh))
+  step = jax.jit(train.make_train_step(c, comps))
+  text = step.lower(state, train.place_dataset(None, mesh)).compile().as_text()
+  return parallel.collectives_in_loops(text)
+
+
 def main():
   out = {"device_count": jax.device_count()}
   root = tempfile.mkdtemp()
@@ -44,6 +55,7 @@ def main():
   out["bank_devices"] = len(eight.chain_store.samples.sharding.device_set)
   out["params_replicated"] = all(x.sharding.is_fully_replicated
                                  for x in jax.tree.leaves(eight.params))
+  out["loop_collectives"] = loop_collectives(config(8, 6, **extra))
   # The 8-device checkpoint at step 6 restores on 1 and on 4 devices, and training continues
   # from it the same way on each.
   cont = {}
