@@ -8,12 +8,17 @@ import statistics
 import time
 
 
-def pin_threads(num_threads: int) -> None:
-  """Fixes the CPU threads of both JAX (XLA flags) and PyTorch to ``num_threads``."""
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+def pin_threads(num_threads: int, device: str = "cpu") -> None:
+  """Fixes the CPU threads of both JAX (XLA flags) and PyTorch to ``num_threads``; with
+  ``device="cpu"`` JAX also stays on the CPU even where a GPU exists."""
   if num_threads == 1:
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                " --xla_cpu_multi_thread_eigen=false").strip()
-  os.environ.setdefault("JAX_PLATFORMS", "cpu")
+  if device == "cpu":
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
   try:
     import torch
     torch.set_num_threads(num_threads)
@@ -54,3 +59,46 @@ def print_results(medians: dict, compile_s: float, repeats: int, rate) -> None:
     print(f"{name}: {rate(sec)} (median of {repeats})")
   if "torch" in medians:
     print(f"jax_over_torch={medians['torch'] / medians['jax']:.3f}")
+
+
+def set_jax_precision(precision: str) -> str:
+  """Matmul / convolution precision of float32 math in JAX, and the model's compute dtype.
+
+  ``fp32``: full float32 (XLA on recent GPUs would otherwise use TF32); ``tf32``: TensorFloat-32
+  matmuls on GPUs; ``bf16``: the network runs in bfloat16 (``model.compute_dtype``). Returns the
+  compute dtype to build the energy with."""
+  import jax
+  jax.config.update("jax_default_matmul_precision",
+                    {"fp32": "highest", "tf32": "tensorfloat32", "bf16": "default"}[precision])
+  return "bfloat16" if precision == "bf16" else "float32"
+
+
+def torch_runner(fn, precision: str, device: str):
+  """``fn`` under PyTorch's matching precision (TF32 flags, bfloat16 autocast), synchronised
+  with the GPU so that the timer sees the finished work."""
+  import contextlib
+  import torch
+  torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+  torch.backends.cudnn.allow_tf32 = precision == "tf32"
+  torch_device = "cuda" if device == "gpu" else "cpu"
+
+  def run():
+    context = (torch.autocast(torch_device, dtype=torch.bfloat16) if precision == "bf16"
+               else contextlib.nullcontext())
+    with context:
+      out = fn()
+    if device == "gpu":
+      torch.cuda.synchronize()
+    return out
+
+  return run
+
+
+def grad_flops(energy_fn, variables, x) -> float:
+  """FLOPs of one energy + input-gradient evaluation of a batch, from XLA's cost analysis of
+  the compiled function (per device when ``x`` is sharded); NaN where XLA gives none."""
+  import jax
+  fn = jax.jit(lambda v, x: jax.grad(lambda x: energy_fn(v, x).sum())(x))
+  cost = fn.lower(variables, x).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost
+  return float(cost.get("flops", float("nan"))) if cost else float("nan")

@@ -8,8 +8,9 @@ the forward pass alone and the forward pass with the gradient with respect to th
 *input* (what a Langevin step needs), both run ``--steps`` times inside one jitted
 ``lax.fori_loop`` (as in a chain: each iteration nudges the input by its gradient, so nothing
 can be hoisted out of the loop), against the same loop in PyTorch eager with
-``autograd.grad``. Prints a table of ms per iteration and the JAX / PyTorch throughput ratio
-per layer, and the whole net for reference.
+``autograd.grad``. Prints a table of ms per iteration, GFLOP/s and the JAX / PyTorch throughput
+ratio per layer, and, as the roofline both sides work against, the GFLOP/s of one dense
+float32 matrix product of the largest layer's im2col shape in each framework.
 """
 
 import argparse
@@ -73,7 +74,7 @@ def main():
       return x
     return run
 
-  rows = []
+  rows, largest = [], (0, None)
   x_np = np.random.default_rng(0).uniform(-1, 1, (args.batch, size, size, 1)).astype(np.float32)
   x_jax = jnp.asarray(x_np)
   for index, (features, kernel, stride, padding, activate) in enumerate(specs):
@@ -84,6 +85,10 @@ def main():
     x_torch = torch.from_numpy(np.ascontiguousarray(np.asarray(x_jax).transpose(0, 3, 1, 2)))
     name = (f"conv{index + 1} {kernel}x{kernel}/{stride} {x_jax.shape[-1]}->{features} "
             f"at {x_jax.shape[1]}x{x_jax.shape[2]}")
+    out_hw = ((x_jax.shape[1] + 2 * padding - kernel) // stride + 1) ** 2
+    macs = args.batch * out_hw * features * kernel * kernel * x_jax.shape[-1]
+    if macs > largest[0]:
+      largest = (macs, (args.batch * out_hw, kernel * kernel * x_jax.shape[-1], features))
     for with_grad in (False, True):
       fn, x0 = jax_loop(apply, variables, x_jax, with_grad)
       compiled = fn.lower(x0).compile()
@@ -93,20 +98,37 @@ def main():
       medians = common.interleaved_medians(
           {"jax": lambda: common.block(compiled(x0)), "torch": tfn}, args.repeats)
       rows.append((name, "fwd+input grad" if with_grad else "fwd",
-                   1e3 * medians["jax"] / args.steps, 1e3 * medians["torch"] / args.steps))
+                   1e3 * medians["jax"] / args.steps, 1e3 * medians["torch"] / args.steps,
+                   2 * macs * (2 if with_grad else 1)))
     x_jax = jax.jit(apply)(variables, x_jax)
 
   print(f"vanilla ConvNet n_f={nf} batch={args.batch} input={size}x{size}x1 "
         f"conv_impl={impl} threads={args.threads} steps={args.steps} "
         f"backend={jax.default_backend()}")
-  print(f"{'layer':42s} {'pass':15s} {'jax ms':>8s} {'torch ms':>9s} {'jax/torch':>9s}")
+  print(f"{'layer':42s} {'pass':15s} {'jax ms':>8s} {'torch ms':>9s} {'jax GF/s':>9s} "
+        f"{'torch GF/s':>10s} {'jax/torch':>9s}")
   totals = {}
-  for name, kind, jax_ms, torch_ms in rows:
-    print(f"{name:42s} {kind:15s} {jax_ms:8.2f} {torch_ms:9.2f} {torch_ms / jax_ms:9.2f}")
-    j, t = totals.get(kind, (0.0, 0.0))
-    totals[kind] = (j + jax_ms, t + torch_ms)
-  for kind, (j, t) in totals.items():
-    print(f"{'sum of layers':42s} {kind:15s} {j:8.2f} {t:9.2f} {t / j:9.2f}")
+  for name, kind, jax_ms, torch_ms, flops in rows:
+    print(f"{name:42s} {kind:15s} {jax_ms:8.2f} {torch_ms:9.2f} {flops / jax_ms / 1e6:9.1f} "
+          f"{flops / torch_ms / 1e6:10.1f} {torch_ms / jax_ms:9.2f}")
+    j, t, f = totals.get(kind, (0.0, 0.0, 0.0))
+    totals[kind] = (j + jax_ms, t + torch_ms, f + flops)
+  for kind, (j, t, f) in totals.items():
+    print(f"{'sum of layers':42s} {kind:15s} {j:8.2f} {t:9.2f} {f / j / 1e6:9.1f} "
+          f"{f / t / 1e6:10.1f} {t / j:9.2f}")
+
+  # The roofline: one dense matmul of the largest layer's im2col shape in each framework.
+  m, k, n = largest[1]
+  a = np.random.default_rng(1).standard_normal((m, k), np.float32)
+  b = np.random.default_rng(2).standard_normal((k, n), np.float32)
+  ja, jb, ta, tb = jnp.asarray(a), jnp.asarray(b), torch.from_numpy(a), torch.from_numpy(b)
+  matmul = jax.jit(jnp.matmul)
+  common.block(matmul(ja, jb))
+  medians = common.interleaved_medians(
+      {"jax": lambda: common.block(matmul(ja, jb)), "torch": lambda: ta @ tb}, args.repeats)
+  print(f"dense float32 matmul [{m}x{k}] @ [{k}x{n}]: "
+        + ", ".join(f"{side} {2 * m * k * n / sec / 1e9:.1f} GFLOP/s"
+                    for side, sec in medians.items()))
 
 
 if __name__ == "__main__":

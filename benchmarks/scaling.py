@@ -68,12 +68,8 @@ def worker(args):
   compiled_chain = chain.lower(jax.random.key(0), variables, x0).compile()
   # FLOPs of one energy + input-gradient evaluation (XLA's cost analysis counts a loop body
   # once, so the chain's count is this times K).
-  grad_fn = jax.jit(lambda v, x: jax.grad(lambda x: comps.energy(v, x).sum())(x))
-  cost = grad_fn.lower(variables, x0).compile().cost_analysis()
-  cost = cost[0] if isinstance(cost, list) else cost
   # Per device for a sharded input: times the devices for the whole chain.
-  flops = (float(cost.get("flops", float("nan"))) * args.steps * args.devices if cost
-           else float("nan"))
+  flops = common.grad_flops(comps.energy, variables, x0) * args.steps * args.devices
 
   holder = {"state": state}
 

@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # noqa: E402
 
 
-def build_config(case, n_f, steps):
+def build_config(case, n_f, steps, batch=0):
   from configs import mnist, toy_gmm
   c = (toy_gmm if case == "toy_gmm" else mnist).get_config()
   if case == "vanilla_k100":
@@ -36,6 +36,8 @@ def build_config(case, n_f, steps):
     c.batch_size = 100
   elif steps:
     c.sampler.num_steps = steps
+  if batch:
+    c.batch_size = batch
   return c
 
 
@@ -48,12 +50,18 @@ def main():
   p.add_argument("--threads", type=int, default=2)
   p.add_argument("--conv_impl", default="auto")
   p.add_argument("--unroll", type=int, default=-1, help="override sampler.unroll (0 = fully)")
+  p.add_argument("--batch", type=int, default=0, help="override the batch size")
+  p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+  p.add_argument("--precision", default="fp32", choices=common.PRECISIONS)
   p.add_argument("--no_torch", action="store_true")
-  p.add_argument("--cpu_devices", type=int, default=1,
-                 help="split the CPU into N single-threaded devices and shard the batch "
-                      "(PyTorch keeps --threads threads: set both equal for a fair ratio)")
+  p.add_argument("--cpu_devices", type=int, default=2,
+                 help="CPU: split the host into N single-threaded devices and shard the batch "
+                      "(2 = both cores, as the image recipes do; PyTorch gets --threads "
+                      "threads: keep both equal). Ignored with --device gpu")
   args = p.parse_args()
-  common.pin_threads(args.threads)
+  if args.device == "gpu":
+    args.cpu_devices = 1
+  common.pin_threads(args.threads, args.device)
   from ebm_jax import parallel
   parallel.set_cpu_devices(args.cpu_devices)
 
@@ -62,8 +70,9 @@ def main():
   import numpy as np
   from ebm_jax import train
 
-  config = build_config(args.case, args.n_f, args.steps)
+  config = build_config(args.case, args.n_f, args.steps, args.batch)
   config.model.conv_impl = args.conv_impl
+  config.model.compute_dtype = common.set_jax_precision(args.precision)
   if args.unroll >= 0:
     config.sampler.unroll = args.unroll
   toy = args.case == "toy_gmm"
@@ -93,17 +102,17 @@ def main():
     import torch_reference
     net = (torch_reference.toy_net(config.model.n_f, config.model.leak) if toy else
            torch_reference.vanilla_net(ch, config.model.n_f, config.model.leak, s))
-    optim = torch.optim.Adam(net.parameters(), lr=config.optimizer.learning_rate)
     b, k = config.batch_size, config.sampler.num_steps
+    torch_device = "cuda" if args.device == "gpu" else "cpu"
+    net = net.to(torch_device)
+    optim = torch.optim.Adam(net.parameters(), lr=config.optimizer.learning_rate)
     shape = (b, 2) if toy else (b, ch, s, s)
-    x_data = torch.rand(shape) * 2 - 1
+    x_data = torch.rand(shape, device=torch_device) * 2 - 1
 
-    def torch_step():
-      torch_reference.train_step(net, optim, x_data, torch.rand(shape) * 2 - 1, k,
-                                 config.sampler.step_size, config.sampler.noise_std)
-
-    torch_step()
-    fns["torch"] = torch_step
+    fns["torch"] = common.torch_runner(lambda: torch_reference.train_step(
+        net, optim, x_data, torch.rand(shape, device=torch_device) * 2 - 1, k,
+        config.sampler.step_size, config.sampler.noise_std), args.precision, args.device)
+    fns["torch"]()                                            # warm-up
 
   medians = common.interleaved_medians(fns, args.repeats)
   print(f"case={args.case} model={config.model.name} n_f={config.model.n_f} "
@@ -111,7 +120,8 @@ def main():
         f"input={'2-D points' if toy else f'{s}x{s}x{ch}'} "
         f"init={config.init.name} threads={args.threads} cpu_devices={args.cpu_devices} "
         f"unroll={config.sampler.unroll} "
-        f"conv_impl={train.models.resolve_conv_impl(args.conv_impl)}")
+        f"conv_impl={train.models.resolve_conv_impl(args.conv_impl)} "
+        f"precision={args.precision} backend={jax.default_backend()}")
   common.print_results(medians, compile_s, args.repeats, lambda sec: (
       f"{1 / sec:.3f} train steps/s, {config.batch_size / sec:.1f} samples/s"))
 

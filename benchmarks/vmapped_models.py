@@ -42,9 +42,10 @@ def main():
   parser.add_argument("--threads", type=int, default=2)
   parser.add_argument("--updates", type=int, default=10, help="updates per timed repeat")
   parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
   args = parser.parse_args()
   import common
-  common.pin_threads(args.threads)
+  common.pin_threads(args.threads, args.device)
   import jax
   import ml_collections
   from ebm_jax import sweep, train

@@ -35,6 +35,7 @@ def get_config():
   c.model.leak = 0.05                 # leaky-ReLU slope (anatomy 0.05, short-run 0.2)
   c.model.spectral_norm = False       # spectral normalisation of every conv / dense layer
   c.model.conv_impl = "auto"          # auto | xla | patches (im2col; auto = patches on CPU)
+  c.model.compute_dtype = "float32"   # float32 | bfloat16 (network math; params stay float32)
 
   c.sampler = ml_collections.ConfigDict()
   c.sampler.name = "langevin"         # langevin | gradient_descent | momentum_sgd | adam | mala | hmc

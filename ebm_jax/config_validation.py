@@ -110,6 +110,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("model.n_f", positive, "a positive int"),
       ("model.leak", unit, "a slope in [0, 1)"),
       ("model.conv_impl", lambda v: v in models.CONV_IMPLS, f"one of {models.CONV_IMPLS}"),
+      ("model.compute_dtype", lambda v: v in models.COMPUTE_DTYPES,
+       f"one of {models.COMPUTE_DTYPES}"),
       ("sampler.name", lambda v: v in SAMPLER_NAMES, f"one of {SAMPLER_NAMES}"),
       ("sampler.num_steps", positive, "a positive int"),
       ("sampler.step_size", positive, "a number > 0"),

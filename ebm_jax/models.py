@@ -316,18 +316,52 @@ def init_variables(module: nn.Module, key: Array, example_x: Array) -> dict:
   return dict(jax.jit(module.init)({"params": key}, example_x[:1]))
 
 
-def make_energy_fn(module: nn.Module) -> EnergyFn:
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def make_energy_fn(module: nn.Module, compute_dtype: str = "float32") -> EnergyFn:
   """Returns the pure ``energy_fn(variables, x) -> [batch]`` of ``module``.
 
   The spectral-norm state in ``variables`` is read, never updated, so calling this inside a
-  sampling chain leaves it untouched.
+  sampling chain leaves it untouched. ``compute_dtype="bfloat16"`` runs the network in bfloat16
+  (see :func:`with_compute_dtype`).
   """
 
   def energy_fn(variables: Variables, x: Array) -> Array:
     check_input(module, x)
     return module.apply(variables, x)
 
-  return energy_fn
+  return with_compute_dtype(energy_fn, compute_dtype)
+
+
+def with_compute_dtype(energy_fn: Callable, compute_dtype: str) -> Callable:
+  """Mixed precision for any energy function: its floating-point arguments (parameters,
+  positions) are cast to ``compute_dtype`` on the way in and the energies back to float32.
+
+  The caller keeps float32 parameters, chain positions and optimizer state; gradients flow
+  through the casts, so they come back in float32 too. bfloat16 pays on accelerators with
+  bfloat16 matrix units (GPUs, TPUs); CPUs without AVX-512 BF16 emulate it (slower than
+  float32, benchmarks/README.md).
+
+  Example:
+    >>> energy = with_compute_dtype(lambda x: 0.5 * jnp.sum(x ** 2, axis=1), "bfloat16")
+    >>> energy(jnp.ones((2, 3))).dtype
+    dtype('float32')
+  """
+  if compute_dtype not in COMPUTE_DTYPES:
+    raise ValueError(f"model.compute_dtype: expected one of {COMPUTE_DTYPES}, "
+                     f"got {compute_dtype!r}")
+  if compute_dtype == "float32":
+    return energy_fn
+  dtype = jnp.dtype(compute_dtype)
+
+  def cast(a):
+    return a.astype(dtype) if jnp.issubdtype(jnp.result_type(a), jnp.floating) else a
+
+  def mixed_energy_fn(*args):
+    return energy_fn(*jax.tree.map(cast, args)).astype(jnp.float32)
+
+  return mixed_energy_fn
 
 
 def update_spectral_state(module: nn.Module, variables: Variables, x: Array) -> dict:

@@ -241,7 +241,8 @@ def make_components(config, images: np.ndarray | None, mesh=None) -> Components:
                             conv_impl=config.model.conv_impl)
   source = make_data_source(config, images)
   generator = make_generator(config, source.sample_shape)
-  return Components(module, models.make_energy_fn(module), make_sampler(config.sampler),
+  return Components(module, models.make_energy_fn(module, config.model.compute_dtype),
+                    make_sampler(config.sampler),
                     make_chain_start(config.init, source.sample_shape, generator),
                     make_optimizer(config.optimizer), source, mesh, generator)
 

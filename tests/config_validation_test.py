@@ -66,6 +66,7 @@ def with_change(key, value):
     ("sampler.noise_std", -0.1, r"config.sampler.noise_std: expected a number >= 0"),
     ("model.spectral_norm", 1, r"config.model.spectral_norm: expected type bool, got 1"),
     ("data.classes", (1, "a"), r"config.data.classes: expected a tuple of int labels"),
+    ("model.compute_dtype", "float16", r"config.model.compute_dtype: expected one of"),
 ])
 def test_bad_values_fail_with_one_line_naming_the_key(key, value, match):
   with pytest.raises(config_validation.ConfigError, match=match) as err:

@@ -179,3 +179,25 @@ def test_conv_impls_share_parameters_and_energies(name):
 def test_unknown_conv_impl():
   with pytest.raises(ValueError, match="model.conv_impl: expected one of"):
     models.get_model("vanilla", n_f=4, conv_impl="fft")
+
+
+@pytest.mark.parametrize("name", ["toy_mlp", "vanilla"])
+def test_bfloat16_compute_keeps_float32_interfaces_and_close_energies(name):
+  module = models.get_model(name, n_f=8)
+  shape = (4, 2) if name == "toy_mlp" else (4, 32, 32, 1)
+  x = jax.random.uniform(KEY, shape, minval=-1, maxval=1)
+  variables = models.init_variables(module, jax.random.key(1), x)
+  full = models.make_energy_fn(module)
+  half = models.make_energy_fn(module, "bfloat16")
+  e32, e16 = full(variables, x), half(variables, x)
+  chex.assert_type(e16, jnp.float32)
+  scale = float(jnp.max(jnp.abs(e32))) + 1e-3
+  assert float(jnp.max(jnp.abs(e16 - e32))) < 2e-2 * scale
+  grads = [jax.grad(lambda v, x: jnp.sum(f(v, x)), argnums=(0, 1))(variables, x)
+           for f in (full, half)]
+  chex.assert_trees_all_equal_dtypes(grads[0], grads[1])    # float32 gradients both ways
+  gx32, gx16 = grads[0][1], grads[1][1]
+  cos = jnp.sum(gx32 * gx16) / (jnp.linalg.norm(gx32) * jnp.linalg.norm(gx16))
+  assert float(cos) > 0.99
+  with pytest.raises(ValueError, match="model.compute_dtype: expected one of"):
+    models.make_energy_fn(module, "float16")

@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from ebm_jax import samplers
+from ebm_jax import models, samplers
 
 KEY = jax.random.key(0)
 
@@ -29,22 +29,28 @@ def gmm_energy(x):
   return -jax.nn.logsumexp(-d2 / (2 * GMM_SD ** 2), axis=1)
 
 
-def stationary_variance(sampler, num_chains=4000, dim=2, burn=300, keep=40, every=10):
-  state = sampler.init(jax.random.normal(KEY, (num_chains, dim)), gaussian_energy)
+def stationary_variance(sampler, num_chains=4000, dim=2, burn=300, keep=40, every=10,
+                        energy_fn=gaussian_energy):
+  state = sampler.init(jax.random.normal(KEY, (num_chains, dim)), energy_fn)
   k1, k2 = jax.random.split(jax.random.key(1))
   run = jax.jit(functools.partial(samplers.run_chain, kernel=sampler.step,
-                                  energy_fn=gaussian_energy, num_steps=burn))
+                                  energy_fn=energy_fn, num_steps=burn))
   state, _ = run(k1, init_state=state)
   thinned = jax.jit(functools.partial(
-      samplers.run_chain_thinned, kernel=sampler.step, energy_fn=gaussian_energy,
+      samplers.run_chain_thinned, kernel=sampler.step, energy_fn=energy_fn,
       num_steps=keep * every, keep_every=every))
   _, info, positions = thinned(k2, init_state=state)
   return float(jnp.var(positions)), info
 
 
-def test_ula_stationary_variance_is_the_unadjusted_value_not_one():
+# bfloat16 energies (models.with_compute_dtype: mixed precision) must sample the same targets
+# as float32 ones, within the same tolerances.
+@pytest.mark.parametrize("compute_dtype", models.COMPUTE_DTYPES)
+def test_ula_stationary_variance_is_the_unadjusted_value_not_one(compute_dtype):
   eps = 0.5
-  var, info = stationary_variance(samplers.langevin(*samplers.ula_params(eps)))
+  var, info = stationary_variance(samplers.langevin(*samplers.ula_params(eps)),
+                                  energy_fn=models.with_compute_dtype(gaussian_energy,
+                                                                      compute_dtype))
   expected = 1.0 / (1.0 - eps ** 2 / 4)   # 1.0667
   assert abs(var / expected - 1) < 0.03, var
   assert abs(var - 1.0) > 0.03            # the discretisation bias is really there
@@ -69,15 +75,18 @@ def mode_shares(x):
   return np.bincount(np.asarray(nearest), minlength=8) / x.shape[0]
 
 
-def test_long_noisy_chains_share_the_gmm_modes_equally():
+@pytest.mark.parametrize("compute_dtype", models.COMPUTE_DTYPES)
+def test_long_noisy_chains_share_the_gmm_modes_equally(compute_dtype):
   # Uniform starts in the right half-plane: three modes start empty, so equal shares at the
   # end can only come from chains crossing between modes.
   x0 = jax.random.uniform(KEY, (4000, 2), minval=jnp.array([0.0, -2.0]), maxval=2.0)
   assert mode_shares(x0)[3:6].max() == 0
   sampler = samplers.langevin(*samplers.ula_params(0.2))
-  state = sampler.init(x0, gmm_energy)
+  energy_fn = models.with_compute_dtype(gmm_energy, compute_dtype)
+  state = sampler.init(x0, energy_fn)
+  chex.assert_type(state.energy_grad, jnp.float32)
   run = jax.jit(functools.partial(samplers.run_chain, kernel=sampler.step,
-                                  energy_fn=gmm_energy, num_steps=3000))
+                                  energy_fn=energy_fn, num_steps=3000))
   state, _ = run(jax.random.key(2), init_state=state)
   np.testing.assert_allclose(mode_shares(state.position), 0.125, atol=0.03)
 

@@ -1,0 +1,115 @@
+"""How large a bank / buffer and batch fit: each recipe's train-step memory, from XLA.
+
+    python benchmarks/memory.py                           # every recipe's default config
+    python benchmarks/memory.py --recipes thesis cifar10 --all_variants --device_gib 24 141
+
+For each recipe the train step is compiled exactly as ``train.py`` builds it, but from abstract
+shapes (``jax.eval_shape``), so paper-scale banks are measured without being allocated. XLA's
+``memory_analysis`` of the compiled step gives its arguments (parameters, optimizer state,
+bank / buffer, the dataset on the device), its outputs (donated: they reuse the arguments'
+buffers) and its temporaries (activations of the chain's last step, of the loss' backward
+pass, the bank gather); compiling at the recipe's batch and at twice it gives the temporaries
+per sample. The table then says, for each memory size in ``--device_gib``, the largest batch
+that fits with the recipe's bank and the largest bank (float32 and bfloat16 storage,
+``init.bank_dtype``) that fits with the recipe's batch. On a GPU run it there (buffer
+assignment differs somewhat between backends).
+"""
+
+import argparse
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+
+# Training-split sizes: the dataset lives on the device during training.
+TRAIN_IMAGES = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000,
+                "oxford_flowers102": 8189}   # flowers: every split (see ebm_jax/data.py)
+
+
+def step_memory(c, batch):
+  """(argument, output, alias, temp) bytes of the compiled train step at ``batch``."""
+  import jax
+  import jax.numpy as jnp
+  from ebm_jax import data as data_lib
+  from ebm_jax import train
+
+  c = c.copy_and_resolve_references()
+  c.batch_size = batch
+  c.parallel.num_devices = 1
+  if data_lib.is_toy(c.data.name):
+    images = None
+  else:   # a stand-in of the real dataset's size (only its shape matters here)
+    source = data_lib.IMAGE_SOURCES[c.data.name]
+    count = TRAIN_IMAGES.get(c.data.name, 60000)
+    images = jax.ShapeDtypeStruct((count, c.data.image_size, c.data.image_size,
+                                   source.channels), jnp.uint8)
+  comps = train.make_components(c, None if images is None else
+                                _tiny_images(c, data_lib))
+  state = jax.eval_shape(lambda: train.init_state(c, comps))
+  if images is None:
+    images = jax.ShapeDtypeStruct((0,), jnp.uint8)
+  step = jax.jit(train.make_train_step(c, comps), donate_argnums=0)
+  stats = step.lower(state, images).compile().memory_analysis()
+  return (stats.argument_size_in_bytes, stats.output_size_in_bytes,
+          stats.alias_size_in_bytes, stats.temp_size_in_bytes)
+
+
+def _tiny_images(c, data_lib):
+  import numpy as np
+  channels = data_lib.IMAGE_SOURCES[c.data.name].channels
+  return np.zeros((max(c.batch_size, 16), c.data.image_size, c.data.image_size, channels),
+                  np.uint8)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--recipes", nargs="*", default=[])
+  parser.add_argument("--all_variants", action="store_true")
+  parser.add_argument("--device_gib", type=float, nargs="*", default=[24.0, 141.0],
+                      help="memory sizes to fit into (this machine's RAM; an H200)")
+  parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+  args = parser.parse_args()
+  import common
+  common.pin_threads(2, args.device)
+  import compile_times
+  import jax
+  import numpy as np
+
+  gib = 2.0 ** 30
+  print(f"backend {jax.default_backend()}; sizes in MiB; fits for {args.device_gib} GiB")
+  print(f"{'recipe':22s} {'batch':>5s} {'bank':>7s} {'bank MiB':>9s} {'args MiB':>9s} "
+        f"{'temp MiB':>9s} {'temp/sample':>11s}  largest batch | bank f32 | bank bf16")
+  for label, c in compile_times.recipes(args.recipes, args.all_variants):
+    b = c.batch_size
+    arg1, out1, alias1, temp1 = step_memory(c, b)
+    _, _, _, temp2 = step_memory(c, 2 * b)
+    per_sample_temp = max(temp2 - temp1, 0) / b
+    sample_bytes = 4 * int(np.prod(_sample_shape(c)))
+    uses_bank = c.init.name in ("persistent", "replay")
+    bank_bytes = (sample_bytes * c.init.bank_size * (0.5 if c.init.bank_dtype == "bfloat16" else 1)
+                  if uses_bank else 0)
+    peak = arg1 + out1 - alias1 + temp1
+    fits = []
+    for size in args.device_gib:
+      free = size * gib - (peak - temp1)          # what the temporaries may take
+      batch_fit = int(b + (free - temp1) / per_sample_temp) if per_sample_temp else 0
+      room = size * gib - (peak - bank_bytes)     # what a bank may take at this batch
+      fits.append(f"{size:g} GiB: {max(batch_fit, 0):,} | "
+                  + (f"{int(room / sample_bytes):,} | {int(room / (sample_bytes / 2)):,}"
+                     if uses_bank else "- | -"))
+    print(f"{label:22s} {b:5d} {c.init.bank_size if uses_bank else 0:7d} "
+          f"{bank_bytes / 2**20:9.1f} {arg1 / 2**20:9.1f} {temp1 / 2**20:9.1f} "
+          f"{per_sample_temp / 2**20:9.3f}Mi  " + "; ".join(fits), flush=True)
+
+
+def _sample_shape(c):
+  from ebm_jax import data as data_lib
+  if data_lib.is_toy(c.data.name):
+    return (2,)
+  return (c.data.image_size, c.data.image_size, data_lib.IMAGE_SOURCES[c.data.name].channels)
+
+
+if __name__ == "__main__":
+  main()
