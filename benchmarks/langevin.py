@@ -65,8 +65,10 @@ def main():
     x0 = jax.device_put(x0, parallel.batch_sharded(mesh))
     variables = jax.device_put(variables, parallel.replicated(mesh))
   model_energy = models.make_energy_fn(module, compute_dtype)
-  # Per device for a sharded batch: times the devices for the whole batch.
-  flops_per_step = common.grad_flops(model_energy, variables, x0) * args.cpu_devices
+  # The float32 program's count for every precision (casts would add to a bfloat16 one's);
+  # per device for a sharded batch, so times the devices for the whole batch.
+  flops_per_step = (common.grad_flops(models.make_energy_fn(module), variables, x0)
+                    * args.cpu_devices)
   sampler = samplers.langevin(1.0, 0.01)
   unroll = True if args.unroll == 0 else args.unroll
 

@@ -82,7 +82,7 @@ def main():
     variables = conv.init(jax.random.key(index), x_jax)
     apply = (lambda v, x, conv=conv, act=activate:
              jax.nn.leaky_relu(conv.apply(v, x), leak) if act else conv.apply(v, x))
-    x_torch = torch.from_numpy(np.ascontiguousarray(np.asarray(x_jax).transpose(0, 3, 1, 2)))
+    x_torch = torch.from_numpy(np.array(np.asarray(x_jax).transpose(0, 3, 1, 2), copy=True))
     name = (f"conv{index + 1} {kernel}x{kernel}/{stride} {x_jax.shape[-1]}->{features} "
             f"at {x_jax.shape[1]}x{x_jax.shape[2]}")
     out_hw = ((x_jax.shape[1] + 2 * padding - kernel) // stride + 1) ** 2
