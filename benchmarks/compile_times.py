@@ -37,6 +37,17 @@ def recipes(names, all_variants):
              module.get_config(variant) if variant else module.get_config())
 
 
+def stand_in_images(c, count):
+  """Random uint8 images of the recipe's shape in place of its dataset (None for toys)."""
+  import numpy as np
+  from ebm_jax import data as data_lib
+  if data_lib.is_toy(c.data.name):
+    return None
+  channels = data_lib.IMAGE_SOURCES[c.data.name].channels
+  return np.random.default_rng(0).integers(
+      0, 256, (count, c.data.image_size, c.data.image_size, channels), dtype=np.uint8)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--recipes", nargs="*", default=[])
@@ -49,21 +60,13 @@ def main():
   import common
   common.pin_threads(args.threads)
   import jax
-  import numpy as np
-  from ebm_jax import data as data_lib
   from ebm_jax import train
 
   print(f"backend {jax.default_backend()}, 1 device, {args.threads} threads")
   for label, c in recipes(args.recipes, args.all_variants):
     c.init.bank_size = min(c.init.bank_size, args.max_bank)
     c.parallel.num_devices = 1
-    if data_lib.is_toy(c.data.name):
-      images = None
-    else:
-      channels = data_lib.IMAGE_SOURCES[c.data.name].channels
-      images = np.random.default_rng(0).integers(
-          0, 256, (max(c.batch_size, 256), c.data.image_size, c.data.image_size, channels),
-          dtype=np.uint8)
+    images = stand_in_images(c, max(c.batch_size, 256))
     comps = train.make_components(c, images)
     state = train.init_state(c, comps)
     images_dev = train.place_dataset(images, None)

@@ -29,38 +29,27 @@ TRAIN_IMAGES = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000,
 
 
 def step_memory(c, batch):
-  """(argument, output, alias, temp) bytes of the compiled train step at ``batch``."""
+  """(argument, output, alias, temp) bytes of the compiled train step at ``batch``, and the
+  shape of one sample."""
   import jax
   import jax.numpy as jnp
-  from ebm_jax import data as data_lib
+  import compile_times
   from ebm_jax import train
 
   c = c.copy_and_resolve_references()
   c.batch_size = batch
   c.parallel.num_devices = 1
-  if data_lib.is_toy(c.data.name):
-    images = None
-  else:   # a stand-in of the real dataset's size (only its shape matters here)
-    source = data_lib.IMAGE_SOURCES[c.data.name]
-    count = TRAIN_IMAGES.get(c.data.name, 60000)
-    images = jax.ShapeDtypeStruct((count, c.data.image_size, c.data.image_size,
-                                   source.channels), jnp.uint8)
-  comps = train.make_components(c, None if images is None else
-                                _tiny_images(c, data_lib))
+  stand_in = compile_times.stand_in_images(c, max(batch, 16))
+  comps = train.make_components(c, stand_in)
   state = jax.eval_shape(lambda: train.init_state(c, comps))
-  if images is None:
-    images = jax.ShapeDtypeStruct((0,), jnp.uint8)
+  # The dataset as the step sees it: the real training split's size, never allocated.
+  images = (jax.ShapeDtypeStruct((0,), jnp.uint8) if stand_in is None else
+            jax.ShapeDtypeStruct((TRAIN_IMAGES.get(c.data.name, 60000),) + stand_in.shape[1:],
+                                 stand_in.dtype))
   step = jax.jit(train.make_train_step(c, comps), donate_argnums=0)
   stats = step.lower(state, images).compile().memory_analysis()
   return (stats.argument_size_in_bytes, stats.output_size_in_bytes,
-          stats.alias_size_in_bytes, stats.temp_size_in_bytes)
-
-
-def _tiny_images(c, data_lib):
-  import numpy as np
-  channels = data_lib.IMAGE_SOURCES[c.data.name].channels
-  return np.zeros((max(c.batch_size, 16), c.data.image_size, c.data.image_size, channels),
-                  np.uint8)
+          stats.alias_size_in_bytes, stats.temp_size_in_bytes, comps.data.sample_shape)
 
 
 def main():
@@ -83,10 +72,10 @@ def main():
         f"{'temp MiB':>9s} {'temp/sample':>11s}  largest batch | bank f32 | bank bf16")
   for label, c in compile_times.recipes(args.recipes, args.all_variants):
     b = c.batch_size
-    arg1, out1, alias1, temp1 = step_memory(c, b)
-    _, _, _, temp2 = step_memory(c, 2 * b)
+    arg1, out1, alias1, temp1, sample_shape = step_memory(c, b)
+    temp2 = step_memory(c, 2 * b)[3]
     per_sample_temp = max(temp2 - temp1, 0) / b
-    sample_bytes = 4 * int(np.prod(_sample_shape(c)))
+    sample_bytes = 4 * int(np.prod(sample_shape))
     uses_bank = c.init.name in ("persistent", "replay")
     bank_bytes = (sample_bytes * c.init.bank_size * (0.5 if c.init.bank_dtype == "bfloat16" else 1)
                   if uses_bank else 0)
@@ -102,13 +91,6 @@ def main():
     print(f"{label:22s} {b:5d} {c.init.bank_size if uses_bank else 0:7d} "
           f"{bank_bytes / 2**20:9.1f} {arg1 / 2**20:9.1f} {temp1 / 2**20:9.1f} "
           f"{per_sample_temp / 2**20:9.3f}Mi  " + "; ".join(fits), flush=True)
-
-
-def _sample_shape(c):
-  from ebm_jax import data as data_lib
-  if data_lib.is_toy(c.data.name):
-    return (2,)
-  return (c.data.image_size, c.data.image_size, data_lib.IMAGE_SOURCES[c.data.name].channels)
 
 
 if __name__ == "__main__":
