@@ -47,6 +47,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ebm_jax import rundir
+
 Array = jax.Array
 
 FETCH_COMMAND = "python -m ebm_jax.data fetch {name}"
@@ -334,11 +336,8 @@ def _fetch_idx(source: ImageSource, target: str, log) -> None:
       errors.append(f"{label}: {e}")
       log(f"  {label} route failed: {e}")
       continue
-    os.makedirs(target, exist_ok=True)
     for n in names:
-      with open(os.path.join(target, n) + ".part", "wb") as f:
-        f.write(files[n])
-      os.replace(os.path.join(target, n) + ".part", os.path.join(target, n))
+      rundir.write_bytes(os.path.join(target, n), files[n])
     log(f"  fetched {source.name} from the {label} route into {target}")
     return
   raise DataError("; ".join(errors))

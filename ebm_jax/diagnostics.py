@@ -134,12 +134,13 @@ def toy_landscape(true_log_density: Callable, energy_fn: Callable, limit: float,
 
   The model density is ``exp(-temperature_scale * E)`` normalised on the grid; the scale maps
   the network's energy to the temperature its sampler targets (``2 step_size / noise_std**2``
-  for Langevin, i.e. ebm-anatomy's ``2 / eps**2`` with step size 1).
+  for Langevin, i.e. ebm-anatomy's ``2 / eps**2`` with step size 1). ``energy_fn`` is called
+  once on all grid points: pass a jitted one (the runner's is compiled once per run).
   """
   axis, points = grid_points(limit, res)
   area = float((axis[1] - axis[0]) ** 2)
   true = normalise_on_grid(np.asarray(true_log_density(jnp.asarray(points))), area)
-  energy = np.asarray(jax.jit(energy_fn)(jnp.asarray(points)), np.float64)
+  energy = np.asarray(energy_fn(jnp.asarray(points)), np.float64)
   model = normalise_on_grid(-temperature_scale * energy, area)
   kde = kl_kde = None
   if samples is not None:

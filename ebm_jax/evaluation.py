@@ -45,6 +45,7 @@ import optax
 
 from ebm_jax import data as data_lib
 from ebm_jax import models
+from ebm_jax import rundir
 
 CLASSIFIER_VERSION = 1        # bump when the architecture or training recipe changes
 
@@ -153,11 +154,8 @@ def load_feature_model(dataset: str, image_size: int, *, data_dir: str = "",
     log(f"training the {dataset} {image_size}x{image_size} evaluation classifier (cached in "
         f"{path}) ...")
     params, accuracy = train_classifier(train, test, log=log)
-    os.makedirs(cache_dir(), exist_ok=True)
-    with open(path + ".tmp", "wb") as f:
-      f.write(flax.serialization.msgpack_serialize(
-          {"params": flax.serialization.to_state_dict(params), "test_accuracy": accuracy}))
-    os.replace(path + ".tmp", path)
+    rundir.write_bytes(path, flax.serialization.msgpack_serialize(
+        {"params": flax.serialization.to_state_dict(params), "test_accuracy": accuracy}))
   return FeatureModel(module, params, accuracy, dataset, image_size), test
 
 
@@ -235,15 +233,8 @@ def evaluate_run(workdir: str, samples_path: str | None = None, log=print,
                                    data_dir=config["data"]["dir"], log=log)
   record = {"samples": os.path.abspath(samples_path), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
             **({"step": step} if step is not None else {}), **score_samples(model, test, x)}
-  path = os.path.join(workdir, "eval.json")
-  records = []
-  if os.path.exists(path):
-    with open(path) as f:
-      records = json.load(f)
-  records.append(record)
-  with open(path + ".tmp", "w") as f:
-    json.dump(records, f, indent=2)
-  os.replace(path + ".tmp", path)
+  path = os.path.join(workdir, rundir.EVAL)
+  rundir.write_json(path, (rundir.read_json(path) or []) + [record])
   return record
 
 

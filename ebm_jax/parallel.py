@@ -19,6 +19,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 DATA_AXIS = "data"
+MODELS_AXIS = "models"    # a study's group of models, stacked along their leading axis
 
 
 def set_cpu_devices(count: int) -> None:
@@ -89,16 +90,27 @@ def constrain_batch(x, mesh: Mesh | None):
   return jax.lax.with_sharding_constraint(x, batch_sharded(mesh))
 
 
-def state_shardings(state, mesh: Mesh):
-  """Shardings of a TrainState: the chain store's samples along ``data``, all else replicated."""
+def state_shardings(state, mesh: Mesh, *, stacked: bool = False):
+  """Shardings of a TrainState: the chain store's samples along ``data``, all else replicated.
+  ``stacked``: the state has a leading model axis (of one model), left unsharded."""
+  store = NamedSharding(mesh, P(None, DATA_AXIS) if stacked else P(DATA_AXIS))
 
   def sharding(path, leaf):
     keys = [getattr(k, "name", getattr(k, "key", None)) for k in path]
     if "chain_store" in keys and keys[-1] == "samples":
-      return batch_sharded(mesh)
+      return store
     return replicated(mesh)
 
   return jax.tree_util.tree_map_with_path(sharding, state)
+
+
+def stacked_shardings(tree, mesh: Mesh):
+  """Shardings of ``M`` stacked models' states or hyper-parameters (leading model axis): along
+  ``models`` on a models mesh; on a data mesh, the chain store's samples along ``data`` (their
+  second axis) and all else replicated."""
+  if MODELS_AXIS in mesh.axis_names:
+    return jax.tree.map(lambda _: NamedSharding(mesh, P(MODELS_AXIS)), tree)
+  return state_shardings(tree, mesh, stacked=True)
 
 
 def global_array(local: np.ndarray, mesh: Mesh) -> jax.Array:

@@ -12,19 +12,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from ebm_jax import rundir  # noqa: E402
 from ebm_jax.data import to_uint8  # noqa: E402
 
 
 def _atomic_save(fig_or_image, path: str) -> None:
   """Writes to a temporary name first so a reader never sees a half-written PNG."""
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  tmp = path + ".tmp.png"
-  if isinstance(fig_or_image, Image.Image):
-    fig_or_image.save(tmp)
-  else:
-    fig_or_image.savefig(tmp, dpi=90)
-    plt.close(fig_or_image)
-  os.replace(tmp, path)
+  with rundir.atomic_path(path, ".tmp.png") as tmp:
+    if isinstance(fig_or_image, Image.Image):
+      fig_or_image.save(tmp)
+    else:
+      fig_or_image.savefig(tmp, dpi=90)
+      plt.close(fig_or_image)
 
 
 def image_grid(x: np.ndarray, num: int | None = None, pad: int = 2) -> np.ndarray:

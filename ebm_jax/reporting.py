@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 import jax
@@ -18,54 +17,11 @@ import numpy as np
 from ebm_jax import diagnostics
 from ebm_jax import parallel
 from ebm_jax import plotting
+from ebm_jax import rundir
 
 # Per-step series kept in diagnostics.npz (every step, not only logged ones).
 TRACE_KEYS = ("d_s_t", "r_t", "loss", "energy_data", "energy_start", "energy_end",
               "grad_norm_start", "grad_norm_end")
-
-
-def log_line(workdir: str, message: str) -> None:
-  """Prints above the progress bar and appends to ``<workdir>/log.txt`` (process 0 only)."""
-  if not parallel.is_main_process():
-    return
-  from tqdm import tqdm
-  tqdm.write(message, file=sys.stderr)
-  with open(os.path.join(workdir, "log.txt"), "a") as f:
-    f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + message + "\n")
-
-
-def set_aside(path: str, suffix: str) -> None:
-  """Renames an existing file to ``<stem>_<suffix><ext>`` (never deletes a finished run's file)."""
-  if os.path.exists(path):
-    stem, ext = os.path.splitext(path)
-    target = f"{stem}_{suffix}{ext}"
-    n = 1
-    while os.path.exists(target):
-      target, n = f"{stem}_{suffix}.{n}{ext}", n + 1
-    os.replace(path, target)
-
-
-def write_config(workdir: str, config, step: int, log) -> None:
-  """Writes config.json; a different earlier one is kept as config_until_step_<step>.json."""
-  if not parallel.is_main_process():
-    return
-  path = os.path.join(workdir, "config.json")
-  text = json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)
-  if os.path.exists(path):
-    with open(path) as f:
-      if f.read() == text:
-        return
-    set_aside(path, f"until_step_{step}")
-    log(f"config changed since the last run; previous config kept as "
-        f"config_until_step_{step}.json")
-  with open(path, "w") as f:
-    f.write(text)
-
-
-def write_npz(path: str, **arrays) -> None:
-  tmp = path + ".tmp.npz"
-  np.savez(tmp, **arrays)
-  os.replace(tmp, path)
 
 
 def save_samples(path: str, x, title, toy_limit: float | None, num: int) -> None:
@@ -84,11 +40,11 @@ class RunReporter:
 
   def __init__(self, config, workdir: str, start_step: int, toy=None):
     self.config = config
-    self.main = parallel.is_main_process()
+    self.main = rundir.is_writer()
     self.workdir = workdir
     self.toy = toy
-    self.metrics_path = os.path.join(workdir, "metrics.jsonl")
-    self.trace_path = os.path.join(workdir, "diagnostics.npz")
+    self.metrics_path = os.path.join(workdir, rundir.METRICS)
+    self.trace_path = os.path.join(workdir, rundir.TRACE)
     self.history = self._rewind_metrics(start_step)
     self.trace = self._rewind_trace(start_step)
     self.window: list[dict] = []
@@ -98,7 +54,7 @@ class RunReporter:
     self.t_figures = -float("inf")
 
   def log(self, message: str) -> None:
-    log_line(self.workdir, message)
+    rundir.log_line(self.workdir, message)
 
   # --- resuming: drop what was logged after the checkpoint we resume from (those steps are
   # replayed exactly, so their rows come back identical).
@@ -109,10 +65,8 @@ class RunReporter:
     with open(self.metrics_path) as f:
       rows = [json.loads(line) for line in f if line.strip()]
     kept = [r for r in rows if r["step"] <= step]
-    if len(kept) < len(rows):
-      with open(self.metrics_path + ".tmp", "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in kept)
-      os.replace(self.metrics_path + ".tmp", self.metrics_path)
+    if len(kept) < len(rows) and self.main:
+      rundir.write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
     return kept
 
   def _rewind_trace(self, step: int) -> dict:
@@ -157,21 +111,21 @@ class RunReporter:
     with open(self.metrics_path, "a") as f:
       f.write(json.dumps(row) + "\n")
     self._save_batch_images(step, host_images)
-    write_npz(self.trace_path, **{k: np.asarray(v) for k, v in self.trace.items()})
+    rundir.write_npz(self.trace_path, **{k: np.asarray(v) for k, v in self.trace.items()})
     verdict = diagnostics.learning_verdict(self.trace["d_s_t"], self.trace["r_t"])
     self.log(f"step {step}: loss {row['loss']:.4g}, d_s_t {row['d_s_t']:.4g}, r_t "
              f"{row['r_t']:.4g}, {row['samples_per_sec']:.0f} samples/s; {verdict}")
     now = time.perf_counter()
     if final or now - self.t_figures >= self.config.diagnostics.figures_every_secs:
       self.t_figures = now
-      plotting.save_training_curves(os.path.join(self.workdir, "plots", "training.png"),
+      plotting.save_training_curves(os.path.join(self.workdir, rundir.PLOTS, "training.png"),
                                     self.history)
       if len(self.trace["d_s_t"]) >= 3:
         correlations = diagnostics.anatomy_correlations(
             self.trace["d_s_t"], self.trace["r_t"], self.config.diagnostics.max_lag,
             self.config.diagnostics.window)
         plotting.save_anatomy_diagnostics(
-            os.path.join(self.workdir, "plots", "diagnostics.png"), self.trace["step"],
+            os.path.join(self.workdir, rundir.PLOTS, "diagnostics.png"), self.trace["step"],
             self.trace["d_s_t"], self.trace["r_t"], correlations, f"step {step}: {verdict}")
     self.window = []
     self.t_window = time.perf_counter()    # figure time is not counted as training time
@@ -179,11 +133,11 @@ class RunReporter:
 
   def _save_batch_images(self, step: int, host: dict) -> None:
     if self.toy is not None:
-      plotting.save_points(os.path.join(self.workdir, "images", f"points_{step:06d}.png"),
+      plotting.save_points(os.path.join(self.workdir, rundir.IMAGES, f"points_{step:06d}.png"),
                            host, self.toy.plot_limit, f"step {step}")
       return
     for name, x in host.items():
-      plotting.save_image_grid(os.path.join(self.workdir, "images", f"{name}_{step:06d}.png"),
+      plotting.save_image_grid(os.path.join(self.workdir, rundir.IMAGES, f"{name}_{step:06d}.png"),
                                x, self.config.num_grid_images)
 
   # --- occasional diagnostics
@@ -193,13 +147,13 @@ class RunReporter:
     if not self.main:
       return
     limit = self.toy.plot_limit if self.toy is not None else None
-    save_samples(os.path.join(self.workdir, "images", f"longrun_{step:06d}.png"),
+    save_samples(os.path.join(self.workdir, rundir.IMAGES, f"longrun_{step:06d}.png"),
                  run.positions, f"long run, {len(run.energy)} steps", limit,
                  self.config.num_grid_images)
     traces = {"mean energy": run.energy, "mean gradient norm": run.grad_norm}
     if np.any(run.acceptance_rate < 1):
       traces["acceptance rate"] = run.acceptance_rate
-    plotting.save_chain_trace(os.path.join(self.workdir, "plots", f"longrun_{step:06d}.png"),
+    plotting.save_chain_trace(os.path.join(self.workdir, rundir.PLOTS, f"longrun_{step:06d}.png"),
                               traces, f"long run at training step {step}")
     self.log(f"step {step}: long run of {len(run.energy)} steps: mean energy "
              f"{run.energy[0]:.4g} -> {run.final_energy:.4g}"
@@ -209,6 +163,6 @@ class RunReporter:
     if not self.main:
       return {}
     plotting.save_toy_landscape(
-        os.path.join(self.workdir, "plots", f"landscape_{step:06d}.png"), landscape,
+        os.path.join(self.workdir, rundir.PLOTS, f"landscape_{step:06d}.png"), landscape,
         f"step {step}")
     return {"kl_true_model": landscape.kl_true_model, "kl_true_kde": landscape.kl_true_kde}

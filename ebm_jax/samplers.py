@@ -372,3 +372,81 @@ def chain_summary(init_state: ChainState, final_state: ChainState,
       "acceptance_rate": jnp.mean(info.acceptance_rate),
       "num_nonfinite": info.num_nonfinite[-1],
   }
+
+
+# ----------------------------------------------------------------------------- the registry
+
+
+def _langevin_temperature(step_size, noise_std):
+  # x - s grad E + sigma xi is the Euler step of dx = -s grad E dt + sigma dW, whose stationary
+  # density is exp(-(2 s / sigma^2) E) (ebm-anatomy: 2 / eps^2 with s = 1).
+  return 2.0 * step_size / noise_std ** 2 if noise_std else None
+
+
+class SamplerSpec(NamedTuple):
+  """A sampler's registry entry: how to build it from a config and what it targets.
+
+  Attributes:
+    build: ``(sc, step_size, noise_std) -> Sampler``; ``sc`` is the static ``config.sampler``
+      (names, counts, clip switches), ``step_size`` and ``noise_std`` (after ``noise_divide``)
+      may be traced arrays, so one compiled step serves a vmapped group of settings.
+    temperature: ``(step_size, noise_std) -> c`` such that the chain's stationary density is
+      ``exp(-c E)``, or None when it has none (noiseless or preconditioned updates).
+    target_acceptance: the Metropolis acceptance rate a step-size adaptation aims for (None for
+      unadjusted kernels).
+    default_step: ``noise_std -> step size`` used when sampling a run whose training sampler
+      differs (None: the run's own ``sampler.step_size``).
+    clip_options: whether ``sampler.clip_x`` and ``sampler.max_grad_norm`` apply.
+  """
+  build: Callable[..., Sampler]
+  temperature: Callable[[Any, Any], Any]
+  target_acceptance: float | None = None
+  default_step: Callable[[float], float] | None = None
+  clip_options: bool = True
+
+
+def _clip_kwargs(sc) -> dict:
+  return dict(clip_range=(-1.0, 1.0) if sc.clip_x else None,
+              max_grad_norm=sc.max_grad_norm or None)
+
+
+_NO_DENSITY = lambda step_size, noise_std: None   # noqa: E731
+
+# blackjax's defaults: MALA's optimal acceptance is 0.574 (Roberts & Rosenthal); HMC's ~0.65.
+SAMPLERS: dict[str, SamplerSpec] = {
+    "langevin": SamplerSpec(
+        lambda sc, s, noise: langevin(s, noise, **_clip_kwargs(sc)), _langevin_temperature),
+    "gradient_descent": SamplerSpec(
+        lambda sc, s, noise: gradient_descent(s, **_clip_kwargs(sc)), _NO_DENSITY),
+    # The thesis's sample optimizers, with optional noise: momentum and Adam's preconditioning
+    # change the update, so neither chain targets exp(-c E).
+    "momentum_sgd": SamplerSpec(
+        lambda sc, s, noise: optax_sampler(thesis_momentum_sgd(s, sc.momentum), noise,
+                                           **_clip_kwargs(sc)), _NO_DENSITY),
+    "adam": SamplerSpec(
+        lambda sc, s, noise: optax_sampler(thesis_adam(s, sc.adam_beta1, sc.adam_beta2), noise,
+                                           **_clip_kwargs(sc)), _NO_DENSITY),
+    "mala": SamplerSpec(lambda sc, s, noise: mala(s), lambda s, noise: 1.0, 0.574,
+                        lambda noise: noise ** 2 / 2 if noise else 1e-4, clip_options=False),
+    "hmc": SamplerSpec(lambda sc, s, noise: hmc(s, sc.hmc_leapfrog_steps), lambda s, noise: 1.0,
+                       0.65, lambda noise: noise or 1e-2, clip_options=False),
+}
+
+
+def effective_noise_std(sc, noise_std=None):
+  """The noise sd per step: ``noise_std`` (default ``sc.noise_std``) with its variance divided
+  by ``sc.noise_divide`` (the thesis's knob)."""
+  return (sc.noise_std if noise_std is None else noise_std) / sc.noise_divide ** 0.5
+
+
+def build(sc, step_size=None, noise_std=None) -> Sampler:
+  """The sampler ``sc.name`` with ``sc``'s settings, or the given (possibly traced) step size
+  and noise sd (before ``noise_divide``)."""
+  step_size = sc.step_size if step_size is None else step_size
+  return SAMPLERS[sc.name].build(sc, step_size, effective_noise_std(sc, noise_std))
+
+
+def temperature(sc):
+  """``c`` such that the sampler in ``sc`` targets ``exp(-c E)``; None when it has no
+  stationary density."""
+  return SAMPLERS[sc.name].temperature(sc.step_size, effective_noise_std(sc))

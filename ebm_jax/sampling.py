@@ -1,5 +1,5 @@
 """Long chains from a trained model: chunked runs with per-step traces, and step-size
-adaptation of Metropolis-adjusted samplers (blackjax's dual averaging).
+adaptation of Metropolis-adjusted samplers (blackjax's dual averaging), each compiled once.
 
 Used by the training loop's long-run diagnostics and by ``sample.py``. A long run is a Python
 loop over jitted chunks of ``lax.scan``: memory holds one chunk's per-step scalars and the
@@ -20,10 +20,6 @@ from ebm_jax import samplers
 
 Array = jax.Array
 
-# blackjax's defaults: MALA's optimal acceptance is 0.574 (Roberts & Rosenthal); HMC's ~0.65.
-TARGET_ACCEPTANCE = {"mala": 0.574, "hmc": 0.65}
-
-
 class LongRun(NamedTuple):
   positions: np.ndarray        # final positions [batch, ...]
   energy: np.ndarray           # [num_steps] mean energy at each step's start
@@ -33,68 +29,85 @@ class LongRun(NamedTuple):
   final_energy: float          # mean energy of the final positions
 
 
-def long_run(key: Array, sampler: samplers.Sampler, model_energy: Callable, variables: Any,
-             x0: Array, num_steps: int, *, chunk_steps: int = 1000, progress: bool = False,
-             desc: str = "long run") -> LongRun:
-  """Runs ``num_steps`` of ``sampler`` from ``x0`` in jitted chunks of ``chunk_steps``.
+class ChainRunner:
+  """Long chains of one sampler in jitted chunks of ``lax.scan``, compiled once and reused.
 
-  ``model_energy(variables, x)`` is the network's energy; ``variables`` are passed as an argument
-  so every chunk reuses one compiled program.
+  ``build(sampler_params) -> Sampler`` makes the kernel from a pytree of its (array) parameters,
+  e.g. ``(step_size, noise_std)``; ``model_energy(variables, x)`` is the network's energy. The
+  variables, sampler parameters and positions are arguments of the compiled chunk, so every
+  batch, checkpoint and adapted step size reuses one program (at most two: a full chunk and
+  the remainder).
   """
-  if num_steps < 1:
-    raise ValueError(f"long_run: num_steps must be positive, got {num_steps}")
 
-  @functools.partial(jax.jit, static_argnums=3)
-  def chunk(key, variables, state, steps):
-    energy_fn = functools.partial(model_energy, variables)
-    return samplers.run_chain(key, sampler.step, state, energy_fn, steps)
+  def __init__(self, build: Callable[[Any], samplers.Sampler], model_energy: Callable, *,
+               chunk_steps: int = 1000):
+    if chunk_steps < 1:
+      raise ValueError(f"ChainRunner: chunk_steps must be positive, got {chunk_steps}")
+    self.chunk_steps = chunk_steps
 
-  init = jax.jit(lambda variables, x: sampler.init(x, functools.partial(model_energy,
-                                                                         variables)))
-  state = init(variables, x0)
-  sizes = [chunk_steps] * (num_steps // chunk_steps)
-  if num_steps % chunk_steps:
-    sizes.append(num_steps % chunk_steps)
-  traces = []
-  iterator = range(len(sizes))
-  if progress:
-    from tqdm import tqdm
-    iterator = tqdm(iterator, desc=desc, unit="chunk", dynamic_ncols=True)
-  for i in iterator:
-    state, info = chunk(jax.random.fold_in(key, i), variables, state, sizes[i])
-    traces.append(jax.tree.map(parallel.fetch, info))
-  cat = lambda name: np.concatenate([np.asarray(getattr(t, name)) for t in traces])
-  energy = parallel.fetch(state.energy)
-  return LongRun(parallel.fetch(state.position), cat("energy"), cat("grad_norm"),
-                 cat("acceptance_rate"), int(np.sum(~np.isfinite(energy))),
-                 float(np.mean(energy)))
+    def init(variables, sampler_params, x):
+      return build(sampler_params).init(x, functools.partial(model_energy, variables))
+
+    def chunk(key, variables, sampler_params, state, steps):
+      energy_fn = functools.partial(model_energy, variables)
+      return samplers.run_chain(key, build(sampler_params).step, state, energy_fn, steps)
+
+    self.init = jax.jit(init)
+    self.chunk = jax.jit(chunk, static_argnums=4)
+
+  def run(self, key: Array, variables: Any, sampler_params: Any, x0: Array, num_steps: int, *,
+          progress: bool = False, desc: str = "long run") -> LongRun:
+    """``num_steps`` of the sampler from ``x0``; memory holds one chunk's per-step means."""
+    if num_steps < 1:
+      raise ValueError(f"long run: num_steps must be positive, got {num_steps}")
+    state = self.init(variables, sampler_params, x0)
+    size = min(self.chunk_steps, num_steps)
+    sizes = [size] * (num_steps // size) + ([num_steps % size] if num_steps % size else [])
+    traces = []
+    iterator = range(len(sizes))
+    if progress:
+      from tqdm import tqdm
+      iterator = tqdm(iterator, desc=desc, unit="chunk", dynamic_ncols=True)
+    for i in iterator:
+      state, info = self.chunk(jax.random.fold_in(key, i), variables, sampler_params, state,
+                               sizes[i])
+      traces.append(jax.tree.map(parallel.fetch, info))
+    cat = lambda name: np.concatenate([np.asarray(getattr(t, name)) for t in traces])  # noqa: E731
+    energy = parallel.fetch(state.energy)
+    return LongRun(parallel.fetch(state.position), cat("energy"), cat("grad_norm"),
+                   cat("acceptance_rate"), int(np.sum(~np.isfinite(energy))),
+                   float(np.mean(energy)))
 
 
-def adapt_step_size(key: Array, build: Callable[[Array], samplers.Sampler],
-                    model_energy: Callable, variables: Any, x0: Array, initial_step_size: float,
-                    num_steps: int, target: float) -> tuple[float, Array]:
-  """Tunes one step size shared by a batch of chains to a target mean acceptance rate.
+class StepSizeAdapter:
+  """Tunes one step size shared by a batch of chains to a target mean acceptance rate, by
+  blackjax's dual averaging (Hoffman & Gelman 2014), compiled once.
 
-  ``build(step_size)`` makes the sampler (e.g. ``samplers.mala``). Runs ``num_steps`` warm-up
-  steps under blackjax's dual-averaging adaptation (Hoffman & Gelman 2014) and returns the
-  averaged step size and the warmed-up positions.
+  ``build(step_size) -> Sampler`` (e.g. ``samplers.mala``); :meth:`adapt` runs ``num_steps``
+  warm-up steps and returns the averaged step size and the warmed-up positions.
   """
-  from blackjax.adaptation.step_size import dual_averaging_adaptation  # lazy, as in samplers
-  da_init, da_update, da_final = dual_averaging_adaptation(target)
 
-  @jax.jit
-  def warmup(key, variables, x0):
-    energy_fn = functools.partial(model_energy, variables)
-    state = build(initial_step_size).init(x0, energy_fn)
+  def __init__(self, build: Callable[[Array], samplers.Sampler], model_energy: Callable,
+               num_steps: int, target: float):
+    from blackjax.adaptation.step_size import dual_averaging_adaptation  # lazy, as in samplers
+    da_init, da_update, da_final = dual_averaging_adaptation(target)
 
-    def body(carry, k):
-      state, da = carry
-      state, info = build(jnp.exp(da.log_step_size)).step(k, state, energy_fn)
-      return (state, da_update(da, jnp.mean(info.acceptance_rate))), None
+    def warmup(key, variables, x0, initial_step_size):
+      energy_fn = functools.partial(model_energy, variables)
+      state = build(initial_step_size).init(x0, energy_fn)
 
-    (state, da), _ = jax.lax.scan(body, (state, da_init(initial_step_size)),
-                                  jax.random.split(key, num_steps))
-    return da_final(da), state.position
+      def body(carry, k):
+        state, da = carry
+        state, info = build(jnp.exp(da.log_step_size)).step(k, state, energy_fn)
+        return (state, da_update(da, jnp.mean(info.acceptance_rate))), None
 
-  step_size, positions = warmup(key, variables, x0)
-  return float(step_size), positions
+      (state, da), _ = jax.lax.scan(body, (state, da_init(initial_step_size)),
+                                    jax.random.split(key, num_steps))
+      return da_final(da), state.position
+
+    self.warmup = jax.jit(warmup)
+
+  def adapt(self, key: Array, variables: Any, x0: Array,
+            initial_step_size: float) -> tuple[float, Array]:
+    step_size, positions = self.warmup(key, variables, x0, jnp.float32(initial_step_size))
+    return float(step_size), positions

@@ -21,6 +21,7 @@ import numpy as np
 from ebm_jax import data as data_lib
 from ebm_jax import diagnostics
 from ebm_jax import plotting
+from ebm_jax import rundir
 from ebm_jax import sweep as sweep_lib
 
 TOY_QUALITY = "kl_true_kde"        # KL(true || KDE of the samples): comparable across samplers
@@ -114,13 +115,11 @@ def cell_row(cell: sweep_lib.Cell) -> dict:
 
 def write_csv(path: str, rows: Sequence[dict]) -> None:
   keys = list(dict.fromkeys(k for r in rows for k in r))
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  with open(path + ".tmp", "w", newline="") as f:
+  with rundir.atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=keys)
     writer.writeheader()
     for r in rows:
       writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-  os.replace(path + ".tmp", path)
 
 
 # ----------------------------------------------------------------------------- analysis
@@ -498,7 +497,5 @@ def write_report(sweep: sweep_lib.Sweep, cells: Sequence[sweep_lib.Cell], workdi
     lines[2:2] = ["## Summary", "", "| grid | claim | verdict |", "|---|---|---|"] + [
         f"| {g} | {c} | {v} |" for g, c, v in summary] + [""]
   path = os.path.join(workdir, "report.md")
-  with open(path + ".tmp", "w") as f:
-    f.write("\n".join(lines) + "\n")
-  os.replace(path + ".tmp", path)
+  rundir.write_text(path, "\n".join(lines) + "\n")
   return path

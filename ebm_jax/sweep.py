@@ -10,10 +10,10 @@ any one cell alone.
 Cells whose configs differ only in :data:`VMAPPABLE_KEYS` (values that change neither shapes nor
 Python control flow) form one group and train together: their ``TrainState``s are stacked along
 a leading model axis and one jitted ``jax.vmap`` of the ordinary train step updates all of
-them, so M models cost one compile and one dispatch per update. The step already keeps a model's
-last good state when its update is non-finite, so a model that diverges freezes while the
-others go on; the group records where it diverged. Groups of one cell run through
-:func:`ebm_jax.train.train_and_evaluate` unchanged.
+them, so M models cost one compile and one dispatch per update. Groups of any size, one cell
+included, train in the one loop (:func:`ebm_jax.loop.train`), with every periodic output of a
+single run; a model that diverges keeps its last good state while the others go on, and its
+cell records where it diverged.
 
 Example::
 
@@ -27,37 +27,18 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
-import importlib.util
 import itertools
 import json
 import os
-import sys
-import time
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
-import jax
-import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
-from ebm_jax import checkpointing
-from ebm_jax import config_validation
-from ebm_jax import reporting
-from ebm_jax import train
-
-# Keys a group may vary between its models: each enters the train step only as an array value
-# (never a shape, a Python branch or a static argument), so it can be a traced, vmapped scalar.
-# The optimizer's learning rates qualify because schedules are built from them arithmetically.
-VMAPPABLE_KEYS = (
-    "seed",
-    "optimizer.learning_rate", "optimizer.lr_min",
-    "sampler.step_size", "sampler.noise_std",
-    "loss.scale", "loss.l2_energy",
-    "init.scale", "init.reinit_prob", "init.start_noise_std",
-)
-_INT_KEYS = ("seed",)
+from ebm_jax import config as config_lib
+from ebm_jax import loop
+from ebm_jax import rundir
+from ebm_jax.hparams import VMAPPABLE_KEYS
 
 # Short names of common keys in cell names.
 _ABBREVIATIONS = {
@@ -118,29 +99,13 @@ class Cell:
 # ----------------------------------------------------------------------------- loading
 
 
-def _load_module(path: str, what: str):
-  if not os.path.exists(path):
-    raise SweepError(f"{what} {path} not found")
-  spec = importlib.util.spec_from_file_location(f"ebm_jax_{what}_{abs(hash(path))}", path)
-  module = importlib.util.module_from_spec(spec)
-  root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
-  if root not in sys.path:   # recipes import ``configs.common``
-    sys.path.insert(0, root)
-  spec.loader.exec_module(module)
-  return module
-
-
-def load_recipe(spec: str) -> ml_collections.ConfigDict:
-  """``configs/x.py`` or ``configs/x.py:variant`` -> its config."""
-  path, _, variant = spec.partition(":")
-  module = _load_module(path, "recipe")
-  return module.get_config(variant) if variant else module.get_config()
-
-
 def load_sweep(spec: str) -> Sweep:
   """``sweeps/x.py`` or ``sweeps/x.py:variant`` -> its :class:`Sweep`."""
   path, _, variant = spec.partition(":")
-  module = _load_module(path, "sweep")
+  try:
+    module = config_lib.load_module(path, "sweep")
+  except config_lib.ConfigError as e:
+    raise SweepError(str(e)) from e
   if not hasattr(module, "get_sweep"):
     raise SweepError(f"{path} defines no get_sweep(variant=None)")
   try:
@@ -153,31 +118,6 @@ def load_sweep(spec: str) -> Sweep:
 
 
 # ----------------------------------------------------------------------------- cells
-
-
-def get_key(config, key: str):
-  node = config
-  for part in key.split("."):
-    node = node[part]
-  return node
-
-
-def set_key(config, key: str, value) -> None:
-  *parents, leaf = key.split(".")
-  node = config
-  for part in parents:
-    if part not in node:
-      raise SweepError(f"{key}: unknown config key (see configs/default.py)")
-    node = node[part]
-  if leaf not in node:
-    raise SweepError(f"{key}: unknown config key (see configs/default.py)")
-  default = node[leaf]
-  if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-    value = float(value)
-  try:
-    node[leaf] = tuple(value) if isinstance(value, list) else value
-  except TypeError as e:
-    raise SweepError(f"{key}={value!r}: {type(default).__name__} expected ({e})") from e
 
 
 def format_value(value) -> str:
@@ -209,7 +149,11 @@ def expand(sweep: Sweep, base_spec: str | None, workdir: str,
     spec = grid.base if grid.base is not None else base_spec
     if not spec:
       raise SweepError(f"grid {grid.name!r} names no base recipe and no --config was given")
-    base = spec if isinstance(spec, ml_collections.ConfigDict) else load_recipe(spec)
+    try:
+      base = (spec if isinstance(spec, ml_collections.ConfigDict)
+              else config_lib.load_recipe(spec))
+    except config_lib.ConfigError as e:
+      raise SweepError(str(e)) from e
     if not grid.axes:
       raise SweepError(f"grid {grid.name!r} has no axes")
     for key, values in grid.axes.items():
@@ -218,14 +162,13 @@ def expand(sweep: Sweep, base_spec: str | None, workdir: str,
     keys = list(grid.axes)
     for values in itertools.product(*(grid.axes[k] for k in keys)):
       overrides = dict(zip(keys, values))
-      config = ml_collections.ConfigDict(base.to_dict())
-      for key, value in {**grid.fixed, **overrides, **(extra_overrides or {})}.items():
-        set_key(config, key, value)
-      config.data.classes = tuple(config.data.classes)
+      config = config_lib.from_dict(base.to_dict())
       name = cell_name(grid.name, overrides)
       try:
-        config_validation.validate(config)
-      except config_validation.ConfigError as e:
+        for key, value in {**grid.fixed, **overrides, **(extra_overrides or {})}.items():
+          config_lib.set_value(config, key, value)
+        config_lib.validate(config)
+      except config_lib.ConfigError as e:
         raise SweepError(f"cell {name}: {e}") from e
       if name in seen:
         raise SweepError(f"two cells are named {name}; give the grids different names")
@@ -261,201 +204,42 @@ def group_cells(cells: Sequence[Cell], max_models: int = 0) -> list[list[Cell]]:
 
 def varying_keys(cells: Sequence[Cell]) -> list[str]:
   return [k for k in VMAPPABLE_KEYS
-          if len({repr(get_key(c.config, k)) for c in cells}) > 1]
-
-
-def with_values(config, values: dict) -> ml_collections.ConfigDict:
-  """A copy of ``config`` with ``values`` (key -> possibly traced scalar) substituted."""
-  out = ml_collections.ConfigDict(config.to_dict(), type_safe=False)
-  for key, value in values.items():
-    *parents, leaf = key.split(".")
-    node = out
-    for part in parents:
-      node = node[part]
-    node[leaf] = value
-  out.data.classes = tuple(out.data.classes)
-  return out
+          if len({repr(config_lib.get_value(c.config, k)) for c in cells}) > 1]
 
 
 # ----------------------------------------------------------------------------- status files
 
 
 def read_status(cell: Cell) -> dict | None:
-  path = os.path.join(cell.workdir, STATUS_FILE)
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
+  return rundir.read_json(os.path.join(cell.workdir, STATUS_FILE))
 
 
 def write_status(cell: Cell, **fields) -> None:
-  os.makedirs(cell.workdir, exist_ok=True)
-  record = {"cell": cell.name, "grid": cell.grid,
-            "overrides": {k: v for k, v in cell.overrides.items()}, **fields}
-  path = os.path.join(cell.workdir, STATUS_FILE)
-  with open(path + ".tmp", "w") as f:
-    json.dump(record, f, indent=2, default=str)
-  os.replace(path + ".tmp", path)
+  record = {"cell": cell.name, "grid": cell.grid, "overrides": dict(cell.overrides), **fields}
+  rundir.write_json(os.path.join(cell.workdir, STATUS_FILE), record)
 
 
 # ----------------------------------------------------------------------------- training
 
 
-class GroupStep:
-  """The jitted, vmapped init and train step of a group of models.
-
-  ``hparams`` maps each varying key to a ``[M]`` array; model ``i`` is the ordinary run of
-  ``config`` with ``hparams[k][i]`` substituted, built by the same ``make_components`` /
-  ``init_state`` / ``make_train_step`` as a single run.
-  """
-
-  def __init__(self, config, images: np.ndarray | None, keys: Sequence[str]):
-    self.config = config
-    self.keys = list(keys) or ["seed"]   # vmap needs one batched input, also for M = 1
-
-    def build(h):
-      cfg = with_values(config, h)
-      return cfg, train.make_components(cfg, images)
-
-    def init_one(h):
-      cfg, comps = build(h)
-      return train.init_state(cfg, comps)
-
-    def step_one(h, state, images_dev):
-      cfg, comps = build(h)
-      return train.make_train_step(cfg, comps)(state, images_dev)
-
-    self.init = jax.jit(jax.vmap(init_one))
-    self.step = jax.jit(jax.vmap(step_one, in_axes=(0, 0, None)), donate_argnums=1)
-
-  def hparams(self, configs: Sequence[Any]) -> dict:
-    return {k: np.asarray([get_key(c, k) for c in configs],
-                          np.int32 if k in _INT_KEYS else np.float32) for k in self.keys}
-
-
-def model_mesh(num_models: int):
-  """A mesh whose ``models`` axis shards the group's models over the devices when their
-  number divides evenly (e.g. two CPU devices); None otherwise."""
-  devices = jax.devices()
-  if len(devices) < 2 or num_models % len(devices):
-    return None
-  return jax.sharding.Mesh(np.asarray(devices), ("models",))
-
-
-def unstack(tree, i: int):
-  return jax.tree.map(lambda a: a[i], tree)
-
-
-def stack(trees: Sequence[Any]):
-  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-
-
-def _restore_group(cells, ckpts, template_states, log) -> tuple[Any, int]:
-  """The group's states at the newest checkpoint step all its cells hold (0: fresh)."""
-  steps = [set(c.all_steps()) for c in ckpts]
-  if not any(steps):
-    return template_states, 0
-  common = set.intersection(*steps)
-  if not common:
-    raise checkpointing.CheckpointError(
-        "the cells of group " + ", ".join(c.name for c in cells) + " hold checkpoints of "
-        "different steps; resume them one by one with sweep.py --cells=<cell>")
-  step = max(common)
-  restored = [ckpt.restore(unstack(template_states, i), step=step, log=log)
-              for i, ckpt in enumerate(ckpts)]
-  return stack(restored), step
-
-
 def train_group(cells: Sequence[Cell], log: Callable[[str], None]) -> None:
-  """Trains a group of cells as one vmapped stack of models, writing each cell's outputs."""
-  config = cells[0].config
+  """Trains a group of cells (one or more) as one stacked group in the one loop, writing each
+  cell's run outputs and, as each model ends, its status file."""
   m = len(cells)
-  logs = [functools.partial(reporting.log_line, c.workdir) for c in cells]
-  for cell in cells:
-    os.makedirs(cell.workdir, exist_ok=True)
-  images = train.load_training_images(config, log)
-  mesh = model_mesh(m)
-  images_dev = train.place_dataset(images, mesh)    # replicated: every model draws from all
-  comps = [train.make_components(c.config, images) for c in cells]
-  group = GroupStep(config, images, varying_keys(cells))
-  hparams = group.hparams([c.config for c in cells])
-  sharding = None
-  if mesh is not None:
-    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("models"))
-    hparams = jax.device_put(hparams, sharding)
-  ckpts = [checkpointing.Checkpointer(c.workdir, c.config.keep_checkpoints,
-                                      c.config.checkpoint_dir) for c in cells]
-  states, start = _restore_group(cells, ckpts, group.init(hparams), log)
-  for cell, cell_log in zip(cells, logs):
-    reporting.write_config(cell.workdir, cell.config, start, cell_log)
-  if sharding is not None:
-    states = jax.device_put(states, sharding)
-  reports = [reporting.RunReporter(c.config, c.workdir, start, comps[i].data.toy)
-             for i, c in enumerate(cells)]
-  log(f"group of {m} models ({', '.join(group.keys)} vmapped): " + ", ".join(
-      c.name for c in cells) + f"; from step {start} to {config.num_train_steps}")
-  diverged: dict[int, int] = {}
-  # steps/s leaves out the first step (compilation) and the time spent writing outputs
-  # (figures, landscapes, checkpoints).
-  t0, t_outputs, done_steps, t_compiled = time.perf_counter(), 0.0, 0, None
-  for step in range(start + 1, config.num_train_steps + 1):
-    states, metrics, batch_images = group.step(hparams, states, images_dev)
-    metrics = jax.device_get(metrics)
-    done_steps += 1
-    t_step = time.perf_counter()
-    if t_compiled is None:
-      t_compiled = t_step
-    for i, cell in enumerate(cells):
-      if i in diverged:
-        continue
-      row = {k: v[i] for k, v in metrics.items()}
-      if not row["finite"]:
-        diverged[i] = step
-        state_i = unstack(states, i)
-        train.save_last_good(cell.config, comps[i], state_i, images_dev, cell.workdir,
-                             ckpts[i], step)
-        write_status(cell, status="diverged", diverged_at_step=step,
-                     last_good_step=int(state_i.step), models_in_group=m)
-        logs[i](f"diverged at step {step} (non-finite loss or parameters, or |loss| above "
-                f"divergence_threshold); last good state (step {int(state_i.step)}) "
-                "checkpointed; the other models of its group go on")
-        continue
-      reports[i].record(step, row)
-      final = step == config.num_train_steps
-      if final or train.every(config.log_every_steps, step):
-        train.log_progress(cell.config, comps[i], reports[i], unstack(states, i), images_dev,
-                           step, unstack(batch_images, i))
-      if train.every(config.checkpoint_every_steps, step):
-        ckpts[i].save(step, unstack(states, i))
-    t_outputs += time.perf_counter() - t_step
-  elapsed = time.perf_counter() - t0
-  training = (time.perf_counter() - t_compiled - t_outputs) if t_compiled else 0.0
-  steps_per_sec = (done_steps - 1) / training if training > 0 else 0.0
-  for i, cell in enumerate(cells):
-    if i in diverged:
-      ckpts[i].close()
-      continue
-    state_i = unstack(states, i)
-    ckpts[i].save(int(state_i.step), state_i)
-    train.finish_run(cell.config, comps[i], state_i, images_dev, cell.workdir, logs[i])
-    ckpts[i].close()
-    write_status(cell, status="finished", final_step=int(state_i.step), models_in_group=m,
-                 group_wall_time_s=elapsed, group_steps_per_sec=steps_per_sec)
-  log(f"group done: {done_steps} steps in {elapsed:.1f} s ({steps_per_sec:.2f} steps/s for "
-      f"{m} models, compilation and outputs excluded), {len(diverged)} diverged")
 
+  def on_end(i: int, outcome: loop.Outcome) -> None:
+    if outcome.status == "diverged":
+      write_status(cells[i], status="diverged", diverged_at_step=outcome.diverged_at,
+                   last_good_step=outcome.step, models_in_group=m)
+      log(f"{cells[i].name}: diverged at step {outcome.diverged_at}")
+    else:
+      write_status(cells[i], status="finished", final_step=outcome.step, models_in_group=m,
+                   group_wall_time_s=outcome.wall_time_s,
+                   group_steps_per_sec=outcome.steps_per_sec)
 
-def train_single(cell: Cell, log: Callable[[str], None]) -> None:
-  """A group of one: the ordinary training run."""
-  t0 = time.perf_counter()
-  try:
-    state = train.train_and_evaluate(cell.config, cell.workdir)
-  except train.TrainingDiverged as e:
-    write_status(cell, status="diverged", diverged_at_step=e.step, models_in_group=1)
-    log(f"{cell.name}: diverged at step {e.step}")
-    return
-  write_status(cell, status="finished", final_step=int(state.step), models_in_group=1,
-               group_wall_time_s=time.perf_counter() - t0)
+  log(f"group of {m} model(s) ({', '.join(varying_keys(cells)) or 'no key'} vmapped): "
+      + ", ".join(c.name for c in cells))
+  loop.train([loop.Run(c.config, c.workdir) for c in cells], log=log, on_end=on_end)
 
 
 def run_sweep(sweep: Sweep, base_spec: str | None, workdir: str, *,
@@ -481,7 +265,4 @@ def train_cells(cells: Sequence[Cell], *, only: Sequence[str] = (), max_models: 
       f"{len(groups)} group(s) of sizes {[len(g) for g in groups]}")
   for i, members in enumerate(groups):
     log(f"group {i + 1}/{len(groups)}")
-    if len(members) == 1:
-      train_single(members[0], log)
-    else:
-      train_group(members, log)
+    train_group(members, log)

@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ebm_jax import samplers, train
-from train_test import NO_IMAGES, tiny_image_config, tiny_toy_config
+from ebm_jax import hparams, samplers, train
+from ebm_jax.objectives import base
+from testutil import NO_IMAGES, make_step, tiny_image_config, tiny_toy_config
 
 IMAGES = np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1), dtype=np.uint8)
 
@@ -20,11 +21,7 @@ def coop_config(**overrides):
 
 
 def setup(config, energy=None):
-  comps = train.make_components(config, IMAGES)
-  if energy is not None:
-    comps = comps._replace(energy=energy)
-  state = train.init_state(config, comps)
-  return comps, state, jax.jit(train.make_train_step(config, comps))
+  return make_step(config, IMAGES, energy)
 
 
 @pytest.mark.parametrize("latent_steps", [0, 3])
@@ -84,7 +81,7 @@ def test_coopnets_run_checkpoints_the_generator_and_resumes_bit_exactly(tmp_path
 def test_without_noise_a_chain_is_deterministic_for_a_fixed_start():
   for name in ("momentum_sgd", "adam", "langevin"):
     config = tiny_toy_config(**{"sampler.name": name, "sampler.noise_std": 0.0})
-    sampler = train.make_sampler(config.sampler)
+    sampler = samplers.build(config.sampler)
     energy = lambda x: jnp.sum(x ** 2, axis=1)
     state = sampler.init(jnp.ones((4, 2)), energy)
     a, _ = samplers.run_chain(jax.random.key(0), sampler.step, state, energy, 5)
@@ -96,7 +93,7 @@ def test_without_noise_a_chain_is_deterministic_for_a_fixed_start():
 def test_noise_divide_divides_the_noise_variance(divide):
   config = tiny_toy_config(**{"sampler.noise_std": 0.1, "sampler.noise_divide": divide,
                               "sampler.step_size": 1e-3})
-  sampler = train.make_sampler(config.sampler)
+  sampler = samplers.build(config.sampler)
   flat = lambda x: jnp.zeros(x.shape[0])                 # no gradient: one step is pure noise
   state = sampler.init(jnp.zeros((20000, 2)), flat)
   new, _ = sampler.step(jax.random.key(0), state, flat)
@@ -105,28 +102,29 @@ def test_noise_divide_divides_the_noise_variance(divide):
 
 def test_data_epsilon_is_added_to_persistent_starts():
   config = tiny_toy_config(**{"init.start_noise_std": 0.2})
-  comps = train.make_components(config, None)
-  state = train.init_state(config, comps)
-  starts, idx = comps.chain_start.draw(state, jax.random.key(0), jnp.zeros((16, 2)))
+  objective, state, _ = make_step(config)
+  start = objective.chain_start("persistent")
+  starts, idx = start.draw(state, jax.random.key(0), jnp.zeros((16, 2)),
+                           hparams.from_config(config))
   np.testing.assert_allclose(np.std(np.asarray(starts - state.chain_store.samples[idx])), 0.2,
                              rtol=0.25)
 
 
 def test_lr_decrease_and_divergence_threshold():
   config = tiny_toy_config(**{"optimizer.lr_decay": 0.999})
-  schedule = train.make_lr_schedule(config.optimizer)
-  np.testing.assert_allclose(schedule(1000), 1e-3 * 0.999 ** 1000, rtol=1e-4)  # float32
+  lr = base.learning_rate(config.optimizer, hparams.from_config(config), 1000)
+  np.testing.assert_allclose(lr, 1e-3 * 0.999 ** 1000, rtol=1e-4)  # float32
   config = tiny_toy_config(**{"divergence_threshold": 1e-12})
-  comps = train.make_components(config, None)
-  state = train.init_state(config, comps)
-  new, metrics, _ = jax.jit(train.make_train_step(config, comps))(state, NO_IMAGES)
+  _, state, step = make_step(config)
+  new, metrics, _ = step(state, NO_IMAGES)
   assert float(metrics["finite"]) == 0.0 and int(new.step) == 0
 
 
 def test_generator_starts_for_sampling_use_running_statistics():
   config = coop_config()
-  comps, state, _ = setup(config)
-  draw = functools.partial(comps.chain_start.draw, state)
-  x0, z = draw(jax.random.key(0), jnp.zeros((16, 28, 28, 1)))
+  objective, state, _ = setup(config)
+  x0, z = objective.chain_start("generator").draw(state, jax.random.key(0),
+                                                  jnp.zeros((16, 28, 28, 1)),
+                                                  hparams.from_config(config))
   chex.assert_shape([x0, z], [(16, 28, 28, 1), (16, 8)])
   assert float(jnp.abs(x0).max()) <= 1.0                  # tanh output

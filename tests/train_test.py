@@ -9,65 +9,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ebm_jax import checkpointing, config_validation, train
-
-
-def tiny_toy_config(**overrides):
-  c = config_validation.default_config()
-  c.data.name = "gmm"
-  c.model.name = "toy_mlp"
-  c.model.n_f = 8
-  c.sampler.num_steps = 5
-  c.sampler.step_size = 0.05
-  c.sampler.noise_std = 0.1
-  c.init.name = "persistent"
-  c.init.bank_size = 64
-  c.optimizer.learning_rate = 1e-3
-  c.batch_size = 16
-  c.num_train_steps = 6
-  c.log_every_steps = 2
-  c.checkpoint_every_steps = 3
-  c.num_final_samples = 20
-  c.diagnostics.landscape_res = 30
-  c.diagnostics.kde_samples = 50
-  return override(c, overrides)
-
-
-def override(c, overrides: dict):
-  """Sets ``{"section.key": value}`` overrides on a config."""
-  for key, value in overrides.items():
-    section, _, leaf = key.rpartition(".")
-    (c[section] if section else c)[leaf] = value
-  return c
-
-
-def tiny_image_config(**overrides):
-  c = tiny_toy_config(**overrides)
-  c.data.name = "mnist"
-  c.data.image_size = 28
-  c.model.name = "vanilla"
-  c.model.n_f = 4
-  c.sampler.num_steps = 2
-  return override(c, overrides)
-
-
-def make_step(config, images=None):
-  comps = train.make_components(config, images)
-  state = train.init_state(config, comps)
-  return comps, state, jax.jit(train.make_train_step(config, comps))
-
-
-NO_IMAGES = jnp.zeros((0,), jnp.uint8)
+from ebm_jax import checkpointing, hparams, train
+from testutil import (CONTRACT_KEYS, NO_IMAGES, make_step, read_metrics, tiny_image_config,
+                      tiny_toy_config)
 
 
 def test_train_step_updates_params_bank_and_step_without_retracing():
   config = tiny_toy_config()
-  comps, state, _ = make_step(config)
-  step = jax.jit(chex.assert_max_traces(n=1)(train.make_train_step(config, comps)))
+  objective, state, _ = make_step(config)
+  step = jax.jit(chex.assert_max_traces(n=1)(objective.train_step))
   bank0 = np.asarray(state.chain_store.samples)
-  new, metrics, images = step(state, NO_IMAGES)
-  for _ in range(3):
-    new, metrics, images = step(new, NO_IMAGES)
+  new, metrics, images = step(state, hparams.from_config(config), NO_IMAGES)
+  for lr in (1e-3, 2e-3, 5e-4):          # other hyper-parameters: the same program
+    new, metrics, images = step(new, hparams.from_config(
+        tiny_toy_config(**{"optimizer.learning_rate": lr})), NO_IMAGES)
   assert int(new.step) == 4
   assert float(metrics["finite"]) == 1.0
   changed_rows = np.any(np.asarray(new.chain_store.samples) != bank0, axis=1)
@@ -126,16 +81,6 @@ def test_nonfinite_update_is_not_applied():
   assert float(metrics["finite"]) == 0.0
   chex.assert_trees_all_equal(new.params, state.params)
   assert int(new.step) == int(state.step)
-
-
-def read_metrics(workdir):
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [json.loads(line) for line in f]
-
-
-CONTRACT_KEYS = {"step", "loss", "energy_data", "energy_samples", "d_s_t", "r_t",
-                 "grad_norm_start", "grad_norm_end", "lr", "wall_time", "energy_start",
-                 "energy_end", "samples_per_sec"}
 
 
 def test_training_writes_the_contract_outputs(tmp_path):

@@ -1,0 +1,360 @@
+"""Every config key with its default, the checks a resolved config passes before anything is
+compiled, recipe loading and dotted keys.
+
+:func:`get_config` is the reference for every key (``configs/default.py`` re-exports it, so an
+installed package validates configs without the repository). Every problem raises
+:class:`ConfigError` with one line naming the key and what is allowed. Choice lists (samplers,
+chain starts, models, datasets, optimizers) come from the registries that implement them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from typing import Any, Callable
+
+import ml_collections
+from ml_collections.config_flags import config_path
+
+from ebm_jax import chain_starts
+from ebm_jax import data as data_lib
+from ebm_jax import models
+from ebm_jax import samplers
+from ebm_jax.objectives import base as objective_base
+
+BANK_DTYPES = ("float32", "bfloat16")
+
+
+class ConfigError(ValueError):
+  """A config key or value is invalid (one-line message)."""
+
+
+def get_config():
+  c = ml_collections.ConfigDict()
+  c.seed = 0                          # PRNG seed of initialisation, data draws and chains
+  c.num_train_steps = 2000            # parameter updates of the energy model
+  c.batch_size = 100                  # data images and chains per update
+  c.log_every_steps = 50              # metrics.jsonl row, image grids and plots every N steps
+  c.checkpoint_every_steps = 500      # Orbax checkpoint every N steps (and at the end)
+  c.keep_checkpoints = 3              # how many recent checkpoints to keep
+  c.divergence_threshold = 0.0        # stop when |loss| exceeds this (0 = only non-finite; thesis 1e11)
+  c.checkpoint_dir = ""               # "" = <workdir>/checkpoints; or e.g. gs://bucket/run/checkpoints
+  c.num_final_samples = 1000          # samples written to samples.npz at the end
+  c.num_grid_images = 64              # images per PNG grid
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "mnist"               # mnist | fashion_mnist | cifar10 | gmm | rings
+  c.data.dir = ""                     # raw dataset files; "" = $EBM_DATA_DIR or ~/.cache/ebm_jax/data
+  c.data.image_size = 32              # 32 (bilinear resize from 28, as ebm-anatomy) or 28 (native)
+  c.data.noise_std = 0.0              # data epsilon: Gaussian noise added to every data batch
+  c.data.classes = ()                 # keep only these class labels, e.g. (3,) or (0, 1); () = all
+  c.data.toy_sd = 0.15                # toy densities: sd of each GMM mode / ring width
+  c.data.toy_radius = 1.0             # toy densities: GMM radius / spacing of the rings
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "vanilla"            # toy_mlp | vanilla | nonlocal | thesis
+  c.model.n_f = 32                    # base number of filters / hidden units
+  c.model.leak = 0.05                 # leaky-ReLU slope (anatomy 0.05, short-run 0.2)
+  c.model.spectral_norm = False       # spectral normalisation of every conv / dense layer
+  c.model.conv_impl = "auto"          # auto | xla | patches (im2col; auto = patches on CPU)
+  c.model.compute_dtype = "float32"   # float32 | bfloat16 (network math; params stay float32)
+
+  c.sampler = ml_collections.ConfigDict()
+  c.sampler.name = "langevin"         # langevin | gradient_descent | momentum_sgd | adam | mala | hmc
+  c.sampler.num_steps = 20            # K: sampler steps per parameter update
+  c.sampler.step_size = 1.0           # gradient multiplier (anatomy: 1 on its scaled energy)
+  c.sampler.noise_std = 0.01          # noise sd per step (0 = noiseless; thesis with_noise: 1e-2)
+  c.sampler.noise_divide = 1.0        # divide the noise *variance* by this (thesis noise_divide)
+  c.sampler.clip_x = False            # clip chain positions to the data range [-1, 1] each step
+  c.sampler.max_grad_norm = 0.0       # clip each sample's energy-gradient norm (0 = off)
+  c.sampler.momentum = 0.9            # momentum_sgd: thesis's sgd_beta (m = b m + (1-b) g)
+  c.sampler.adam_beta1 = 0.5          # adam sampler: beta1 (thesis default 0.5)
+  c.sampler.adam_beta2 = 0.999        # adam sampler: beta2 (thesis default 0.999)
+  c.sampler.hmc_leapfrog_steps = 5    # hmc: leapfrog steps per proposal
+  c.sampler.unroll = 1                # lax.scan unroll of the chain (0 = fully; CPU speed knob)
+
+  c.init = ml_collections.ConfigDict()
+  c.init.name = "uniform"             # uniform | gaussian | data | persistent | replay | generator
+  c.init.scale = 1.0                  # noise starts and bank / buffer init: uniform half-width or gaussian sd
+  c.init.start_noise_std = 0.0        # noise sd added to data / bank / buffer starts (thesis: data_epsilon)
+  c.init.bank_size = 10000            # persistent bank / replay buffer size (anatomy: one per image)
+  c.init.reinit_prob = 0.05           # replay: probability a start is fresh noise
+  c.init.bank_dtype = "float32"       # bank storage: float32 | bfloat16 (halves its memory)
+
+  c.generator = ml_collections.ConfigDict()   # CoopNets, used with init.name = "generator"
+  c.generator.z_dim = 50              # latent dimension (thesis code: z_size 100)
+  c.generator.n_f = 128               # width: 4 n_f, 2 n_f, n_f channels (512/256/128)
+  c.generator.leak = 0.01             # leaky-ReLU slope (torch's default, as the thesis code)
+  c.generator.sigma = 0.3             # sigma_gen of the generator loss and of G1
+  c.generator.langevin_steps = 0      # G1: Langevin steps on z (thesis langevin_step_num_gen: 0)
+  c.generator.langevin_step_size = 0.1  # G1: delta (langevin_step_size_gen; CoopNets: 0.1)
+  c.generator.langevin_noise = False  # G1: add delta * noise (thesis: with_noise)
+  c.generator.learning_rate = 1e-4    # generator Adam lr (thesis lr_gen)
+  c.generator.beta1 = 0.5             # generator Adam beta1 (thesis beta1_gen)
+  c.generator.beta2 = 0.999           # generator Adam beta2
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "adam"           # sgd | adam
+  c.optimizer.learning_rate = 1e-4    # initial learning rate
+  c.optimizer.lr_min = 0.0            # floor of the exponential decay
+  c.optimizer.lr_decay = 1.0          # multiply the learning rate by this every step (1 = constant)
+  c.optimizer.beta1 = 0.9             # adam beta1 (sgd: momentum, 0 = plain SGD as anatomy)
+  c.optimizer.beta2 = 0.999           # adam beta2
+  c.optimizer.weight_decay = 0.0      # decoupled weight decay (optax.add_decayed_weights)
+  c.optimizer.grad_clip = 0.0         # clip the parameter gradient's global norm (0 = off)
+
+  c.longrun = ml_collections.ConfigDict()
+  c.longrun.every_steps = 0           # long-run chains every N updates (0 = off)
+  c.longrun.num_steps = 2000          # sampler steps per long run (ebm-anatomy: 100,000)
+  c.longrun.init = "data"             # uniform | gaussian | data | persistent | replay (anatomy: data)
+  c.longrun.num_chains = 64           # chains per long run
+
+  c.diagnostics = ml_collections.ConfigDict()
+  c.diagnostics.figures_every_secs = 60  # refresh the plots/ figures at most this often (and at the end)
+  c.diagnostics.window = 2000         # recent steps in the d_s_t / r_t correlations (anatomy: 2000)
+  c.diagnostics.max_lag = 15          # largest lag of the correlation plots (anatomy: 15)
+  c.diagnostics.landscape_every_steps = 500  # toy densities: landscape figure + KL every N steps
+  c.diagnostics.landscape_res = 200   # grid points per axis of the toy landscape
+  c.diagnostics.kde_bandwidth = 0.1   # toy KDE bandwidth factor (anatomy: 0.1 gmm, 0.075 rings)
+  c.diagnostics.kde_samples = 2000    # short-run samples in the toy KDE (anatomy: 10,000)
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.at_end = False               # image runs: score samples.npz (classifier FID/KID/IS/coverage)
+  c.eval.every_steps = 0              # image runs: also score num_final_samples every N steps (0 = off)
+
+  c.parallel = ml_collections.ConfigDict()
+  c.parallel.num_devices = 0          # devices of the data-parallel mesh (0 = every device, all hosts)
+  c.parallel.cpu_devices = 0          # CPU only: split the host into N XLA devices (train.py, before jax starts)
+  c.parallel.distributed = "auto"     # jax.distributed.initialize(): auto (multi-host launchers) | on | off
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.scale = 1.0                  # loss multiplier (anatomy: 2 / eps^2 with step_size 1)
+  c.loss.l2_energy = 0.0              # alpha of alpha * (E(data)^2 + E(samples)^2)
+  return c
+
+
+# ----------------------------------------------------------------------------- recipes and keys
+
+
+def load_module(path: str, what: str = "recipe"):
+  """Executes a recipe or sweep file; its folder's parent goes on ``sys.path`` so recipes can
+  ``from configs import common``."""
+  if not os.path.exists(path):
+    raise ConfigError(f"{what} {path} not found")
+  spec = importlib.util.spec_from_file_location(f"ebm_jax_{what}_{abs(hash(path))}", path)
+  module = importlib.util.module_from_spec(spec)
+  root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
+  if root not in sys.path:
+    sys.path.insert(0, root)
+  spec.loader.exec_module(module)
+  return module
+
+
+def load_recipe(spec: str) -> ml_collections.ConfigDict:
+  """``configs/x.py`` or ``configs/x.py:variant`` -> its config."""
+  path, _, variant = spec.partition(":")
+  module = load_module(path, "recipe")
+  try:
+    return module.get_config(variant) if variant else module.get_config()
+  except ValueError as e:
+    raise ConfigError(f"{path}: {e}") from e
+
+
+def get_value(config, key: str):
+  """The value at dotted ``key`` (e.g. ``"sampler.step_size"``)."""
+  try:
+    return config_path.get_value(key, config)
+  except (KeyError, AttributeError) as e:
+    raise ConfigError(f"{key}: unknown config key (see ebm_jax/config.py)") from e
+
+
+def set_value(config, key: str, value) -> None:
+  """Sets dotted ``key``, with the type of its default (an int where a float is expected is
+  converted; a list becomes a tuple)."""
+  get_value(config, key)
+  try:
+    config_path.set_value(key, config, tuple(value) if isinstance(value, list) else value)
+  except (TypeError, ValueError) as e:
+    raise ConfigError(f"{key}={value!r}: {' '.join(str(e).split())}") from e
+
+
+def from_dict(values: dict) -> ml_collections.ConfigDict:
+  """A config from its ``to_dict()`` / ``config.json`` form."""
+  config = ml_collections.ConfigDict(values)
+  config.data.classes = tuple(config.data.classes)
+  return config
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _flatten(config, prefix="") -> dict[str, Any]:
+  out = {}
+  for key, value in config.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, (ml_collections.ConfigDict, dict)):
+      out.update(_flatten(value, name + "."))
+    else:
+      out[name] = value
+  return out
+
+
+def _type_ok(value, default) -> bool:
+  if isinstance(default, bool):
+    return isinstance(value, bool)
+  if isinstance(default, float):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+  if isinstance(default, int):
+    return isinstance(value, int) and not isinstance(value, bool)
+  if isinstance(default, tuple):
+    return isinstance(value, (tuple, list))
+  return isinstance(value, type(default))
+
+
+def _check(ok: bool, key: str, expected: str, value) -> None:
+  if not ok:
+    raise ConfigError(f"config.{key}: expected {expected}, got {value!r}")
+
+
+def validate_for_devices(config, num_devices: int) -> None:
+  """Sizes that are split across devices must be multiples of their number."""
+  sizes = {"batch_size": config.batch_size, "longrun.num_chains": config.longrun.num_chains}
+  if chain_starts.STARTS[config.init.name].has_store:
+    sizes["init.bank_size"] = config.init.bank_size
+  for key, size in sizes.items():
+    _check(size % num_devices == 0, key,
+           f"a multiple of the {num_devices} devices (or set parallel.num_devices)", size)
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError on the first unknown key, wrong type or bad value."""
+  flat = _flatten(config)
+  reference = _flatten(get_config())
+  for key, value in flat.items():
+    if key not in reference:
+      raise ConfigError(f"config.{key}: unknown key (see ebm_jax/config.py for every key)")
+    default = reference[key]
+    _check(_type_ok(value, default), key, f"type {type(default).__name__}", value)
+  for key in reference:
+    if key not in flat:
+      raise ConfigError(f"config.{key}: missing (recipes must start from ebm_jax.config.get_config())")
+
+  c = config
+  sampler_names, start_names = tuple(samplers.SAMPLERS), tuple(chain_starts.STARTS)
+  optimizer_names = tuple(objective_base.OPTIMIZERS)
+  positive = lambda v: v > 0
+  non_negative = lambda v: v >= 0
+  unit = lambda v: 0 <= v < 1
+  rules: list[tuple[str, Callable[[Any], bool], str]] = [
+      ("num_train_steps", positive, "a positive int"),
+      ("batch_size", positive, "a positive int"),
+      ("log_every_steps", positive, "a positive int"),
+      ("checkpoint_every_steps", positive, "a positive int"),
+      ("keep_checkpoints", positive, "a positive int"),
+      ("num_final_samples", non_negative, "a non-negative int"),
+      ("num_grid_images", positive, "a positive int"),
+      ("data.name", lambda v: v in data_lib.DATASET_NAMES, f"one of {data_lib.DATASET_NAMES}"),
+      ("data.image_size", lambda v: v in models.IMAGE_SIZES, f"one of {models.IMAGE_SIZES}"),
+      ("data.noise_std", non_negative, "a number >= 0"),
+      ("data.classes", lambda v: all(isinstance(k, int) for k in v), "a tuple of int labels"),
+      ("data.toy_sd", positive, "a number > 0"),
+      ("data.toy_radius", positive, "a number > 0"),
+      ("model.name", lambda v: v in models.MODELS, f"one of {tuple(models.MODELS)}"),
+      ("model.n_f", positive, "a positive int"),
+      ("model.leak", unit, "a slope in [0, 1)"),
+      ("model.conv_impl", lambda v: v in models.CONV_IMPLS, f"one of {models.CONV_IMPLS}"),
+      ("model.compute_dtype", lambda v: v in models.COMPUTE_DTYPES,
+       f"one of {models.COMPUTE_DTYPES}"),
+      ("sampler.name", lambda v: v in sampler_names, f"one of {sampler_names}"),
+      ("sampler.num_steps", positive, "a positive int"),
+      ("sampler.step_size", positive, "a number > 0"),
+      ("sampler.noise_std", non_negative, "a number >= 0"),
+      ("sampler.max_grad_norm", non_negative, "a number >= 0 (0 = off)"),
+      ("sampler.momentum", unit, "a number in [0, 1)"),
+      ("sampler.adam_beta1", unit, "a number in [0, 1)"),
+      ("sampler.adam_beta2", unit, "a number in [0, 1)"),
+      ("sampler.hmc_leapfrog_steps", positive, "a positive int"),
+      ("sampler.unroll", non_negative, "an int >= 0 (0 = fully unrolled)"),
+      ("init.name", lambda v: v in start_names, f"one of {start_names}"),
+      ("init.scale", positive, "a number > 0"),
+      ("init.start_noise_std", non_negative, "a number >= 0"),
+      ("sampler.noise_divide", positive, "a number > 0"),
+      ("divergence_threshold", non_negative, "a number >= 0 (0 = off)"),
+      ("generator.z_dim", positive, "a positive int"),
+      ("generator.n_f", positive, "a positive int"),
+      ("generator.leak", unit, "a slope in [0, 1)"),
+      ("generator.sigma", positive, "a number > 0"),
+      ("generator.langevin_steps", non_negative, "an int >= 0"),
+      ("generator.langevin_step_size", positive, "a number > 0"),
+      ("generator.learning_rate", positive, "a number > 0"),
+      ("generator.beta1", unit, "a number in [0, 1)"),
+      ("generator.beta2", unit, "a number in [0, 1)"),
+      ("init.bank_size", positive, "a positive int"),
+      ("init.reinit_prob", lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+      ("init.bank_dtype", lambda v: v in BANK_DTYPES, f"one of {BANK_DTYPES}"),
+      ("optimizer.name", lambda v: v in optimizer_names, f"one of {optimizer_names}"),
+      ("optimizer.learning_rate", positive, "a number > 0"),
+      ("optimizer.lr_min", non_negative, "a number >= 0"),
+      ("optimizer.lr_decay", lambda v: 0 < v <= 1, "a factor in (0, 1]"),
+      ("optimizer.beta1", unit, "a number in [0, 1)"),
+      ("optimizer.beta2", unit, "a number in [0, 1)"),
+      ("optimizer.weight_decay", non_negative, "a number >= 0"),
+      ("optimizer.grad_clip", non_negative, "a number >= 0 (0 = off)"),
+      ("longrun.every_steps", non_negative, "an int >= 0 (0 = off)"),
+      ("longrun.num_steps", positive, "a positive int"),
+      ("longrun.init", lambda v: v in start_names, f"one of {start_names}"),
+      ("longrun.num_chains", positive, "a positive int"),
+      ("diagnostics.window", lambda v: v >= 3, "an int >= 3"),
+      ("diagnostics.figures_every_secs", non_negative, "a number of seconds >= 0"),
+      ("diagnostics.max_lag", positive, "a positive int"),
+      ("diagnostics.landscape_every_steps", non_negative, "an int >= 0 (0 = off)"),
+      ("diagnostics.landscape_res", lambda v: v >= 10, "an int >= 10"),
+      ("diagnostics.kde_bandwidth", positive, "a number > 0"),
+      ("diagnostics.kde_samples", lambda v: v >= 10, "an int >= 10"),
+      ("eval.every_steps", non_negative, "an int >= 0 (0 = off)"),
+      ("parallel.num_devices", non_negative, "an int >= 0 (0 = all devices)"),
+      ("parallel.cpu_devices", non_negative, "an int >= 0 (0 or 1 = one CPU device)"),
+      ("parallel.distributed", lambda v: v in ("auto", "on", "off"), "one of auto, on, off"),
+      ("loss.scale", positive, "a number > 0"),
+      ("loss.l2_energy", non_negative, "a number >= 0"),
+  ]
+  for key, rule, expected in rules:
+    _check(rule(flat[key]), key, expected, flat[key])
+
+  toy = data_lib.is_toy(c.data.name)
+  _check((c.model.name == "toy_mlp") == toy, "model.name",
+         "'toy_mlp' for the toy densities and an image net for images", c.model.name)
+  if toy:
+    _check(not c.data.classes, "data.classes", "() for toy densities", c.data.classes)
+  elif c.data.name == "cifar10":
+    _check(c.data.image_size == 32, "data.image_size", "32 for cifar10", c.data.image_size)
+  elif c.data.name == "oxford_flowers102":
+    _check(c.data.image_size in (32, 64), "data.image_size", "32 or 64 for oxford_flowers102",
+           c.data.image_size)
+  _check(c.optimizer.lr_min <= c.optimizer.learning_rate, "optimizer.lr_min",
+         f"at most optimizer.learning_rate ({c.optimizer.learning_rate})", c.optimizer.lr_min)
+  if toy:
+    _check(c.init.name != "generator", "init.name", "not 'generator' for toy densities (the "
+           "generator is an image network)", c.init.name)
+    _check(c.longrun.init != "generator", "longrun.init", "not 'generator' for toy densities",
+           c.longrun.init)
+    _check(not (c.eval.at_end or c.eval.every_steps), "eval.at_end",
+           "False for toy densities (their KL metrics are in metrics.jsonl)", c.eval.at_end)
+  if c.longrun.init == "generator":
+    _check(c.init.name == "generator", "longrun.init",
+           "'generator' only when init.name is 'generator'", c.longrun.init)
+  if chain_starts.STARTS[c.longrun.init].has_store:
+    _check(c.longrun.init == c.init.name, "longrun.init",
+           f"a noise or data start, or init.name ({c.init.name!r}) whose store exists",
+           c.longrun.init)
+  if chain_starts.STARTS[c.init.name].has_store:
+    _check(c.init.bank_size >= c.batch_size, "init.bank_size",
+           f"at least batch_size ({c.batch_size}) for init.name={c.init.name!r}",
+           c.init.bank_size)
+  spec = samplers.SAMPLERS[c.sampler.name]
+  if not spec.clip_options:
+    for key in ("clip_x", "max_grad_norm"):
+      _check(not c.sampler[key], f"sampler.{key}",
+             f"off for sampler {c.sampler.name!r} (its Metropolis correction ignores it)",
+             c.sampler[key])

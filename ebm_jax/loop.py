@@ -1,0 +1,341 @@
+"""The one host loop: M >= 1 stacked models through one jitted step, and their periodic work.
+
+A single run is a group of one. Every update runs the runner's step on all models at once, then
+calls the periodic actions the same way for each model still training (in the manner of CLU's
+``periodic_actions``): record the step's metrics, long-run chains, the log step (metrics row,
+grids, figures, toy landscape), evaluation, checkpoint; a progress bar follows the group. A
+model whose update is rejected (non-finite, or ``|loss|`` above ``divergence_threshold``) keeps
+its last good state: it is checkpointed with grids of its samples, the model stops, and the
+others go on. At the end each finished model is checkpointed, draws ``samples.npz`` and, when
+asked, is evaluated.
+
+Nothing else in the package iterates over updates: ``train.train_and_evaluate`` (one run) and
+the study engine (groups of cells) both call :func:`train`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import sys
+import time
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import numpy as np
+
+from ebm_jax import checkpointing
+from ebm_jax import config as config_lib
+from ebm_jax import hparams as hparams_lib
+from ebm_jax import parallel
+from ebm_jax import reporting
+from ebm_jax import rundir
+from ebm_jax import runner as runner_lib
+
+
+class TrainingDiverged(RuntimeError):
+  """The loss or the parameters became non-finite (or the loss passed
+  ``divergence_threshold``) at update ``step``."""
+
+  def __init__(self, message: str, step: int):
+    super().__init__(message)
+    self.step = step
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One model of a group: its resolved config and its run directory."""
+  config: Any
+  workdir: str
+
+
+class Outcome(NamedTuple):
+  status: str                  # "finished" | "diverged"
+  step: int                    # the model's final (or last good) step
+  diverged_at: int | None      # the update that was rejected
+  steps_per_sec: float         # updates per second of the group, compilation and outputs excluded
+  wall_time_s: float           # this call's wall time until the model ended
+
+
+def every(n: int, step: int) -> bool:
+  """True at every ``n``-th step (never when ``n`` is 0)."""
+  return bool(n) and step % n == 0
+
+
+class Model:
+  """One model of the group as the actions see it."""
+
+  def __init__(self, index: int, run: Run):
+    self.index = index
+    self.config = run.config
+    self.workdir = run.workdir
+    self.log = functools.partial(rundir.log_line, run.workdir)
+    self.ckpt = checkpointing.Checkpointer(run.workdir, run.config.keep_checkpoints,
+                                           run.config.checkpoint_dir)
+    self.report: reporting.RunReporter | None = None    # from the step training resumes at
+    self.ended: Outcome | None = None
+
+
+class Tick:
+  """One update's results; per-model views are cut from the stacked arrays on demand."""
+
+  def __init__(self, step: int, final: bool, states, hparams, metrics, batch_images):
+    self.step, self.final = step, final
+    self._states, self._hparams, self._batch_images = states, hparams, batch_images
+    self.metrics = metrics
+
+  def state(self, i: int):
+    return runner_lib.unstack(self._states, i)
+
+  def hparams(self, i: int):
+    return runner_lib.unstack(self._hparams, i)
+
+  def row(self, i: int) -> dict:
+    return {k: v[i] for k, v in self.metrics.items()}
+
+  def batch_images(self, i: int) -> dict:
+    return runner_lib.unstack(self._batch_images, i)
+
+
+# ----------------------------------------------------------------------------- actions
+
+
+class Record:
+  """Every step: the metrics into the reporter's window and the per-step trace."""
+
+  def __call__(self, tick: Tick, model: Model, runner) -> None:
+    model.report.record(tick.step, tick.row(model.index))
+
+
+class LongRun:
+  """ebm-anatomy's long-run chains every ``longrun.every_steps``."""
+
+  def __init__(self, every_steps: int):
+    self.every_steps = every_steps
+
+  def __call__(self, tick, model, runner) -> None:
+    if every(self.every_steps, tick.step):
+      i = model.index
+      model.report.long_run(tick.step, runner.long_run(tick.state(i), tick.hparams(i), tick.step))
+
+
+class LogStep:
+  """Every ``log_every_steps`` and at the last step: the metrics row, grids and figures; on toy
+  densities at landscape steps (and the last) the landscape with its KL metrics."""
+
+  def __init__(self, config):
+    self.every_steps = config.log_every_steps
+    self.landscape_every = config.diagnostics.landscape_every_steps
+    self.last_row: dict | None = None
+
+  def __call__(self, tick, model, runner) -> None:
+    if not (tick.final or every(self.every_steps, tick.step)):
+      return
+    i, extra = model.index, {}
+    if runner.toy is not None and (tick.final or every(self.landscape_every, tick.step)):
+      extra = model.report.landscape(
+          tick.step, runner.landscape(tick.state(i), tick.hparams(i), tick.step))
+    self.last_row = model.report.log_step(tick.step, tick.batch_images(i), extra,
+                                          final=tick.final)
+
+
+class Evaluate:
+  """Every ``eval.every_steps`` before the last: ``num_final_samples`` scored into eval.json
+  (the last step's evaluation belongs to the end of the run)."""
+
+  def __init__(self, every_steps: int):
+    self.every_steps = every_steps
+
+  def __call__(self, tick, model, runner) -> None:
+    if every(self.every_steps, tick.step) and not tick.final:
+      i = model.index
+      path = os.path.join(model.workdir, rundir.EVAL_SAMPLES, f"samples_{tick.step:06d}.npz")
+      write_samples(runner, tick.state(i), tick.hparams(i), path, model.log)
+      evaluate(model, path, tick.step)
+
+
+class Checkpoint:
+  """Every ``checkpoint_every_steps``."""
+
+  def __init__(self, every_steps: int):
+    self.every_steps = every_steps
+
+  def __call__(self, tick, model, runner) -> None:
+    if every(self.every_steps, tick.step):
+      model.ckpt.save(tick.step, tick.state(model.index))
+
+
+def default_actions(config) -> list:
+  """The periodic work of a run, in the order it happens at a step."""
+  return [Record(), LongRun(config.longrun.every_steps), LogStep(config),
+          Evaluate(config.eval.every_steps), Checkpoint(config.checkpoint_every_steps)]
+
+
+class ProgressBar:
+  """The group's progress, with the first training model's latest logged row."""
+
+  def __init__(self, config, start: int, num_models: int):
+    from tqdm import tqdm
+    self.bar = tqdm(total=config.num_train_steps, initial=start, unit="step", dynamic_ncols=True,
+                    file=sys.stderr, disable=not rundir.is_writer(),
+                    desc=f"{num_models} models" if num_models > 1 else None)
+
+  def __call__(self, row: dict | None) -> None:
+    self.bar.update(1)
+    if row is not None:
+      self.bar.set_postfix(loss=f"{row['loss']:.3g}", d_s_t=f"{row['d_s_t']:.3g}",
+                           r_t=f"{row['r_t']:.3g}", sps=f"{row['samples_per_sec']:.0f}")
+
+  def close(self) -> None:
+    self.bar.close()
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def write_samples(runner, state, hp, path: str, log) -> str:
+  """``num_final_samples`` of the model (training sampler and init) into ``path``; an earlier
+  file there is set aside."""
+  x = runner.final_samples(state, hp)
+  if rundir.is_writer():
+    rundir.set_aside(path, f"before_step_{int(state.step)}")
+    rundir.write_npz(path, x=x)
+  log(f"wrote {x.shape[0]} samples to {path}")
+  return path
+
+
+def evaluate(model: Model, path: str, step: int) -> None:
+  """Scores samples with the evaluation classifier into eval.json (image datasets)."""
+  if not rundir.is_writer():
+    return
+  from ebm_jax import evaluation   # lazy: trains the classifier on first use
+  record = evaluation.evaluate_run(model.workdir, path, log=model.log, step=step)
+  model.log(f"step {step}: eval " + ", ".join(
+      f"{k} {record[k]:.4g}" for k in ("fid", "kid", "inception_score", "class_entropy",
+                                       "confident_fraction")))
+
+
+def save_last_good(runner, model: Model, state, hp, step: int) -> None:
+  """A diverged model's last good state: its checkpoint, and grids of its chains' starts and
+  samples, so the run can be inspected and resumed with gentler settings."""
+  model.ckpt.save(int(state.step), state)
+  starts, samples = runner.sample_fn()(state, hp, runner.images, jax.random.PRNGKey(step))
+  limit = runner.toy.plot_limit if runner.toy is not None else None
+  if rundir.is_writer():
+    for name, x in (("starts", starts), ("samples", samples)):
+      reporting.save_samples(
+          os.path.join(model.workdir, rundir.IMAGES,
+                       f"diverged_last_good_{name}_{int(state.step):06d}.png"),
+          parallel.fetch(x), f"last good {name}", limit, model.config.num_grid_images)
+
+
+def divergence_message(workdir: str, outcome: Outcome) -> str:
+  return (f"training diverged at step {outcome.diverged_at}: the loss or the parameters became "
+          "non-finite (or |loss| passed divergence_threshold); the last good state (step "
+          f"{outcome.step}) is checkpointed and its samples are in "
+          f"{os.path.join(workdir, rundir.IMAGES)}. Lower optimizer.learning_rate or "
+          "sampler.step_size, or add loss.l2_energy / model.spectral_norm")
+
+
+def _already_finished(runs: Sequence[Run], start: int) -> bool:
+  return start >= runs[0].config.num_train_steps and all(
+      os.path.exists(os.path.join(r.workdir, rundir.SAMPLES)) for r in runs)
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def train(runs: Sequence[Run], log: Callable[[str], None] | None = None,
+          on_end: Callable[[int, Outcome], None] | None = None,
+          actions: Sequence[Callable] | None = None):
+  """Trains (or resumes) ``runs``, models of one static config that may differ only in
+  :data:`~ebm_jax.hparams.VMAPPABLE_KEYS`, as one stacked group; writes each run directory.
+
+  ``on_end(i, outcome)`` is called as soon as model ``i`` finishes or diverges. Returns
+  ``(outcomes, states)``: one :class:`Outcome` per run and the stacked final states.
+  """
+  config = runs[0].config
+  for run in runs:
+    config_lib.validate(run.config)
+    os.makedirs(run.workdir, exist_ok=True)
+  log = log or functools.partial(rundir.log_line, runs[0].workdir)
+  t0 = time.perf_counter()
+  images = runner_lib.load_training_images(config, log)
+  runner = runner_lib.Runner(config, images, len(runs))
+  hp = runner.hparams([r.config for r in runs])
+  models = [Model(i, run) for i, run in enumerate(runs)]
+  states, start = runner.restore([m.ckpt for m in models], runner.init(hp), log)
+  if start:
+    log(f"resumed from checkpoint at step {start}")
+  if _already_finished(runs, start):
+    log(f"run already finished at step {start} (num_train_steps={config.num_train_steps}); "
+        "nothing to do. Raise --config.num_train_steps to continue.")
+    for model in models:
+      model.ckpt.close()
+    return [Outcome("finished", start, None, 0.0, 0.0) for _ in runs], states
+  for model in models:
+    rundir.write_config(model.workdir, model.config, start, model.log)
+    model.report = reporting.RunReporter(model.config, model.workdir, start, runner.toy)
+  actions = list(actions) if actions is not None else default_actions(config)
+  log_step = next((a for a in actions if isinstance(a, LogStep)), None)
+  varying = [k for k in hparams_lib.VMAPPABLE_KEYS
+             if len({repr(config_lib.get_value(r.config, k)) for r in runs}) > 1]
+  log(f"training {config.model.name} on {config.data.name} from step {start} to "
+      f"{config.num_train_steps} (sampler {config.sampler.name}, K={config.sampler.num_steps}, "
+      f"init {config.init.name}), {len(runs)} model(s)"
+      + (f" varying {', '.join(varying)}" if varying else "")
+      + f", on {jax.device_count()} {jax.default_backend()} device(s); workdir "
+      f"{os.path.abspath(runs[0].workdir)}")
+
+  def end(model: Model, outcome: Outcome) -> None:
+    model.ended = outcome
+    if on_end is not None:
+      on_end(model.index, outcome)
+
+  # Updates/s leave out the first update (compilation) and the time spent on outputs.
+  bar = ProgressBar(config, start, len(runs))
+  t_outputs, done, t_compiled = 0.0, 0, None
+  speed = lambda: ((done - 1) / (time.perf_counter() - t_compiled - t_outputs)  # noqa: E731
+                   if done > 1 else 0.0)
+  try:
+    for step in range(start + 1, config.num_train_steps + 1):
+      states, metrics, batch_images = runner.step(states, hp, runner.images)
+      metrics = jax.tree.map(parallel.fetch, metrics)
+      done += 1
+      t_step = time.perf_counter()
+      t_compiled = t_compiled or t_step
+      tick = Tick(step, step == config.num_train_steps, states, hp, metrics, batch_images)
+      for model in models:
+        if model.ended is not None:
+          continue
+        if not metrics["finite"][model.index]:
+          state = tick.state(model.index)
+          save_last_good(runner, model, state, tick.hparams(model.index), step)
+          outcome = Outcome("diverged", int(state.step), step, speed(), time.perf_counter() - t0)
+          model.log(divergence_message(model.workdir, outcome))
+          end(model, outcome)
+          continue
+        for action in actions:
+          action(tick, model, runner)
+      bar(log_step.last_row if log_step is not None else None)
+      t_outputs += time.perf_counter() - t_step
+      if all(m.ended is not None for m in models):
+        break
+  finally:
+    bar.close()
+  for model in models:
+    if model.ended is None:
+      state, hp_i = runner_lib.unstack(states, model.index), runner_lib.unstack(hp, model.index)
+      model.ckpt.save(int(state.step), state)
+      model.log(f"finished {config.num_train_steps} steps; checkpoint in {model.ckpt.directory}")
+      if model.config.num_final_samples:
+        path = write_samples(runner, state, hp_i, os.path.join(model.workdir, rundir.SAMPLES),
+                             model.log)
+        if model.config.eval.at_end or model.config.eval.every_steps:
+          evaluate(model, path, int(state.step))
+      end(model, Outcome("finished", int(state.step), None, speed(), time.perf_counter() - t0))
+    model.ckpt.close()
+  log(f"{len(models)} model(s): {done} updates at {speed():.2f} updates/s (compilation and "
+      f"outputs excluded), {sum(m.ended.status == 'diverged' for m in models)} diverged")
+  return [m.ended for m in models], states

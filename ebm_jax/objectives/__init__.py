@@ -1,0 +1,20 @@
+"""Training objectives, one module each, sharing :mod:`ebm_jax.objectives.base`.
+
+:data:`OBJECTIVES` maps a name to its :class:`~ebm_jax.objectives.base.Objective`; a config
+selects one by :func:`name_of` (CoopNets with ``init.name = "generator"``, else maximum
+likelihood). A new objective (recovery likelihood, say) is one module and one entry here.
+"""
+
+from ebm_jax.objectives import base
+from ebm_jax.objectives.coopnets import CoopNets
+from ebm_jax.objectives.ml import MaximumLikelihood
+
+OBJECTIVES = {"ml": MaximumLikelihood, "coopnets": CoopNets}
+
+
+def name_of(config) -> str:
+  return "coopnets" if config.init.name == "generator" else "ml"
+
+
+def build(config, comps: base.Components) -> base.Objective:
+  return OBJECTIVES[name_of(config)](config, comps)

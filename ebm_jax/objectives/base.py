@@ -1,0 +1,247 @@
+"""What every objective shares: the train state, the components, the optimizer registry, data
+draws, the training sampler's chain, and the one energy update.
+
+An objective is a step builder: ``train_step(state, hparams, images) -> (state, metrics,
+batch_images)``, pure and unjitted (the runner jits and, for a group, vmaps it). Keys derive from
+``fold_in(state.rng, state.step)``, so a resumed run replays the same steps bit for bit. A step
+whose loss or new parameters are not finite (or whose ``|loss|`` passes
+``divergence_threshold``) is not applied: the returned state is the old one and
+``metrics["finite"]`` is 0.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, NamedTuple
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ebm_jax import chain_starts
+from ebm_jax import data as data_lib
+from ebm_jax import losses
+from ebm_jax import models
+from ebm_jax import parallel
+from ebm_jax import samplers
+from ebm_jax.hparams import HParams
+
+Array = jax.Array
+
+# fold_in tag of the initialisation key stream (step keys use the step number, < 2**31).
+INIT_STREAM = 2 ** 32 - 1
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: Array                 # int32 scalar: number of updates applied
+  params: Any                 # the energy network's trainable parameters
+  model_state: Any            # other Flax collections (spectral-norm vectors), {} if none
+  opt_state: Any              # Optax state (the learning rate in use is in its hyperparams)
+  chain_store: Any            # PersistentBank | ReplayBuffer | None
+  rng: Array                  # uint32[2] base key; step keys are fold_in(rng, step)
+
+
+# ----------------------------------------------------------------------------- optimizers
+
+
+def _sgd(oc):
+  return optax.trace(decay=oc.beta1) if oc.beta1 else optax.identity()
+
+
+def _adam(oc):
+  return optax.scale_by_adam(b1=oc.beta1, b2=oc.beta2)
+
+
+OPTIMIZERS: dict[str, Callable[[Any], optax.GradientTransformation]] = {
+    "sgd": _sgd,     # ebm-anatomy: plain SGD (beta1 = momentum, 0 = none)
+    "adam": _adam,
+}
+
+
+def make_optimizer(oc) -> optax.GradientTransformation:
+  """[clip] -> [L2 weight decay, as torch] -> SGD(+momentum) | Adam -> -lr, with the learning
+  rate injected (``optax.inject_hyperparams``): the step sets it from the hyper-parameters,
+  so one optimizer serves every model of a group."""
+
+  def chain(learning_rate):
+    parts = []
+    if oc.grad_clip:
+      parts.append(optax.clip_by_global_norm(oc.grad_clip))
+    if oc.weight_decay:
+      # Added to the gradient before the optimizer, as the reference codes' torch optimizers do.
+      parts.append(optax.add_decayed_weights(oc.weight_decay))
+    parts += [OPTIMIZERS[oc.name](oc), optax.scale_by_learning_rate(learning_rate)]
+    return optax.chain(*parts)
+
+  return optax.inject_hyperparams(chain)(learning_rate=0.0)
+
+
+def learning_rate(oc, hp: HParams, step: Array) -> Array:
+  """ebm-anatomy's schedule: ``learning_rate`` times ``lr_decay`` per step, never below
+  ``lr_min``."""
+  if oc.lr_decay == 1.0:
+    return jnp.asarray(hp.learning_rate, jnp.float32)
+  return optax.exponential_decay(hp.learning_rate, transition_steps=1, decay_rate=oc.lr_decay,
+                                 end_value=hp.lr_min)(step)
+
+
+# ----------------------------------------------------------------------------- components
+
+
+class DataSource(NamedTuple):
+  """Where data batches come from: ``draw(images, key, n) -> float32 [n, *sample_shape]``."""
+  sample_shape: tuple
+  draw: Callable[[Array, Array, int], Array]
+  toy: data_lib.ToyDensity | None = None
+
+
+def make_data_source(config, images: np.ndarray | None) -> DataSource:
+  if data_lib.is_toy(config.data.name):
+    toy = data_lib.TOY_DENSITIES[config.data.name](config.data.toy_sd, config.data.toy_radius)
+    return DataSource((2,), lambda _, key, n: toy.sample(key, n), toy)
+  return DataSource(tuple(images.shape[1:]), data_lib.draw_image_batch)
+
+
+class Components(NamedTuple):
+  """The static parts of a run, built once from its config (see :mod:`ebm_jax.runner`)."""
+  module: Any
+  energy: models.EnergyFn
+  optimizer: optax.GradientTransformation
+  data: DataSource
+  mesh: Any = None            # jax.sharding.Mesh with a "data" axis, or None (one device)
+
+
+def make_components(config, images: np.ndarray | None, mesh=None) -> Components:
+  module = models.get_model(config.model.name, n_f=config.model.n_f, leak=config.model.leak,
+                            spectral_norm=config.model.spectral_norm,
+                            conv_impl=config.model.conv_impl)
+  return Components(module, models.make_energy_fn(module, config.model.compute_dtype),
+                    make_optimizer(config.optimizer), make_data_source(config, images), mesh)
+
+
+# ----------------------------------------------------------------------------- step pieces
+
+
+def draw_data(config, comps: Components, images: Array, key: Array, n: int) -> Array:
+  k_draw, k_noise = jax.random.split(key)
+  x = parallel.constrain_batch(comps.data.draw(images, k_draw, n), comps.mesh)
+  if config.data.noise_std:
+    x = x + config.data.noise_std * jax.random.normal(k_noise, x.shape, x.dtype)
+  return x
+
+
+def run_sampler(config, comps: Components, hp: HParams, variables, key: Array, starts: Array):
+  """K steps of the training sampler from ``starts`` with ``hp``'s step size and noise.
+  Returns ``(final ChainState, ChainInfo of the steps, initial ChainState)``."""
+  sampler = samplers.build(config.sampler, hp.step_size, hp.noise_std)
+  energy_fn = functools.partial(comps.energy, variables)
+  init = sampler.init(parallel.constrain_batch(starts, comps.mesh), energy_fn)
+  unroll = True if config.sampler.unroll == 0 else config.sampler.unroll
+  final, info = samplers.run_chain(key, sampler.step, init, energy_fn,
+                                   config.sampler.num_steps, unroll=unroll)
+  return final, info, init
+
+
+def all_finite(tree) -> Array:
+  return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)] or
+                             [True]))
+
+
+def keep_if(ok: Array, new, old):
+  """``new`` where ``ok``, else ``old``, leaf by leaf."""
+  return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+
+
+class EnergyUpdate(NamedTuple):
+  params: Any
+  opt_state: Any
+  loss: Array
+  aux: losses.LossAux
+  grads: Any
+  lr: Array
+
+
+def energy_update(config, comps: Components, state: TrainState, hp: HParams, model_state,
+                  x_data: Array, samples: Array) -> EnergyUpdate:
+  """The maximum-likelihood update of the energy network from data and (fixed) samples."""
+
+  def loss_fn(params):
+    energy_fn = functools.partial(comps.energy, {"params": params, **model_state})
+    return losses.contrastive_loss(energy_fn, x_data, samples, scale=hp.loss_scale,
+                                   l2_energy=hp.l2_energy)
+
+  (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  lr = learning_rate(config.optimizer, hp, state.step)
+  opt_state = state.opt_state._replace(
+      hyperparams={**state.opt_state.hyperparams, "learning_rate": lr})
+  updates, opt_state = comps.optimizer.update(grads, opt_state, state.params)
+  return EnergyUpdate(optax.apply_updates(state.params, updates), opt_state, loss, aux, grads,
+                      lr)
+
+
+def accept(config, update: EnergyUpdate, *others) -> Array:
+  """Whether an update is applied: finite loss and parameters (and ``others``), and
+  ``|loss|`` within ``divergence_threshold`` when one is set."""
+  ok = jnp.isfinite(update.loss) & all_finite(update.params)
+  for tree in others:
+    ok &= all_finite(tree)
+  if config.divergence_threshold:
+    ok &= jnp.abs(update.loss) <= config.divergence_threshold
+  return ok
+
+
+def step_metrics(update: EnergyUpdate, init, final, info, ok: Array) -> dict:
+  return {
+      "loss": update.loss, "d_s_t": update.aux.d_s_t,
+      "energy_data": update.aux.energy_data, "energy_samples": update.aux.energy_samples,
+      **samplers.chain_summary(init, final, info),
+      "param_grad_norm": optax.tree.norm(update.grads), "lr": update.lr,
+      "finite": ok.astype(jnp.float32),
+  }
+
+
+def constrain_state(state, mesh):
+  if mesh is None:
+    return state
+  return jax.lax.with_sharding_constraint(state, parallel.state_shardings(state, mesh))
+
+
+class Objective:
+  """A training objective: its chain starts, its initial state and its pure train step.
+
+  Subclasses (:mod:`ebm_jax.objectives.ml`, :mod:`ebm_jax.objectives.coopnets`) are built once
+  per run from the static config and its :class:`Components`.
+  """
+
+  def __init__(self, config, comps: Components):
+    self.config = config
+    self.comps = comps
+
+  def chain_start(self, name: str) -> chain_starts.ChainStart:
+    return chain_starts.make(name, self.config.init, self.comps.data.sample_shape)
+
+  def init_state(self, hp: HParams) -> TrainState:
+    raise NotImplementedError
+
+  def train_step(self, state, hp: HParams, images: Array):
+    raise NotImplementedError
+
+  def _init_train_state(self, hp: HParams, k_params, k_store) -> TrainState:
+    example = jnp.zeros((1, *self.comps.data.sample_shape), jnp.float32)
+    variables = models.init_variables(self.comps.module, k_params, example)
+    params = variables.pop("params")
+    start = self.chain_start(self.config.init.name)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
+                      opt_state=self.comps.optimizer.init(params),
+                      chain_store=start.init_store(k_store, hp), rng=init_rng(hp))
+
+
+def init_rng(hp: HParams) -> Array:
+  return jax.random.PRNGKey(hp.seed)
+
+
+def init_keys(hp: HParams, num: int):
+  return jax.random.split(jax.random.fold_in(init_rng(hp), INIT_STREAM), num)

@@ -1,0 +1,281 @@
+"""A run's components and every jitted function it uses, built once and reused.
+
+A :class:`Runner` serves ``M >= 1`` models that share one static config (a single run is a group
+of one): their states are stacked along a leading model axis and one jitted step updates all of
+them, ``step(states, hparams, images) -> (states, metrics, batch_images)`` (``jax.vmap`` of the
+objective's step for ``M > 1``; the plain step for ``M = 1``, so a single run compiles exactly
+the program it always did). The per-model functions (chain starts, samples, long runs,
+landscapes) take one model's state and :class:`~ebm_jax.hparams.HParams` as arguments, so every
+model, checkpoint and batch reuses one compiled program.
+
+Placement: a single model is data-parallel (batch, chains and bank sharded along a ``data`` mesh
+axis, parameters replicated); a group is model-parallel (the stacked models sharded along a
+``models`` axis when the devices divide them, each model's batch on one device).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ebm_jax import checkpointing
+from ebm_jax import config as config_lib
+from ebm_jax import data as data_lib
+from ebm_jax import diagnostics
+from ebm_jax import hparams as hparams_lib
+from ebm_jax import objectives
+from ebm_jax import parallel
+from ebm_jax import samplers
+from ebm_jax import sampling
+from ebm_jax.hparams import HParams
+from ebm_jax.objectives import base
+
+Array = jax.Array
+
+# fold_in tags of the non-step key streams (step keys use the step number, < 2**31; the
+# initialisation stream is base.INIT_STREAM = 2**32 - 1).
+FINAL_SAMPLES_STREAM = 2 ** 32 - 2
+LONGRUN_STREAM = 2 ** 32 - 3
+LANDSCAPE_STREAM = 2 ** 32 - 4
+
+
+def stack(trees: Sequence[Any]):
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def unstack(tree, i: int):
+  return jax.tree.map(lambda a: a[i], tree)
+
+
+def _expand(tree):
+  return jax.tree.map(lambda a: a[None], tree)
+
+
+def _squeeze(tree):
+  return jax.tree.map(lambda a: a[0], tree)
+
+
+def load_training_images(config, log) -> np.ndarray | None:
+  if data_lib.is_toy(config.data.name):
+    return None
+  images = data_lib.load_images(config.data.name, "train", data_dir=config.data.dir,
+                                image_size=config.data.image_size,
+                                classes=tuple(config.data.classes), log=log).images
+  if jax.process_count() > 1:   # each host keeps only its share (equal shares: the rest dropped)
+    usable = len(images) - len(images) % jax.device_count()
+    images = images[parallel.process_slice(usable)]
+  return images
+
+
+def shape_only_images(config) -> np.ndarray | None:
+  """A one-image stand-in with the dataset's shape (for runs that need no data draws)."""
+  if data_lib.is_toy(config.data.name):
+    return None
+  size, channels = config.data.image_size, data_lib.IMAGE_SOURCES[config.data.name].channels
+  return np.zeros((1, size, size, channels), np.uint8)
+
+
+def place_dataset(images: np.ndarray | None, mesh) -> Array:
+  """The training images on the devices: replicated on one host (each device gathers its
+  batch locally), sharded along ``data`` across hosts (each host holds only its part)."""
+  if images is None:
+    return jnp.zeros((0,), jnp.uint8)
+  if mesh is None:
+    return jax.device_put(images)
+  if jax.process_count() == 1 or parallel.DATA_AXIS not in mesh.axis_names:
+    return jax.device_put(images, parallel.replicated(mesh))
+  return parallel.global_array(images, mesh)
+
+
+def model_mesh(num_models: int):
+  """A mesh whose ``models`` axis shards a group's models over the devices when their number
+  divides evenly (e.g. two CPU devices); None otherwise."""
+  devices = jax.devices()
+  if len(devices) < 2 or num_models % len(devices):
+    return None
+  return jax.sharding.Mesh(np.asarray(devices), (parallel.MODELS_AXIS,))
+
+
+class Runner:
+  """Components, placement and every jitted function of ``num_models`` models of ``config``."""
+
+  def __init__(self, config, images: np.ndarray | None, num_models: int = 1):
+    self.config = config
+    self.num_models = num_models
+    if num_models == 1:
+      mesh = parallel.make_mesh(config.parallel.num_devices)
+      config_lib.validate_for_devices(config, mesh.devices.size)
+      data_mesh = mesh if mesh.devices.size > 1 else None
+    else:
+      mesh, data_mesh = model_mesh(num_models), None
+    self.mesh = mesh
+    self.comps = base.make_components(config, images, data_mesh)
+    self.objective = objectives.build(config, self.comps)
+    self.images = place_dataset(images, mesh)
+    self.toy = self.comps.data.toy
+    one_init, one_step = self.objective.init_state, self.objective.train_step
+    if num_models == 1:
+      init = lambda hp: _expand(one_init(_squeeze(hp)))                    # noqa: E731
+      step = lambda s, hp, x: _expand(one_step(_squeeze(s), _squeeze(hp), x))  # noqa: E731
+    else:
+      init, step = jax.vmap(one_init), jax.vmap(one_step, in_axes=(0, 0, None))
+    self._init = jax.jit(init)
+    self.step = jax.jit(step, donate_argnums=0)
+    self._energy = jax.jit(self.comps.energy)
+    self._samplers: dict[str, Callable] = {}
+    self._start_fns: dict[tuple[str, int], Callable] = {}
+    self._long_runner = None
+
+  # --- the stacked models
+
+  def place(self, tree):
+    """Puts a stacked state (or hparams) where the step expects it."""
+    if self.mesh is None:
+      return jax.device_put(tree)
+    return jax.device_put(tree, parallel.stacked_shardings(tree, self.mesh))
+
+  def hparams(self, configs: Sequence[Any]) -> HParams:
+    return self.place(hparams_lib.stack([hparams_lib.from_config(c) for c in configs]))
+
+  def init(self, hparams: HParams):
+    return self.place(self._init(hparams))
+
+  # --- one model
+
+  def variables(self, state) -> dict:
+    return {"params": state.params, **state.model_state}
+
+  def energy_fn(self, state) -> Callable[[Array], Array]:
+    """The model's batch energy, compiled once per run."""
+    variables = self.variables(state)
+    return lambda x: self._energy(variables, x)
+
+  def _starts(self, init_name: str, n: int) -> Callable:
+    start = self.objective.chain_start(init_name)
+    config, comps = self.config, self.comps
+
+    def starts(state, hp, images, key):
+      k_data, k_start = jax.random.split(key)
+      x_data = base.draw_data(config, comps, images, k_data, n)
+      return start.draw(state, k_start, x_data, hp)[0]
+
+    return starts
+
+  def starts_fn(self, init_name: str, n: int) -> Callable:
+    """Jitted ``starts(state, hp, images, key)``: ``n`` chain starts from ``init_name`` (read
+    only: a bank or buffer is drawn from, never written)."""
+    if (init_name, n) not in self._start_fns:
+      self._start_fns[init_name, n] = jax.jit(self._starts(init_name, n))
+    return self._start_fns[init_name, n]
+
+  def sample_fn(self, init_name: str | None = None) -> Callable:
+    """Jitted ``sample(state, hp, images, key) -> (starts, samples)``: one batch of the
+    training sampler from ``init_name`` (default: the training init), reading but never
+    writing the bank."""
+    init_name = init_name or self.config.init.name
+    if init_name not in self._samplers:
+      draw_starts = self._starts(init_name, self.config.batch_size)
+      config, comps = self.config, self.comps
+
+      def sample(state, hp, images, key):
+        k_start, k_chain = jax.random.split(key)
+        starts = draw_starts(state, hp, images, k_start)
+        final, *_ = base.run_sampler(config, comps, hp, self.variables(state), k_chain, starts)
+        return starts, final.position
+
+      self._samplers[init_name] = jax.jit(sample)
+    return self._samplers[init_name]
+
+  def draw_samples(self, state, hp: HParams, key: Array, n: int) -> np.ndarray:
+    """``n`` samples of the model in ``state`` with the training sampler and init, in batches."""
+    sample = self.sample_fn()
+    chunks = [parallel.fetch(sample(state, hp, self.images, jax.random.fold_in(key, i))[1])
+              .astype(np.float32) for i in range(-(-n // self.config.batch_size))]
+    return (np.concatenate(chunks)[:n] if chunks
+            else np.zeros((0, *self.comps.data.sample_shape), np.float32))
+
+  def final_samples(self, state, hp: HParams) -> np.ndarray:
+    key = jax.random.fold_in(jax.random.fold_in(state.rng, FINAL_SAMPLES_STREAM), state.step)
+    return self.draw_samples(state, hp, key, self.config.num_final_samples)
+
+  def long_run(self, state, hp: HParams, step: int) -> sampling.LongRun:
+    """ebm-anatomy's long-run check: ``longrun.num_steps`` of the training sampler from
+    ``longrun.init`` on the current model."""
+    lc = self.config.longrun
+    if self._long_runner is None:
+      sc = self.config.sampler
+      self._long_runner = sampling.ChainRunner(
+          lambda p: samplers.build(sc, *p), self.comps.energy,
+          chunk_steps=min(lc.num_steps, 1000))
+    key = jax.random.fold_in(jax.random.fold_in(state.rng, LONGRUN_STREAM), step)
+    k_start, k_chain = jax.random.split(key)
+    x0 = self.starts_fn(lc.init, lc.num_chains)(state, hp, self.images, k_start)
+    return self._long_runner.run(k_chain, self.variables(state),
+                                 (hp.step_size, hp.noise_std), x0, lc.num_steps)
+
+  def temperature(self) -> float:
+    """``c`` of the density ``exp(-c E)`` the training sampler targets; 1 for samplers with no
+    stationary density (the energy is then read at temperature 1)."""
+    c = samplers.temperature(self.config.sampler)
+    return 1.0 if c is None else float(c)
+
+  def landscape(self, state, hp: HParams, step: int) -> diagnostics.Landscape:
+    """True / model / KDE densities of a toy run, from ``diagnostics.kde_samples`` samples."""
+    dc = self.config.diagnostics
+    key = jax.random.fold_in(jax.random.fold_in(state.rng, LANDSCAPE_STREAM), step)
+    samples = self.draw_samples(state, hp, key, dc.kde_samples)
+    return diagnostics.toy_landscape(self.toy.log_density, self.energy_fn(state),
+                                     self.toy.plot_limit, self.temperature(), samples,
+                                     dc.landscape_res, dc.kde_bandwidth)
+
+  # --- checkpoints
+
+  def restore(self, ckpts: Sequence[checkpointing.Checkpointer], states, log):
+    """The models' states at their newest checkpoint (a group: the newest step all its models
+    hold); ``(states, 0)`` when there is none."""
+    steps = [set(c.all_steps()) for c in ckpts]
+    if not any(steps):
+      return states, 0
+    if len(ckpts) == 1:
+      restored = ckpts[0].restore(unstack(states, 0), log=log)
+      if restored is None:
+        return states, 0
+      return self.place(_expand(restored)), int(restored.step)
+    common = set.intersection(*steps)
+    if not common:
+      raise checkpointing.CheckpointError(
+          "the models of this group hold checkpoints of different steps; resume them one by "
+          "one (sweep.py --cells=<cell>)")
+    step = max(common)
+    restored = [c.restore(unstack(states, i), step=step, log=log) for i, c in enumerate(ckpts)]
+    return self.place(stack(restored)), step
+
+
+def load_run(workdir: str, step: int | None = None, *, need_images: bool = True):
+  """Rebuilds a run from its ``config.json`` and checkpoint (the latest, or ``step``).
+
+  Returns ``(config, runner, state, hparams)`` for the one model of the run.
+  """
+  from ebm_jax import rundir
+  path = os.path.join(workdir, rundir.CONFIG)
+  if not os.path.exists(path):
+    raise checkpointing.CheckpointError(f"{path} not found: {workdir} is not a training run")
+  with open(path) as f:
+    config = config_lib.from_dict(json.load(f))
+  config_lib.validate(config)
+  log = functools.partial(rundir.log_line, workdir)
+  images = load_training_images(config, log) if need_images else shape_only_images(config)
+  runner = Runner(config, images)
+  hp = runner.hparams([config])
+  ckpt = checkpointing.Checkpointer(workdir, config.keep_checkpoints, config.checkpoint_dir)
+  state = ckpt.restore(unstack(runner.init(hp), 0), step=step, log=log)
+  ckpt.close()
+  if state is None:
+    raise checkpointing.CheckpointError(f"no checkpoint in {ckpt.directory}")
+  return config, runner, state, unstack(hp, 0)

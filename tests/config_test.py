@@ -1,0 +1,139 @@
+"""Config defaults, validation, recipe loading and dotted keys: every shipped recipe passes,
+every bad key or value fails in one line, every registry name is accepted."""
+
+import glob
+import os
+
+import ml_collections
+import pytest
+
+from ebm_jax import chain_starts, config, models, samplers
+from ebm_jax.objectives import base
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPES = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
+                 if os.path.basename(p) not in ("__init__.py", "common.py"))
+
+
+def recipe_variants():
+  for path in RECIPES:
+    yield path, None
+    for variant in getattr(config.load_module(path), "VARIANTS", ()):
+      yield path, variant
+
+
+@pytest.mark.parametrize("path, variant", list(recipe_variants()),
+                         ids=lambda v: os.path.basename(v) if isinstance(v, str) else str(v))
+def test_every_shipped_recipe_is_valid(path, variant):
+  config.validate(config.load_recipe(f"{path}:{variant}" if variant else path))
+
+
+def default():
+  return config.get_config()
+
+
+def with_change(key, value):
+  c = ml_collections.ConfigDict(default().to_dict(), type_safe=False)
+  section, _, leaf = key.rpartition(".")
+  target = c
+  for part in section.split(".") if section else []:
+    target = target[part]
+  target[leaf] = value
+  return c
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("num_train_steps", -5, r"config.num_train_steps: expected a positive int, got -5"),
+    ("num_train_steps", 2.5, r"config.num_train_steps: expected type int, got 2.5"),
+    ("batch_size", 0, r"config.batch_size: expected a positive int"),
+    ("sampler.step_size", 0.0, r"config.sampler.step_size: expected a number > 0"),
+    ("sampler.name", "gibbs", r"config.sampler.name: expected one of \('langevin'"),
+    ("init.name", "noise", r"config.init.name: expected one of"),
+    ("model.name", "resnet", r"config.model.name: expected one of"),
+    ("data.name", "svhn", r"config.data.name: expected one of"),
+    ("data.image_size", 48, r"config.data.image_size: expected one of \(28, 32, 64\)"),
+    ("optimizer.lr_decay", 1.5, r"config.optimizer.lr_decay: expected a factor in \(0, 1\]"),
+    ("init.reinit_prob", 2.0, r"config.init.reinit_prob: expected a probability"),
+    ("sampler.noise_std", -0.1, r"config.sampler.noise_std: expected a number >= 0"),
+    ("model.spectral_norm", 1, r"config.model.spectral_norm: expected type bool, got 1"),
+    ("data.classes", (1, "a"), r"config.data.classes: expected a tuple of int labels"),
+    ("model.compute_dtype", "float16", r"config.model.compute_dtype: expected one of"),
+])
+def test_bad_values_fail_with_one_line_naming_the_key(key, value, match):
+  with pytest.raises(config.ConfigError, match=match) as err:
+    config.validate(with_change(key, value))
+  assert "\n" not in str(err.value)
+
+
+def test_unknown_and_missing_keys():
+  c = default()
+  c.sampler.num_step = 5          # a typo in a recipe adds a key
+  with pytest.raises(config.ConfigError, match=r"config.sampler.num_step: unknown key"):
+    config.validate(c)
+  c = default()
+  del c.loss["l2_energy"]
+  with pytest.raises(config.ConfigError, match=r"config.loss.l2_energy: missing"):
+    config.validate(c)
+
+
+def test_cross_key_rules():
+  c = default()
+  c.init.name, c.init.bank_size, c.batch_size = "persistent", 50, 100
+  with pytest.raises(config.ConfigError, match=r"init.bank_size: expected at least "
+                                                          r"batch_size \(100\)"):
+    config.validate(c)
+  c = default()
+  c.data.name = "gmm"               # toy data with an image net
+  with pytest.raises(config.ConfigError, match=r"config.model.name: expected "
+                                                          r"'toy_mlp' for the toy densities"):
+    config.validate(c)
+  c = default()
+  c.optimizer.lr_min = 1.0
+  with pytest.raises(config.ConfigError, match=r"config.optimizer.lr_min"):
+    config.validate(c)
+
+
+def test_the_sampler_registry_decides_which_clip_options_apply():
+  for name, spec in samplers.SAMPLERS.items():
+    c = default()
+    c.sampler.name, c.sampler.clip_x = name, True
+    if spec.clip_options:
+      config.validate(c)
+    else:
+      with pytest.raises(config.ConfigError, match=rf"config.sampler.clip_x: expected off for "
+                                                   rf"sampler '{name}'"):
+        config.validate(c)
+
+
+@pytest.mark.parametrize("registry, key", [
+    (samplers.SAMPLERS, "sampler.name"), (chain_starts.STARTS, "init.name"),
+    (models.MODELS, "model.name"), (base.OPTIMIZERS, "optimizer.name")])
+def test_every_registry_name_is_accepted(registry, key):
+  for name in registry:
+    c = default()
+    config.set_value(c, key, name)
+    if key == "model.name" and name == "toy_mlp":
+      c.data.name = "gmm"
+    config.validate(c)
+
+
+def test_recipes_load_with_variants_and_bad_variants_fail_in_one_line():
+  mnist = os.path.join(ROOT, "configs", "mnist.py")
+  assert config.load_recipe(mnist).model.n_f == 16
+  assert config.load_recipe(mnist + ":paper").sampler.num_steps == 500
+  with pytest.raises(config.ConfigError, match="unknown variant 'nope'"):
+    config.load_recipe(mnist + ":nope")
+  with pytest.raises(config.ConfigError, match="recipe configs/none.py not found"):
+    config.load_recipe("configs/none.py")
+
+
+def test_dotted_keys_get_and_set_with_the_defaults_types():
+  c = default()
+  config.set_value(c, "optimizer.learning_rate", 1)       # an int where a float is expected
+  assert isinstance(config.get_value(c, "optimizer.learning_rate"), float)
+  config.set_value(c, "data.classes", [3, 4])
+  assert c.data.classes == (3, 4)
+  with pytest.raises(config.ConfigError, match="sampler.nope: unknown config key"):
+    config.set_value(c, "sampler.nope", 1)
+  with pytest.raises(config.ConfigError, match="sampler.num_steps='many'"):
+    config.set_value(c, "sampler.num_steps", "many")

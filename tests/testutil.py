@@ -1,0 +1,72 @@
+"""Shared test helpers: tiny configs and a directly jitted train step (not a test module)."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+
+from ebm_jax import config as config_lib
+from ebm_jax import hparams, objectives
+from ebm_jax.objectives import base
+
+NO_IMAGES = jnp.zeros((0,), jnp.uint8)
+
+CONTRACT_KEYS = {"step", "loss", "energy_data", "energy_samples", "d_s_t", "r_t",
+                 "grad_norm_start", "grad_norm_end", "lr", "wall_time", "energy_start",
+                 "energy_end", "samples_per_sec"}
+
+
+def override(c, overrides: dict):
+  """Sets ``{"section.key": value}`` overrides on a config."""
+  for key, value in overrides.items():
+    config_lib.set_value(c, key, value)
+  return c
+
+
+def tiny_toy_config(**overrides):
+  c = config_lib.get_config()
+  c.data.name = "gmm"
+  c.model.name = "toy_mlp"
+  c.model.n_f = 8
+  c.sampler.num_steps = 5
+  c.sampler.step_size = 0.05
+  c.sampler.noise_std = 0.1
+  c.init.name = "persistent"
+  c.init.bank_size = 64
+  c.optimizer.learning_rate = 1e-3
+  c.batch_size = 16
+  c.num_train_steps = 6
+  c.log_every_steps = 2
+  c.checkpoint_every_steps = 3
+  c.num_final_samples = 20
+  c.diagnostics.landscape_res = 30
+  c.diagnostics.kde_samples = 50
+  return override(c, overrides)
+
+
+def tiny_image_config(**overrides):
+  c = tiny_toy_config(**overrides)
+  c.data.name = "mnist"
+  c.data.image_size = 28
+  c.model.name = "vanilla"
+  c.model.n_f = 4
+  c.sampler.num_steps = 2
+  return override(c, overrides)
+
+
+def make_step(config, images=None, energy=None):
+  """``(objective, state, step)`` for one model, ``step(state, images)`` jitted once with the
+  config's hyper-parameters passed as an argument."""
+  comps = base.make_components(config, images)
+  if energy is not None:
+    comps = comps._replace(energy=energy)
+  objective = objectives.build(config, comps)
+  hp = hparams.from_config(config)
+  jitted = jax.jit(objective.train_step)
+  return objective, objective.init_state(hp), lambda state, x: jitted(state, hp, x)
+
+
+def read_metrics(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f]
