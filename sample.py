@@ -9,13 +9,13 @@ MALA and HMC (blackjax) adapt their step size to a target acceptance by dual ave
 """
 
 import json
-import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 
 from ebm_jax import checkpoint_sampling as cs   # imports jax but starts no backend
+from ebm_jax import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training run directory.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
@@ -39,17 +39,12 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  from ebm_jax import checkpointing, config, data
-  try:
-    summary = cs.sample_checkpoint(
-        _WORKDIR.value, step=_STEP.value, num_samples=_NUM_SAMPLES.value,
-        sampler=_SAMPLER.value, num_steps=_NUM_STEPS.value, init=_INIT.value,
-        step_size=_STEP_SIZE.value, noise_std=_NOISE_STD.value, adapt_steps=_ADAPT_STEPS.value,
-        batch_size=_BATCH_SIZE.value, chunk_steps=_CHUNK_STEPS.value, seed=_SEED.value,
-        out=_OUT.value)
-  except (config.ConfigError, data.DataError, checkpointing.CheckpointError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+  summary = cli.call(
+      cs.sample_checkpoint, _WORKDIR.value, step=_STEP.value, num_samples=_NUM_SAMPLES.value,
+      sampler=_SAMPLER.value, num_steps=_NUM_STEPS.value, init=_INIT.value,
+      step_size=_STEP_SIZE.value, noise_std=_NOISE_STD.value, adapt_steps=_ADAPT_STEPS.value,
+      batch_size=_BATCH_SIZE.value, chunk_steps=_CHUNK_STEPS.value, seed=_SEED.value,
+      out=_OUT.value)
   print(json.dumps(summary, indent=2))
 
 

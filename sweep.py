@@ -21,6 +21,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from ebm_jax import cli
+
 _CONFIG = flags.DEFINE_string(
     "config", None, "Base recipe for grids that name none, e.g. configs/toy_gmm.py[:variant].")
 _SWEEP = flags.DEFINE_string("sweep", None, "Sweep file, e.g. sweeps/thesis_claims_toy.py[:gpu].")
@@ -49,30 +51,26 @@ def parse_overrides(items):
   return out
 
 
+def run(name: str, workdir: str) -> None:
+  from ebm_jax import study_report
+  from ebm_jax import sweep as sweep_lib   # imports jax, but starts no backend
+  sweep = sweep_lib.load_sweep(_SWEEP.value)
+  cells = sweep_lib.expand(sweep, _CONFIG.value, workdir, parse_overrides(_SET.value))
+  devices = (_CPU_DEVICES.value if _CPU_DEVICES.value is not None
+             else max(c.config.parallel.cpu_devices for c in cells))
+  cli.start_devices(devices)   # before the first jax.devices() call
+  os.makedirs(workdir, exist_ok=True)
+  log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+  if not _REPORT_ONLY.value:
+    sweep_lib.train_cells(cells, only=_CELLS.value, max_models=_MAX_MODELS.value, log=log)
+  log(f"report: {study_report.write_report(sweep, cells, workdir, title=f'Study {name}')}")
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  from ebm_jax import sweep as sweep_lib   # imports jax, but starts no backend
-  from ebm_jax import checkpointing, config_validation, data, parallel, study_report
   name = os.path.splitext(os.path.basename(_SWEEP.value.partition(":")[0]))[0]
-  workdir = _WORKDIR.value or os.path.join("runs", f"study-{name}")
-  try:
-    sweep = sweep_lib.load_sweep(_SWEEP.value)
-    overrides = parse_overrides(_SET.value)
-    cells = sweep_lib.expand(sweep, _CONFIG.value, workdir, overrides)
-    devices = (_CPU_DEVICES.value if _CPU_DEVICES.value is not None
-               else max(c.config.parallel.cpu_devices for c in cells))
-    parallel.set_cpu_devices(devices)   # before the first jax.devices() call
-    os.makedirs(workdir, exist_ok=True)
-    log = lambda message: print(message, file=sys.stderr, flush=True)
-    if not _REPORT_ONLY.value:
-      sweep_lib.train_cells(cells, only=_CELLS.value, max_models=_MAX_MODELS.value, log=log)
-    path = study_report.write_report(sweep, cells, workdir, title=f"Study {name}")
-    log(f"report: {path}")
-  except (ValueError, sweep_lib.SweepError, config_validation.ConfigError, data.DataError,
-          checkpointing.CheckpointError) as e:
-    print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-    sys.exit(2)
+  cli.call(run, name, _WORKDIR.value or os.path.join("runs", f"study-{name}"), code=2)
 
 
 if __name__ == "__main__":

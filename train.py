@@ -6,18 +6,20 @@ finds its own run and a changed setting starts a new one.
 """
 
 import os
-import sys
 
 from absl import app
-from absl import logging
 from absl import flags
+from absl import logging
 from ml_collections import config_flags
+
+from ebm_jax import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Recipe file, e.g. configs/mnist.py or configs/mnist.py:paper.",
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<recipe>-<hash>).")
 flags.mark_flags_as_required(["config"])
+parse_flags = cli.parse_flags_with_config
 
 
 def default_workdir(config_arg: str, config) -> str:
@@ -27,37 +29,15 @@ def default_workdir(config_arg: str, config) -> str:
   return os.path.join("runs", f"{name}-{run_id(config)}")
 
 
-def parse_flags(argv):
-  """absl flag parsing, with an unknown ``--config.<key>`` reported in one line."""
-  try:
-    return flags.FLAGS(argv)
-  except AttributeError as e:   # ml_collections: an override names a key the config lacks
-    key = next((a.split("=")[0] for a in argv[1:] if a.startswith("--config.")
-                and str(e).strip("'\"") in a), str(e))
-    print(f"error: {key}: unknown config key (see configs/default.py)", file=sys.stderr)
-    sys.exit(2)
-  except flags.Error as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-
-
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)   # keep Orbax's INFO lines out of the progress output
   config = _CONFIG.value
-  # Both must happen before jax starts its backends (the first jax.devices() call).
-  from ebm_jax import parallel
-  parallel.set_cpu_devices(config.parallel.cpu_devices)
-  parallel.maybe_initialize_distributed(config.parallel.distributed)
-  from ebm_jax import checkpointing, config_validation, data, train
+  cli.start_devices(config.parallel.cpu_devices, config.parallel.distributed)
+  from ebm_jax import train
   workdir = _WORKDIR.value or default_workdir(
       config_flags.get_config_filename(flags.FLAGS["config"]), config)
-  try:
-    train.train_and_evaluate(config, workdir)
-  except (config_validation.ConfigError, data.DataError, checkpointing.CheckpointError,
-          train.TrainingDiverged) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+  cli.call(train.train_and_evaluate, config, workdir)
 
 
 if __name__ == "__main__":

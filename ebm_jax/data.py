@@ -43,6 +43,8 @@ import urllib.parse
 import urllib.request
 from typing import Callable, NamedTuple
 
+from absl import app
+from absl import flags
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -519,14 +521,14 @@ def is_toy(name: str) -> bool:
 # ----------------------------------------------------------------------------- command line
 
 
-def main(argv=None) -> int:
-  argv = sys.argv[1:] if argv is None else argv
-  if len(argv) < 2 or argv[0] != "fetch":
-    print(f"usage: python -m ebm_jax.data fetch {{{'|'.join(sorted(IMAGE_SOURCES))}}} [DATA_DIR]",
-          file=sys.stderr)
+def main(argv) -> int:
+  """``python -m ebm_jax.data fetch NAME [--data_dir=DIR]``: fetches a dataset's raw files."""
+  names = "|".join(sorted(IMAGE_SOURCES))
+  if len(argv) != 3 or argv[1] != "fetch":
+    print(f"usage: python -m ebm_jax.data fetch {{{names}}} [--data_dir=DIR]", file=sys.stderr)
     return 2
   try:
-    path = fetch(argv[1], argv[2] if len(argv) > 2 else "")
+    path = fetch(argv[2], flags.FLAGS.get_flag_value("data_dir", ""))
   except DataError as e:
     print(f"fetch failed: {e}", file=sys.stderr)
     return 1
@@ -535,4 +537,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  flags.DEFINE_string("data_dir", "", "Where to put the files (default: $EBM_DATA_DIR or "
+                      "~/.cache/ebm_jax/data).")
+  app.run(main)

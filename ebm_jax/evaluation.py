@@ -32,10 +32,11 @@ import functools
 import hashlib
 import json
 import os
-import sys
 import time
 from typing import NamedTuple
 
+from absl import app
+from absl import flags
 import flax.linen as nn
 import flax.serialization
 import jax
@@ -270,45 +271,55 @@ def export_png(samples_path: str, out_dir: str) -> int:
   return len(x)
 
 
-def main(argv=None) -> int:
-  import argparse
-  p = argparse.ArgumentParser(prog="python -m ebm_jax.evaluation",
-                              description="Score samples; train the evaluation classifier.")
-  p.add_argument("command", nargs="?", default="score",
-                 choices=["score", "train-classifier", "export-png", "calibrate"])
-  p.add_argument("--workdir")
-  p.add_argument("--samples", help="npz with key x (default: <workdir>/samples.npz)")
-  p.add_argument("--dataset", default="mnist", choices=sorted(data_lib.IMAGE_SOURCES))
-  p.add_argument("--image_size", type=int, default=32)
-  p.add_argument("--data_dir", default="")
-  p.add_argument("--out", help="export-png: output folder (default: <workdir>/samples_png)")
-  args = p.parse_args(argv)
-  try:
-    if args.command == "train-classifier":
-      model, _ = load_feature_model(args.dataset, args.image_size, data_dir=args.data_dir)
-      print(f"{args.dataset} {args.image_size}x{args.image_size}: test accuracy "
-            f"{model.test_accuracy:.4f}")
-    elif args.command == "calibrate":
-      table = calibrate(args.dataset, args.image_size, data_dir=args.data_dir)
-      keys = ("fid", "kid", "inception_score", "class_entropy", "class_coverage",
-              "confident_fraction")
-      print("| set | " + " | ".join(keys) + " |")
-      print("|---" * (len(keys) + 1) + "|")
-      for name, row in table.items():
-        print(f"| {name} | " + " | ".join(f"{row[k]:.4g}" for k in keys) + " |")
-    elif args.command == "export-png":
-      samples = args.samples or os.path.join(args.workdir, "samples.npz")
-      out = args.out or os.path.join(os.path.dirname(samples), "samples_png")
-      print(f"wrote {export_png(samples, out)} PNG files to {out}")
-    else:
-      if not args.workdir:
-        p.error("--workdir is required")
-      print(json.dumps(evaluate_run(args.workdir, args.samples), indent=2))
-  except (data_lib.DataError, ValueError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
-  return 0
+COMMANDS = ("score", "train-classifier", "export-png", "calibrate")
+
+
+def _define_flags() -> None:
+  """The command line's flags (defined only when run as a program, so importing the library
+  defines none)."""
+  flags.DEFINE_string("workdir", None, "score / export-png: the training run directory.")
+  flags.DEFINE_string("samples", None, "npz with key x (default: <workdir>/samples.npz).")
+  flags.DEFINE_enum("dataset", "mnist", sorted(data_lib.IMAGE_SOURCES),
+                    "train-classifier / calibrate: the dataset.")
+  flags.DEFINE_integer("image_size", 32, "train-classifier / calibrate: image size.")
+  flags.DEFINE_string("data_dir", "", "Raw dataset files (default: $EBM_DATA_DIR or the cache).")
+  flags.DEFINE_string("out", None, "export-png: output folder (default: <workdir>/samples_png).")
+
+
+def run_command(command: str, args) -> None:
+  """One command of ``python -m ebm_jax.evaluation [COMMAND] --flags``."""
+  if command == "train-classifier":
+    model, _ = load_feature_model(args.dataset, args.image_size, data_dir=args.data_dir)
+    print(f"{args.dataset} {args.image_size}x{args.image_size}: test accuracy "
+          f"{model.test_accuracy:.4f}")
+  elif command == "calibrate":
+    table = calibrate(args.dataset, args.image_size, data_dir=args.data_dir)
+    keys = ("fid", "kid", "inception_score", "class_entropy", "class_coverage",
+            "confident_fraction")
+    print("| set | " + " | ".join(keys) + " |")
+    print("|---" * (len(keys) + 1) + "|")
+    for name, row in table.items():
+      print(f"| {name} | " + " | ".join(f"{row[k]:.4g}" for k in keys) + " |")
+  elif command == "export-png":
+    if not (args.samples or args.workdir):
+      raise ValueError("export-png needs --workdir or --samples")
+    samples = args.samples or os.path.join(args.workdir, rundir.SAMPLES)
+    out = args.out or os.path.join(os.path.dirname(samples), "samples_png")
+    print(f"wrote {export_png(samples, out)} PNG files to {out}")
+  else:
+    if not args.workdir:
+      raise ValueError("--workdir is required")
+    print(json.dumps(evaluate_run(args.workdir, args.samples), indent=2))
+
+
+def main(argv) -> None:
+  from ebm_jax import cli
+  command = argv[1] if len(argv) > 1 else "score"
+  if command not in COMMANDS or len(argv) > 2:
+    cli.fail(f"usage: python -m ebm_jax.evaluation [{'|'.join(COMMANDS)}] --flags", 2)
+  cli.call(run_command, command, flags.FLAGS)
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  _define_flags()
+  app.run(main)

@@ -237,7 +237,7 @@ def train_group(cells: Sequence[Cell], log: Callable[[str], None]) -> None:
                    group_wall_time_s=outcome.wall_time_s,
                    group_steps_per_sec=outcome.steps_per_sec)
 
-  log(f"group of {m} model(s) ({', '.join(varying_keys(cells)) or 'no key'} vmapped): "
+  log(f"group of {m} model{'s' if m > 1 else ''} ({', '.join(varying_keys(cells)) or 'no key'} vmapped): "
       + ", ".join(c.name for c in cells))
   loop.train([loop.Run(c.config, c.workdir) for c in cells], log=log, on_end=on_end)
 

@@ -57,7 +57,7 @@ def test_unknown_key_and_bad_value_fail_in_one_line(tmp_path):
                 "--config.sampler.nope=1"])
   assert result.returncode == 2
   assert result.stderr.strip().splitlines()[-1] == (
-      "error: --config.sampler.nope: unknown config key (see configs/default.py)")
+      "error: --config.sampler.nope: unknown config key (see ebm_jax/config.py)")
   result = run([f"--config={ROOT}/configs/toy_gmm.py", f"--workdir={tmp_path}",
                 "--config.sampler.step_size=-1"])
   assert result.returncode == 1
@@ -126,4 +126,4 @@ def test_sweep_command_trains_a_vmapped_group_reports_and_reruns_for_free(tmp_pa
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert bad.returncode == 2
   assert bad.stderr.strip().splitlines()[-1] == (
-      "error: sampler.nope: unknown config key (see configs/default.py)")
+      "error: sampler.nope: unknown config key (see ebm_jax/config.py)")

@@ -9,7 +9,7 @@ import sys
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from ebm_jax import config_validation, parallel
+from ebm_jax import config, parallel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -37,13 +37,13 @@ def test_eight_devices_match_one_and_checkpoints_reshard(init):
 
 
 def test_sizes_must_divide_across_devices():
-  c = config_validation.default_config()
+  c = config.get_config()
   c.batch_size = 100
-  with pytest.raises(config_validation.ConfigError,
+  with pytest.raises(config.ConfigError,
                      match=r"config.batch_size: expected a multiple of the 8 devices"):
-    config_validation.validate_for_devices(c, 8)
+    config.validate_for_devices(c, 8)
   c.batch_size, c.longrun.num_chains = 96, 64
-  config_validation.validate_for_devices(c, 8)
+  config.validate_for_devices(c, 8)
 
 
 def test_single_device_mesh_and_too_many_devices():

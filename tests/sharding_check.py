@@ -11,8 +11,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ebm_jax import parallel, train  # noqa: E402
-from train_test import tiny_toy_config  # noqa: E402
+from ebm_jax import parallel, runner, train  # noqa: E402
+from testutil import tiny_toy_config  # noqa: E402
 
 
 def config(num_devices, steps, **overrides):
@@ -33,12 +33,9 @@ def max_diff(a, b):
 
 def loop_collectives(c):
   """Collectives inside the compiled 8-device train step's loops (the chain must have none)."""
-  mesh = parallel.make_mesh(8)
-  comps = train.make_components(c, None, mesh)
-  state = train.init_state(c, comps)
-  state = jax.device_put(state, parallel.state_shardings(state, mesh))
-  step = jax.jit(train.make_train_step(c, comps))
-  text = step.lower(state, train.place_dataset(None, mesh)).compile().as_text()
+  run = runner.Runner(c, None)
+  hp = run.hparams([c])
+  text = run.step.lower(run.init(hp), hp, run.images).compile().as_text()
   return parallel.collectives_in_loops(text)
 
 
@@ -63,7 +60,7 @@ def main():
     workdir = f"{root}/cont{n}"
     os.system(f"cp -r {root}/eight {workdir}")
     c = config(n, 9, **extra)
-    _, _, restored, _ = train.load_run(workdir)
+    _, _, restored, _ = runner.load_run(workdir)
     cont[n] = {"restored_step": int(restored.step), "restore_diff": max_diff(restored, eight)}
     with open(f"{workdir}/config.json", "w") as f:   # the run continues with n devices
       f.write(json.dumps(c.to_dict()))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ebm_jax import study_report, sweep
-from train_test import tiny_toy_config
+from testutil import tiny_toy_config
 
 AXES = ["sampler.num_steps", "optimizer.learning_rate", "sampler.noise_std",
         "model.spectral_norm"]

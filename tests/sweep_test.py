@@ -9,17 +9,13 @@ import jax
 import numpy as np
 import pytest
 
-from ebm_jax import checkpointing, study_report, sweep, train
-from train_test import tiny_image_config, tiny_toy_config
+from ebm_jax import runner, study_report, sweep, train
+from testutil import read_metrics, tiny_image_config, tiny_toy_config
 
 
 def load_params(workdir, config):
-  comps = train.make_components(config, None)
-  template = train.init_state(config, comps)
-  ckpt = checkpointing.Checkpointer(workdir)
-  state = ckpt.restore(template)
-  ckpt.close()
-  return state
+  del config   # the run's own config.json rebuilds it
+  return runner.load_run(workdir, need_images=False)[2]
 
 
 def test_grid_expansion_names_and_groups_cells(tmp_path):
@@ -71,10 +67,7 @@ def test_vmapped_group_equals_separate_runs(tmp_path):
     assert int(grouped.step) == int(single.step) == cell.config.num_train_steps
     chex.assert_trees_all_close(grouped.params, single.params, atol=1e-5, rtol=1e-5)
     chex.assert_trees_all_close(grouped.chain_store, single.chain_store, atol=1e-5, rtol=1e-5)
-    with open(os.path.join(cell.workdir, "metrics.jsonl")) as f:
-      grouped_rows = [json.loads(line) for line in f]
-    with open(os.path.join(alone, "metrics.jsonl")) as f:
-      single_rows = [json.loads(line) for line in f]
+    grouped_rows, single_rows = read_metrics(cell.workdir), read_metrics(alone)
     np.testing.assert_allclose([r["d_s_t"] for r in grouped_rows],
                                [r["d_s_t"] for r in single_rows], rtol=1e-4, atol=1e-6)
 
@@ -119,9 +112,12 @@ def test_interrupted_group_resumes_exactly_and_a_finished_sweep_does_no_work(tmp
   assert mtimes == [os.path.getmtime(os.path.join(c.workdir, "samples.npz")) for c in full]
 
 
-def test_image_cells_train_as_a_group(tmp_path):
+def test_image_cells_train_as_a_group_with_every_periodic_output(tmp_path, monkeypatch):
   import tensorflow_datasets as tfds
-  base = tiny_image_config(**{"data.dir": str(tmp_path / "nodata"), "init.name": "replay"})
+  monkeypatch.setenv("EBM_CACHE_DIR", str(tmp_path / "cache"))
+  base = tiny_image_config(**{"data.dir": str(tmp_path / "nodata"), "init.name": "replay",
+                              "eval.every_steps": 4, "longrun.every_steps": 3,
+                              "longrun.num_steps": 5, "longrun.num_chains": 8})
   grid = sweep.Grid("img", {"optimizer.learning_rate": (1e-3, 3e-3),
                             "init.reinit_prob": (0.05, 0.5)}, base=base)
   cells = sweep.expand(sweep.Sweep([grid]), None, str(tmp_path / "study"))
@@ -131,4 +127,37 @@ def test_image_cells_train_as_a_group(tmp_path):
   for cell in cells:
     assert sweep.read_status(cell)["status"] == "finished"
     assert np.load(os.path.join(cell.workdir, "samples.npz"))["x"].shape == (20, 28, 28, 1)
-    assert os.path.exists(os.path.join(cell.workdir, "images", "samples_000006.png"))
+    for name in ("images/samples_000006.png", "images/longrun_000003.png",
+                 "plots/longrun_000006.png", "eval_samples/samples_000004.npz"):
+      assert os.path.exists(os.path.join(cell.workdir, name)), name
+    with open(os.path.join(cell.workdir, "eval.json")) as f:
+      assert [r["step"] for r in json.load(f)] == [4, 6]
+
+
+def test_toy_cells_write_landscapes_and_long_runs_inside_a_group(tmp_path):
+  base = tiny_toy_config(**{"longrun.every_steps": 3, "longrun.num_steps": 10,
+                            "longrun.num_chains": 16, "diagnostics.landscape_every_steps": 3})
+  grid = sweep.Grid("g", {"seed": (0, 1)}, base=base)
+  cells = sweep.expand(sweep.Sweep([grid]), None, str(tmp_path))
+  sweep.train_group(cells, log=lambda m: None)
+  for cell in cells:
+    for name in ("plots/landscape_000006.png", "plots/longrun_000003.png",
+                 "images/longrun_000006.png"):
+      assert os.path.exists(os.path.join(cell.workdir, name)), name
+    assert "kl_true_model" in read_metrics(cell.workdir)[-1]
+
+
+def test_a_single_run_equals_a_group_of_one(tmp_path):
+  config = tiny_toy_config(**{"init.name": "replay"})
+  alone = str(tmp_path / "alone")
+  single = train.train_and_evaluate(config, alone)
+  (cell,) = sweep.expand(sweep.Sweep([sweep.Grid("g", {"seed": (0,)}, base=config)]), None,
+                         str(tmp_path / "study"))
+  sweep.train_group([cell], log=lambda m: None)
+  grouped = load_params(cell.workdir, cell.config)
+  chex.assert_trees_all_equal(single, grouped)        # params, optimizer state, buffer, rng
+  timing = ("wall_time", "samples_per_sec")
+  strip = lambda rows: [{k: v for k, v in r.items() if k not in timing} for r in rows]
+  assert strip(read_metrics(alone)) == strip(read_metrics(cell.workdir))
+  np.testing.assert_array_equal(np.load(os.path.join(alone, "samples.npz"))["x"],
+                                np.load(os.path.join(cell.workdir, "samples.npz"))["x"])

@@ -1,16 +1,16 @@
-"""The sampler CLI on a tiny trained checkpoint."""
+"""Sampling a tiny trained checkpoint: the library path (compiled once) and the CLI."""
 
 import json
 import os
 import subprocess
 import sys
 
+import chex
 import numpy as np
 import pytest
 
-import sample
-from ebm_jax import train
-from train_test import tiny_toy_config
+from ebm_jax import checkpoint_sampling, samplers, train
+from testutil import tiny_toy_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,9 +26,9 @@ def trained_run(tmp_path_factory):
 @pytest.mark.parametrize("sampler", ["trained", "mala", "hmc"])
 def test_sampling_writes_samples_traces_and_summary(trained_run, sampler, tmp_path):
   out = tmp_path / sampler
-  summary = sample.sample_run(str(trained_run), sampler=sampler, num_steps=30, init="uniform",
-                              num_samples=30, batch_size=16, adapt_steps=20, out=str(out),
-                              progress=False)
+  summary = checkpoint_sampling.sample_checkpoint(str(trained_run), sampler=sampler, num_steps=30, init="uniform",
+                                                   num_samples=30, batch_size=16,
+                                                   adapt_steps=20, out=str(out), progress=False)
   x = np.load(out / "samples.npz")["x"]
   assert x.shape == (30, 2) and np.all(np.isfinite(x))
   with np.load(out / "traces.npz") as traces:
@@ -39,6 +39,23 @@ def test_sampling_writes_samples_traces_and_summary(trained_run, sampler, tmp_pa
   assert 0 < summary["acceptance_rate"] <= 1
   assert summary["adapted"] == (sampler != "trained")
   assert np.isfinite(summary["kl_true_model"])
+
+
+def test_ten_batches_compile_once_and_an_earlier_output_is_set_aside(trained_run, tmp_path,
+                                                                    monkeypatch):
+  spec = samplers.SAMPLERS["mala"]
+  # init + chunk of the long run, init + step of the adaptation: each traced once in all.
+  monkeypatch.setitem(samplers.SAMPLERS, "mala",
+                      spec._replace(build=chex.assert_max_traces(n=4)(spec.build)))
+  out = tmp_path / "mala"
+  kwargs = dict(sampler="mala", num_steps=6, num_samples=80, batch_size=8, adapt_steps=4,
+                chunk_steps=3, out=str(out), progress=False)
+  first = checkpoint_sampling.sample_checkpoint(str(trained_run), **kwargs)
+  assert first["num_samples"] == 80                  # 10 batches of 8
+  chex.clear_trace_counter()                         # a new call builds its functions anew
+  checkpoint_sampling.sample_checkpoint(str(trained_run), **{**kwargs, "seed": 1})
+  kept = [n for n in os.listdir(out) if n.startswith("samples_before_")]
+  assert len(kept) == 2 and any(n.endswith(".npz") for n in kept)
 
 
 def test_sample_command_line(trained_run, tmp_path):

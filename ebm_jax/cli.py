@@ -1,0 +1,53 @@
+"""What every command line shares: absl flags, ``--config.<key>`` errors and other known errors
+as one line, and the CPU device split that must precede jax's start.
+
+The entry points (``train.py``, ``sample.py``, ``sweep.py``, ``python -m ebm_jax.evaluation``,
+``python -m ebm_jax.data``) are absl programs that parse flags and make one library call.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from absl import flags
+
+
+def known_errors() -> tuple:
+  """The errors a command reports in one line (bad config, data, checkpoint, divergence, study)."""
+  from ebm_jax import checkpointing, config, data, loop, sweep
+  return (config.ConfigError, data.DataError, checkpointing.CheckpointError,
+          loop.TrainingDiverged, sweep.SweepError, ValueError, FileNotFoundError)
+
+
+def fail(message: str, code: int) -> None:
+  print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+  sys.exit(code)
+
+
+def call(fn: Callable, *args, code: int = 1, **kwargs):
+  """``fn(*args, **kwargs)``, with a known error printed as ``error: <one line>`` and exit
+  ``code``."""
+  try:
+    return fn(*args, **kwargs)
+  except known_errors() as e:
+    fail(str(e), code)
+
+
+def parse_flags_with_config(argv):
+  """absl flag parsing, with an unknown ``--config.<key>`` reported in one line (exit 2)."""
+  try:
+    return flags.FLAGS(argv)
+  except AttributeError as e:   # ml_collections: an override names a key the config lacks
+    key = next((a.split("=")[0] for a in argv[1:] if a.startswith("--config.")
+                and str(e).strip("'\"") in a), str(e))
+    fail(f"{key}: unknown config key (see ebm_jax/config.py)", 2)
+  except flags.Error as e:
+    fail(str(e), 2)
+
+
+def start_devices(cpu_devices: int, distributed: str = "off") -> None:
+  """The CPU device split and multi-host initialisation, before jax starts its backends."""
+  from ebm_jax import parallel
+  parallel.set_cpu_devices(cpu_devices)
+  parallel.maybe_initialize_distributed(distributed)
