@@ -1,6 +1,7 @@
 """Samples from a trained run's checkpoint with any sampler, for as long as asked.
 
-    python sample.py --workdir=runs/x --num_samples=1000 --sampler=mala --num_steps=10000 --init=data
+    python sample.py --workdir=runs/x --num_samples=1000 --sampler=mala --num_steps=10000 \
+        --init=data
 
 ``--sampler``: ``trained`` (the run's own sampler and settings) or any registered sampler;
 MALA and HMC (blackjax) adapt their step size to a target acceptance by dual averaging unless

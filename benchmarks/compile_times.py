@@ -60,23 +60,22 @@ def main():
   import common
   common.pin_threads(args.threads)
   import jax
-  from ebm_jax import train
+  from ebm_jax import runner
 
   print(f"backend {jax.default_backend()}, 1 device, {args.threads} threads")
   for label, c in recipes(args.recipes, args.all_variants):
     c.init.bank_size = min(c.init.bank_size, args.max_bank)
     c.parallel.num_devices = 1
     images = stand_in_images(c, max(c.batch_size, 256))
-    comps = train.make_components(c, images)
-    state = train.init_state(c, comps)
-    images_dev = train.place_dataset(images, None)
-    step = jax.jit(train.make_train_step(c, comps), donate_argnums=0)
+    run = runner.Runner(c, images)
+    hp = run.hparams([c])
+    state, step = run.init(hp), run.step
     t0 = time.perf_counter()
-    state = common.block(step(state, images_dev))[0]
+    state = common.block(step(state, hp, run.images))[0]
     first_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(args.steps):
-      state = step(state, images_dev)[0]
+      state = step(state, hp, run.images)[0]
     common.block(state)
     per_step = (time.perf_counter() - t0) / max(args.steps, 1)
     print(f"{label:24s} first call {first_s:6.1f} s = compile ~{first_s - per_step:6.1f} s + "

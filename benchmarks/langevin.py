@@ -51,7 +51,6 @@ def main():
   parallel.set_cpu_devices(args.cpu_devices)
 
   import jax
-  import jax.numpy as jnp
   from ebm_jax import models, samplers
 
   shape = (args.batch, 2) if args.model == "toy_mlp" else (

@@ -34,22 +34,22 @@ def step_memory(c, batch):
   import jax
   import jax.numpy as jnp
   import compile_times
-  from ebm_jax import train
+  from ebm_jax import runner
 
   c = c.copy_and_resolve_references()
   c.batch_size = batch
   c.parallel.num_devices = 1
   stand_in = compile_times.stand_in_images(c, max(batch, 16))
-  comps = train.make_components(c, stand_in)
-  state = jax.eval_shape(lambda: train.init_state(c, comps))
+  run = runner.Runner(c, stand_in)
+  hp = run.hparams([c])
+  state = jax.eval_shape(run._init, hp)
   # The dataset as the step sees it: the real training split's size, never allocated.
   images = (jax.ShapeDtypeStruct((0,), jnp.uint8) if stand_in is None else
             jax.ShapeDtypeStruct((TRAIN_IMAGES.get(c.data.name, 60000),) + stand_in.shape[1:],
                                  stand_in.dtype))
-  step = jax.jit(train.make_train_step(c, comps), donate_argnums=0)
-  stats = step.lower(state, images).compile().memory_analysis()
+  stats = run.step.lower(state, hp, images).compile().memory_analysis()
   return (stats.argument_size_in_bytes, stats.output_size_in_bytes,
-          stats.alias_size_in_bytes, stats.temp_size_in_bytes, comps.data.sample_shape)
+          stats.alias_size_in_bytes, stats.temp_size_in_bytes, run.comps.data.sample_shape)
 
 
 def main():

@@ -32,9 +32,9 @@ def worker(args):
   import jax
   import jax.numpy as jnp
   import numpy as np
-  from ebm_jax import config_validation, models, parallel, samplers, train
+  from ebm_jax import config, parallel, runner, samplers
 
-  c = config_validation.default_config()
+  c = config.get_config()
   c.data.image_size = args.size
   c.model.name, c.model.n_f = "vanilla", args.n_f
   c.sampler.num_steps = args.steps
@@ -43,17 +43,16 @@ def worker(args):
   c.parallel.num_devices = args.devices
   images = np.random.default_rng(0).integers(0, 256, (1000, args.size, args.size, 1),
                                              dtype=np.uint8)
-  mesh = parallel.make_mesh(args.devices)
-  comps = train.make_components(c, images, mesh if args.devices > 1 else None)
-  state = train.init_state(c, comps)
-  state = jax.device_put(state, parallel.state_shardings(state, mesh))
-  images_dev = train.place_dataset(images, mesh)
-  step = jax.jit(train.make_train_step(c, comps), donate_argnums=0)
+  run = runner.Runner(c, images)
+  mesh, comps, hp = run.mesh, run.comps, run.hparams([c])
+  state, images_dev = run.init(hp), run.images
   t0 = time.perf_counter()
-  compiled_step = step.lower(state, images_dev).compile()
+  compiled_step = run.step.lower(state, hp, images_dev).compile()
   step_compile = time.perf_counter() - t0
 
-  variables = jax.tree.map(jnp.copy, {"params": state.params, **state.model_state})  # the step donates state
+  one = runner.unstack(state, 0)
+  variables = jax.tree.map(jnp.copy, run.variables(one))  # the step donates state
+  sampler = samplers.build(c.sampler)
   x0 = jax.device_put(jax.random.uniform(jax.random.key(0), (args.batch, args.size, args.size, 1)),
                       parallel.batch_sharded(mesh))
 
@@ -61,7 +60,7 @@ def worker(args):
   def chain(key, variables, x0):
     energy_fn = functools.partial(comps.energy, variables)
     x0 = parallel.constrain_batch(x0, comps.mesh)
-    s, _ = samplers.run_chain(key, comps.sampler.step, comps.sampler.init(x0, energy_fn),
+    s, _ = samplers.run_chain(key, sampler.step, sampler.init(x0, energy_fn),
                               energy_fn, args.steps)
     return s.position
 
@@ -113,11 +112,11 @@ def main():
   rows = []
   for n in args.devices:
     cmd = [sys.executable, __file__, "--worker", "--devices", str(n), "--n_f", str(args.n_f),
-           "--batch", str(args.batch), "--size", str(args.size), "--steps", str(args.steps), "--repeats",
-           str(args.repeats), "--threads", str(args.threads), "--peak_tflops",
+           "--batch", str(args.batch), "--size", str(args.size), "--steps", str(args.steps),
+           "--repeats", str(args.repeats), "--threads", str(args.threads), "--peak_tflops",
            str(args.peak_tflops)]
     result = subprocess.run(cmd, capture_output=True, text=True)
-    line = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
+    line = [x for x in result.stdout.splitlines() if x.startswith("RESULT ")]
     if not line:
       print(f"devices={n}: failed\n{result.stderr[-2000:]}")
       continue

@@ -43,7 +43,8 @@ def build_config(case, n_f, steps, batch=0):
 
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--case", default="mnist_default", choices=["mnist_default", "vanilla_k100", "toy_gmm"])
+  p.add_argument("--case", default="mnist_default",
+                 choices=["mnist_default", "vanilla_k100", "toy_gmm"])
   p.add_argument("--n_f", type=int, default=64, help="vanilla_k100: width")
   p.add_argument("--steps", type=int, default=0, help="override K")
   p.add_argument("--repeats", type=int, default=5)
@@ -66,9 +67,8 @@ def main():
   parallel.set_cpu_devices(args.cpu_devices)
 
   import jax
-  import jax.numpy as jnp
   import numpy as np
-  from ebm_jax import train
+  from ebm_jax import models, runner
 
   config = build_config(args.case, args.n_f, args.steps, args.batch)
   config.model.conv_impl = args.conv_impl
@@ -80,19 +80,16 @@ def main():
   images = None if toy else np.random.default_rng(0).integers(0, 256, (1000, s, s, ch),
                                                              dtype=np.uint8)
   config.parallel.num_devices = args.cpu_devices
-  mesh = parallel.make_mesh(args.cpu_devices)
-  comps = train.make_components(config, images, mesh if args.cpu_devices > 1 else None)
-  state = train.init_state(config, comps)
-  state = jax.device_put(state, parallel.state_shardings(state, mesh))
-  step = jax.jit(train.make_train_step(config, comps), donate_argnums=0)
-  images_dev = train.place_dataset(images, mesh)
+  run = runner.Runner(config, images)    # the step train.py runs, on the same mesh
+  hp = run.hparams([config])
+  state, images_dev = run.init(hp), run.images
   start = time.perf_counter()
-  compiled = step.lower(state, images_dev).compile()
+  compiled = run.step.lower(state, hp, images_dev).compile()
   compile_s = time.perf_counter() - start
   holder = {"state": state}
 
   def jax_step():
-    holder["state"], metrics, _ = compiled(holder["state"], images_dev)
+    holder["state"], metrics, _ = compiled(holder["state"], hp, images_dev)
     jax.block_until_ready(metrics)
 
   jax_step()
@@ -120,7 +117,7 @@ def main():
         f"input={'2-D points' if toy else f'{s}x{s}x{ch}'} "
         f"init={config.init.name} threads={args.threads} cpu_devices={args.cpu_devices} "
         f"unroll={config.sampler.unroll} "
-        f"conv_impl={train.models.resolve_conv_impl(args.conv_impl)} "
+        f"conv_impl={models.resolve_conv_impl(args.conv_impl)} "
         f"precision={args.precision} backend={jax.default_backend()}")
   common.print_results(medians, compile_s, args.repeats, lambda sec: (
       f"{1 / sec:.3f} train steps/s, {config.batch_size / sec:.1f} samples/s"))

@@ -5,8 +5,9 @@
 
 The M cells differ in learning rate and seed (vmappable), as in a sweep. "Sequential" is what a
 sweep without grouping does: one jitted train step per cell, called in turn (M compiles); the
-group is :class:`ebm_jax.sweep.GroupStep` (one compile). Both are timed interleaved in one
-process; the figure is model-updates per second and the ratio group / sequential.
+group is one :class:`ebm_jax.runner.Runner` of M models, as the loop trains it (one compile).
+Both are timed interleaved in one process; the figure is model-updates per second and the
+ratio group / sequential.
 """
 
 import argparse
@@ -20,8 +21,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 
 def case_config(name):
-  from ebm_jax import config_validation
-  c = config_validation.default_config()
+  from ebm_jax import config
+  c = config.get_config()
   if name == "toy":        # ebm-anatomy's toy setting, K 100 (the toy study's largest)
     c.data.name, c.model.name, c.model.n_f = "gmm", "toy_mlp", 32
     c.sampler.num_steps, c.sampler.step_size, c.sampler.noise_std = 100, 1.0, 0.125
@@ -48,13 +49,12 @@ def main():
   common.pin_threads(args.threads, args.device)
   import jax
   import ml_collections
-  from ebm_jax import sweep, train
+  from ebm_jax import runner
 
   print(f"backend {jax.default_backend()}, {args.threads} threads, {args.updates} updates per "
         f"repeat, median of {args.repeats}")
   for case in args.case:
     base, images = case_config(case)
-    images_dev = train.place_dataset(images, None)
     for m in args.models:
       configs = []
       for i in range(m):
@@ -63,32 +63,30 @@ def main():
         configs.append(c)
       t0 = time.perf_counter()
       singles = []
-      for c in configs:
-        comps = train.make_components(c, images)
-        step = jax.jit(train.make_train_step(c, comps), donate_argnums=0)
-        state = train.init_state(c, comps)
-        state = common.block(step(state, images_dev))[0]
-        singles.append([step, state])
+      for c in configs:    # a fresh runner per cell: what a sweep without grouping compiles
+        c.parallel.num_devices = 1
+        run = runner.Runner(c, images)
+        hp = run.hparams([c])
+        state = common.block(run.step(run.init(hp), hp, run.images))[0]
+        singles.append([run, hp, state])
       compile_seq = time.perf_counter() - t0
-      cells = [sweep.Cell(f"c{i}", "g", {}, c, "") for i, c in enumerate(configs)]
       t0 = time.perf_counter()
-      group = sweep.GroupStep(base, images, sweep.varying_keys(cells))
+      group = runner.Runner(base, images, num_models=m) if m > 1 else singles[0][0]
       hparams = group.hparams(configs)
-      states = group.init(hparams)
-      states = common.block(group.step(hparams, states, images_dev))[0]
+      states = common.block(group.step(group.init(hparams), hparams, group.images))[0]
       compile_group = time.perf_counter() - t0
       holder = {"group": states}
 
       def run_sequential():
         for entry in singles:
           for _ in range(args.updates):
-            entry[1] = entry[0](entry[1], images_dev)[0]
-        common.block([e[1] for e in singles])
+            entry[2] = entry[0].step(entry[2], entry[1], entry[0].images)[0]
+        common.block([e[2] for e in singles])
 
       def run_group():
         s = holder["group"]
         for _ in range(args.updates):
-          s = group.step(hparams, s, images_dev)[0]
+          s = group.step(s, hparams, group.images)[0]
         holder["group"] = common.block(s)
 
       t = common.interleaved_medians({"sequential": run_sequential, "group": run_group},

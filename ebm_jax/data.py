@@ -174,8 +174,8 @@ def _parse_idx(data: bytes, what: str) -> np.ndarray:
 def _verify(source: ImageSource, fname: str, data: bytes, where: str) -> None:
   expected = source.sha256.get(fname)
   if expected is not None and _sha256(data) != expected:
-    raise DataError(f"{where}: sha256 mismatch for {source.name}/{fname} (corrupt or a "
-                    f"different file); delete it and run `{FETCH_COMMAND.format(name=source.name)}`")
+    raise DataError(f"{where}: sha256 mismatch for {source.name}/{fname} (corrupt or a different "
+                    f"file); delete it and run `{FETCH_COMMAND.format(name=source.name)}`")
 
 
 def _load_idx_split(source: ImageSource, root: str, split: str):
@@ -523,12 +523,16 @@ def is_toy(name: str) -> bool:
 
 def main(argv) -> int:
   """``python -m ebm_jax.data fetch NAME [--data_dir=DIR]``: fetches a dataset's raw files."""
+  return fetch_command(argv, flags.FLAGS.data_dir)
+
+
+def fetch_command(argv, data_dir: str = "") -> int:
   names = "|".join(sorted(IMAGE_SOURCES))
   if len(argv) != 3 or argv[1] != "fetch":
     print(f"usage: python -m ebm_jax.data fetch {{{names}}} [--data_dir=DIR]", file=sys.stderr)
     return 2
   try:
-    path = fetch(argv[2], flags.FLAGS.get_flag_value("data_dir", ""))
+    path = fetch(argv[2], data_dir)
   except DataError as e:
     print(f"fetch failed: {e}", file=sys.stderr)
     return 1

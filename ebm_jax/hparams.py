@@ -57,6 +57,12 @@ def from_config(config) -> HParams:
                      for field, key in CONFIG_KEYS.items()})
 
 
+def varying_keys(configs: Sequence) -> list[str]:
+  """The vmappable config keys whose values differ between ``configs``."""
+  return [key for key in VMAPPABLE_KEYS
+          if len({repr(config_path.get_value(key, c)) for c in configs}) > 1]
+
+
 def stack(hparams: Sequence[HParams]) -> HParams:
   """``M`` models' hyper-parameters along a leading model axis."""
   return jax.tree.map(lambda *xs: np.stack(xs), *hparams)

@@ -23,7 +23,6 @@ import time
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
-import numpy as np
 
 from ebm_jax import checkpointing
 from ebm_jax import config as config_lib
@@ -279,8 +278,7 @@ def train(runs: Sequence[Run], log: Callable[[str], None] | None = None,
     model.report = reporting.RunReporter(model.config, model.workdir, start, runner.toy)
   actions = list(actions) if actions is not None else default_actions(config)
   log_step = next((a for a in actions if isinstance(a, LogStep)), None)
-  varying = [k for k in hparams_lib.VMAPPABLE_KEYS
-             if len({repr(config_lib.get_value(r.config, k)) for r in runs}) > 1]
+  varying = hparams_lib.varying_keys([r.config for r in runs])
   log(f"training {config.model.name} on {config.data.name} from step {start} to "
       f"{config.num_train_steps} (sampler {config.sampler.name}, K={config.sampler.num_steps}, "
       f"init {config.init.name}), {len(runs)} model(s)"

@@ -274,8 +274,9 @@ def claim_small_k_low_lr(rows, axes, roles, metric) -> tuple[str, list[str]]:
       sa, sb = _score([a for a, _ in pairs]), _score([b for _, b in pairs])
       better = int(np.sum(sa < sb))
       lines += ["", f"Spectral norm at K={_fmt(small)} ({len(pairs)} matched pairs): diverged "
-                f"or exploding {div_on} with vs {div_off} without; stable fraction {stab_on:.2f} with vs "
-                f"{stab_off:.2f} without; better {metric} in {better}/{len(pairs)} pairs; "
+                f"or exploding {div_on} with vs {div_off} without; stable fraction "
+                f"{stab_on:.2f} with vs {stab_off:.2f} without; better {metric} in "
+                f"{better}/{len(pairs)} pairs; "
                 f"median log10 {metric} {np.nanmedian(sa):.2f} with vs "
                 f"{np.nanmedian(sb):.2f} without."]
       sn_verdict = "supported" if div_on < div_off or (
@@ -298,7 +299,8 @@ def claim_large_k_stable_slow(rows, axes, roles, metric) -> tuple[str, list[str]
   k = roles["K"]
   ks = sorted(_levels(rows, k))
   lines = ["| K | cells | stable fraction | diverged | median " + metric +
-           " | median seconds per update (group) | models per group |", "|---|---|---|---|---|---|---|"]
+           " | median seconds per update (group) | models per group |",
+           "|---|---|---|---|---|---|---|"]
   stats = {}
   for kv in ks:
     sub = _subset(rows, **{k: kv})
@@ -457,8 +459,9 @@ def write_report(sweep: sweep_lib.Sweep, cells: Sequence[sweep_lib.Cell], workdi
             "*Stable* means the run finished and ebm-anatomy's verdict on its d_s_t trace "
             "(last 500 steps) is \"oscillates around 0\" with r_t grown less than "
             f"{EXPLODING_R_T_GROWTH:.0f}x over the run (else *exploding*); *drift-* / *drift+* "
-            "mean d_s_t settled below / above 0. Quality: toy densities KL(true || KDE of 2,000 short-run "
-            "samples); images classifier-feature FID of `samples.npz`. Lower is better.", ""]
+            "mean d_s_t settled below / above 0. Quality: toy densities KL(true || KDE of 2,000 "
+            "short-run samples); images classifier-feature FID of `samples.npz`. Lower is "
+            "better.", ""]
   summary = []
   for grid in sweep.grids:
     grid_rows = [r for r in rows if r["grid"] == grid.name]

@@ -38,6 +38,7 @@ import ml_collections
 from ebm_jax import config as config_lib
 from ebm_jax import loop
 from ebm_jax import rundir
+from ebm_jax import hparams
 from ebm_jax.hparams import VMAPPABLE_KEYS
 
 # Short names of common keys in cell names.
@@ -142,6 +143,12 @@ def expand(sweep: Sweep, base_spec: str | None, workdir: str,
            extra_overrides: dict | None = None) -> list[Cell]:
   """Every cell of every grid, validated. ``extra_overrides`` apply to all cells (command line)."""
   cells, seen, grid_names = [], {}, set()
+  reference = config_lib.get_config()
+  for key in extra_overrides or {}:   # overrides of every cell: named once, not per cell
+    try:
+      config_lib.get_value(reference, key)
+    except config_lib.ConfigError as e:
+      raise SweepError(str(e)) from e
   for grid in sweep.grids:
     if grid.name in grid_names:
       raise SweepError(f"two grids are named {grid.name!r}; grid names must be unique")
@@ -179,14 +186,12 @@ def expand(sweep: Sweep, base_spec: str | None, workdir: str,
 
 
 def _group_signature(config) -> str:
-  c = json.loads(json.dumps(config.to_dict(), default=str))
+  """A hash of the config with every vmappable value set to its default."""
+  c, reference = config.copy_and_resolve_references(), config_lib.get_config()
   for key in VMAPPABLE_KEYS:
-    *parents, leaf = key.split(".")
-    node = c
-    for part in parents:
-      node = node[part]
-    node.pop(leaf)
-  return hashlib.sha256(json.dumps(c, sort_keys=True).encode()).hexdigest()[:12]
+    config_lib.set_value(c, key, config_lib.get_value(reference, key))
+  text = json.dumps(c.to_dict(), sort_keys=True, default=str)
+  return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def group_cells(cells: Sequence[Cell], max_models: int = 0) -> list[list[Cell]]:
@@ -203,8 +208,7 @@ def group_cells(cells: Sequence[Cell], max_models: int = 0) -> list[list[Cell]]:
 
 
 def varying_keys(cells: Sequence[Cell]) -> list[str]:
-  return [k for k in VMAPPABLE_KEYS
-          if len({repr(config_lib.get_value(c.config, k)) for c in cells}) > 1]
+  return hparams.varying_keys([c.config for c in cells])
 
 
 # ----------------------------------------------------------------------------- status files
@@ -237,7 +241,8 @@ def train_group(cells: Sequence[Cell], log: Callable[[str], None]) -> None:
                    group_wall_time_s=outcome.wall_time_s,
                    group_steps_per_sec=outcome.steps_per_sec)
 
-  log(f"group of {m} model{'s' if m > 1 else ''} ({', '.join(varying_keys(cells)) or 'no key'} vmapped): "
+  varying = ", ".join(varying_keys(cells)) or "no key"
+  log(f"group of {m} model{'s' if m > 1 else ''} ({varying} vmapped): "
       + ", ".join(c.name for c in cells))
   loop.train([loop.Run(c.config, c.workdir) for c in cells], log=log, on_end=on_end)
 

@@ -26,9 +26,9 @@ def trained_run(tmp_path_factory):
 @pytest.mark.parametrize("sampler", ["trained", "mala", "hmc"])
 def test_sampling_writes_samples_traces_and_summary(trained_run, sampler, tmp_path):
   out = tmp_path / sampler
-  summary = checkpoint_sampling.sample_checkpoint(str(trained_run), sampler=sampler, num_steps=30, init="uniform",
-                                                   num_samples=30, batch_size=16,
-                                                   adapt_steps=20, out=str(out), progress=False)
+  summary = checkpoint_sampling.sample_checkpoint(
+      str(trained_run), sampler=sampler, num_steps=30, init="uniform", num_samples=30,
+      batch_size=16, adapt_steps=20, out=str(out), progress=False)
   x = np.load(out / "samples.npz")["x"]
   assert x.shape == (30, 2) and np.all(np.isfinite(x))
   with np.load(out / "traces.npz") as traces:

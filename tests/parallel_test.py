@@ -20,7 +20,7 @@ def test_eight_devices_match_one_and_checkpoints_reshard(init):
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "JAX_PLATFORMS": "cpu"})
   assert result.returncode == 0, result.stderr[-3000:]
-  line = next(l for l in result.stdout.splitlines() if l.startswith("RESULT "))
+  line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
   out = json.loads(line[len("RESULT "):])
   assert out["device_count"] == 8
   # Same seed, same trajectory, up to the order of floating-point reductions.

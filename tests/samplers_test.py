@@ -150,6 +150,7 @@ def test_thesis_momentum_matches_its_formula():
   sampler = samplers.optax_sampler(samplers.thesis_momentum_sgd(lr, beta))
   x = jnp.array([[3.0, 1.0]])
   state = sampler.init(x, quadratic_energy)
+  m = None
   for k in range(3):
     g = QUAD_PREC * (x - QUAD_MEAN)
     m = g if k == 0 else beta * m + (1 - beta) * g     # the thesis code's update
