@@ -100,6 +100,14 @@ def normalise_on_grid(log_density: np.ndarray, cell_area: float) -> np.ndarray:
   return p / (p.sum() * cell_area)
 
 
+@jax.jit
+def _kde_chunk(points, samples, prec, log_norm):
+  # A module-level jit: every landscape of a run (same shapes) reuses one program.
+  diff = points[:, None, :] - samples[None]
+  quad = jnp.einsum("psi,ij,psj->ps", diff, prec, diff)
+  return jax.nn.logsumexp(-0.5 * quad, axis=1) + log_norm
+
+
 def kde_log_density(samples, points, bandwidth: float, chunk: int = 4096) -> np.ndarray:
   """Gaussian KDE with scipy's ``gaussian_kde(bw_method=bandwidth)`` kernel (covariance
   ``bandwidth**2`` times the samples' covariance), evaluated in JAX in chunks."""
@@ -107,15 +115,8 @@ def kde_log_density(samples, points, bandwidth: float, chunk: int = 4096) -> np.
   cov = jnp.cov(samples.T) * bandwidth ** 2
   prec = jnp.linalg.inv(cov)
   log_norm = -0.5 * jnp.log(jnp.linalg.det(2 * jnp.pi * cov)) - jnp.log(samples.shape[0])
-
-  @jax.jit
-  def evaluate(p):
-    diff = p[:, None, :] - samples[None]
-    quad = jnp.einsum("psi,ij,psj->ps", diff, prec, diff)
-    return jax.nn.logsumexp(-0.5 * quad, axis=1) + log_norm
-
   points = np.asarray(points, np.float32)
-  return np.concatenate([np.asarray(evaluate(points[i:i + chunk]))
+  return np.concatenate([np.asarray(_kde_chunk(points[i:i + chunk], samples, prec, log_norm))
                          for i in range(0, len(points), chunk)])
 
 

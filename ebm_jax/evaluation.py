@@ -121,9 +121,15 @@ def train_classifier(train: data_lib.ImageData, test: data_lib.ImageData, *, epo
   return params, accuracy
 
 
+@functools.lru_cache(maxsize=None)
+def _apply_fn(module):
+  """The classifier's jitted forward, built once per module (modules are hashable)."""
+  return jax.jit(lambda params, x: module.apply({"params": params}, x))
+
+
 def _predict(module, params, images_or_x, batch_size: int = 500):
   """(softmax probabilities, features) of uint8 images or float arrays in [-1, 1]."""
-  apply = jax.jit(lambda x: module.apply({"params": params}, x))
+  apply = functools.partial(_apply_fn(module), params)
   probs, feats = [], []
   for i in range(0, len(images_or_x), batch_size):
     chunk = images_or_x[i:i + batch_size]

@@ -54,6 +54,9 @@ def test_kde_matches_scipy():
   ours = diagnostics.kde_log_density(samples, points, 0.2)
   theirs = np.log(gaussian_kde(samples.T, bw_method=0.2)(points.T))
   np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+  before = diagnostics._kde_chunk._cache_size()
+  diagnostics.kde_log_density(samples + 1.0, points, 0.3)   # another landscape, same shapes
+  assert diagnostics._kde_chunk._cache_size() == before
 
 
 @pytest.mark.parametrize("toy", ["gmm", "rings"])

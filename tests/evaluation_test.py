@@ -85,3 +85,13 @@ def test_evaluate_run_appends_to_eval_json_and_caches_the_classifier(tmp_path, m
   records = json.loads((workdir / "eval.json").read_text())
   assert len(records) == 2 and records[0]["fid"] == first["fid"] == second["fid"]
   assert evaluation.export_png(str(workdir / "samples.npz"), str(tmp_path / "png")) == 20
+
+
+def test_repeated_scoring_compiles_the_classifier_once(feature_model):
+  model, test = feature_model
+  x = np.asarray(data.to_float(synthetic_digits(1000, 4).images))
+  evaluation.score_samples(model, test, x)
+  compiled = evaluation._apply_fn(model.module)._cache_size()
+  for seed in (5, 6):          # later evaluations of a run: same shapes, no new program
+    evaluation.score_samples(model, test, x[np.random.default_rng(seed).permutation(1000)])
+  assert evaluation._apply_fn(model.module)._cache_size() == compiled

@@ -1,0 +1,42 @@
+"""The runner: one model or a stacked group, and per-model functions compiled once."""
+
+import chex
+import jax
+import numpy as np
+
+from ebm_jax import runner
+from testutil import tiny_toy_config
+
+
+def test_repeated_samples_long_runs_and_landscapes_compile_once():
+  config = tiny_toy_config(**{"longrun.num_steps": 6, "longrun.num_chains": 16,
+                              "longrun.init": "persistent"})
+  run = runner.Runner(config, None)
+  hp = run.hparams([config])
+  state, hp1 = runner.unstack(run.init(hp), 0), runner.unstack(hp, 0)
+  for step in (1, 2, 3):        # as at successive log / long-run / landscape steps
+    run.final_samples(state, hp1)
+    run.long_run(state, hp1, step)
+    run.landscape(state, hp1, step)
+  assert run.sample_fn()._cache_size() == 1
+  assert run.starts_fn("persistent", 16)._cache_size() == 1
+  assert run._long_runner.chunk._cache_size() == 1 and run._long_runner.init._cache_size() == 1
+  assert run._energy._cache_size() == 1
+
+
+def test_a_group_steps_every_model_with_its_own_hyper_parameters():
+  configs = [tiny_toy_config(**{"seed": s, "optimizer.learning_rate": lr})
+             for s, lr in ((0, 1e-3), (1, 1e-2), (2, 1e-3))]
+  group = runner.Runner(configs[0], None, num_models=3)
+  hp = group.hparams(configs)
+  states = group.init(hp)
+  chex.assert_shape(states.chain_store.samples, (3, 64, 2))
+  assert not np.array_equal(states.params["Dense_0"]["kernel"][0],
+                            states.params["Dense_0"]["kernel"][1])   # seeds differ
+  states, metrics, images = group.step(states, hp, group.images)
+  np.testing.assert_allclose(metrics["lr"], [1e-3, 1e-2, 1e-3], rtol=1e-6)
+  chex.assert_shape(images["samples"], (3, 16, 2))
+  np.testing.assert_array_equal(states.step, [1, 1, 1])
+  # Model 2 = model 0's learning rate with another seed: a separate model, not a copy.
+  assert not np.allclose(jax.tree.leaves(runner.unstack(states, 0).params)[0],
+                         jax.tree.leaves(runner.unstack(states, 2).params)[0])
