@@ -63,7 +63,7 @@ def bank_draw(bank: PersistentBank, key: Array, batch_size: int) -> tuple[Array,
   _check_size("bank_draw", size, batch_size)
   # The batch_size largest of `size` iid uniforms are a uniformly random subset (in random
   # order): a top-k instead of the full permutation `random.choice(replace=False)` sorts, which
-  # cost ~10 ms per draw from a 10,000-chain bank on a CPU core (0.3 ms this way).
+  # dominated the toy train step (benchmarks/README.md).
   indices = jax.lax.top_k(jax.random.uniform(key, (size,)), batch_size)[1]
   return bank.samples[indices].astype(jnp.float32), indices
 

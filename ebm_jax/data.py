@@ -338,8 +338,9 @@ def _fetch_idx(source: ImageSource, target: str, log) -> None:
       errors.append(f"{label}: {e}")
       log(f"  {label} route failed: {e}")
       continue
-    for n in names:
-      rundir.write_bytes(os.path.join(target, n), files[n])
+    for n in names:   # every host writes its own copy (rundir.write_* write on process 0 only)
+      with rundir.atomic_path(os.path.join(target, n), ".part") as part, open(part, "wb") as f:
+        f.write(files[n])
     log(f"  fetched {source.name} from the {label} route into {target}")
     return
   raise DataError("; ".join(errors))

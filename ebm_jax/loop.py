@@ -197,9 +197,8 @@ def write_samples(runner, state, hp, path: str, log) -> str:
   """``num_final_samples`` of the model (training sampler and init) into ``path``; an earlier
   file there is set aside."""
   x = runner.final_samples(state, hp)
-  if rundir.is_writer():
-    rundir.set_aside(path, f"before_step_{int(state.step)}")
-    rundir.write_npz(path, x=x)
+  rundir.set_aside(path, f"before_step_{int(state.step)}")
+  rundir.write_npz(path, x=x)
   log(f"wrote {x.shape[0]} samples to {path}")
   return path
 
@@ -235,6 +234,19 @@ def divergence_message(workdir: str, outcome: Outcome) -> str:
           f"{outcome.step}) is checkpointed and its samples are in "
           f"{os.path.join(workdir, rundir.IMAGES)}. Lower optimizer.learning_rate or "
           "sampler.step_size, or add loss.l2_energy / model.spectral_norm")
+
+
+def finish(runner, model: Model, state, hp) -> None:
+  """The end of a model that trained to ``num_train_steps``: its checkpoint, ``samples.npz``
+  and, when asked, their evaluation."""
+  model.ckpt.save(int(state.step), state)
+  model.log(f"finished {model.config.num_train_steps} steps; checkpoint in "
+            f"{model.ckpt.directory}")
+  if model.config.num_final_samples:
+    path = write_samples(runner, state, hp, os.path.join(model.workdir, rundir.SAMPLES),
+                         model.log)
+    if model.config.eval.at_end or model.config.eval.every_steps:
+      evaluate(model, path, int(state.step))
 
 
 def _already_finished(runs: Sequence[Run], start: int) -> bool:
@@ -294,8 +306,10 @@ def train(runs: Sequence[Run], log: Callable[[str], None] | None = None,
   # Updates/s leave out the first update (compilation) and the time spent on outputs.
   bar = ProgressBar(config, start, len(runs))
   t_outputs, done, t_compiled = 0.0, 0, None
-  speed = lambda: ((done - 1) / (time.perf_counter() - t_compiled - t_outputs)  # noqa: E731
-                   if done > 1 else 0.0)
+
+  def speed() -> float:
+    return (done - 1) / (time.perf_counter() - t_compiled - t_outputs) if done > 1 else 0.0
+
   try:
     for step in range(start + 1, config.num_train_steps + 1):
       states, metrics, batch_images = runner.step(states, hp, runner.images)
@@ -324,14 +338,8 @@ def train(runs: Sequence[Run], log: Callable[[str], None] | None = None,
     bar.close()
   for model in models:
     if model.ended is None:
-      state, hp_i = runner_lib.unstack(states, model.index), runner_lib.unstack(hp, model.index)
-      model.ckpt.save(int(state.step), state)
-      model.log(f"finished {config.num_train_steps} steps; checkpoint in {model.ckpt.directory}")
-      if model.config.num_final_samples:
-        path = write_samples(runner, state, hp_i, os.path.join(model.workdir, rundir.SAMPLES),
-                             model.log)
-        if model.config.eval.at_end or model.config.eval.every_steps:
-          evaluate(model, path, int(state.step))
+      state = runner_lib.unstack(states, model.index)
+      finish(runner, model, state, runner_lib.unstack(hp, model.index))
       end(model, Outcome("finished", int(state.step), None, speed(), time.perf_counter() - t0))
     model.ckpt.close()
   log(f"{len(models)} model(s): {done} updates at {speed():.2f} updates/s (compilation and "

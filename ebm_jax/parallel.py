@@ -27,9 +27,8 @@ def set_cpu_devices(count: int) -> None:
 
   Must run before jax starts its backends: before the first ``jax.devices()`` or array, and
   before importing blackjax (which creates arrays at import; ebm_jax imports it lazily). On
-  this project's 2-core CPU, two single-threaded devices with the batch sharded ran the MNIST
-  train step 1.28x faster than one device using XLA's intra-op threads
-  (benchmarks/README.md)."""
+  2-core CPUs two single-threaded devices with the batch sharded beat one device using XLA's
+  intra-op threads (figures in benchmarks/README.md)."""
   if count <= 1:
     return
   flags = os.environ.get("XLA_FLAGS", "")

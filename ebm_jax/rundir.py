@@ -45,14 +45,19 @@ def atomic_path(path: str, suffix: str = ".tmp"):
   os.replace(tmp, path)
 
 
+# The writers below do nothing on processes other than the writer, so callers need no guard.
+
+
 def write_text(path: str, text: str) -> None:
-  with atomic_path(path) as tmp, open(tmp, "w") as f:
-    f.write(text)
+  if is_writer():
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+      f.write(text)
 
 
 def write_bytes(path: str, data: bytes) -> None:
-  with atomic_path(path) as tmp, open(tmp, "wb") as f:
-    f.write(data)
+  if is_writer():
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+      f.write(data)
 
 
 def write_json(path: str, value) -> None:
@@ -60,14 +65,15 @@ def write_json(path: str, value) -> None:
 
 
 def write_npz(path: str, **arrays) -> None:
-  with atomic_path(path, ".tmp.npz") as tmp:
-    np.savez(tmp, **arrays)
+  if is_writer():
+    with atomic_path(path, ".tmp.npz") as tmp:
+      np.savez(tmp, **arrays)
 
 
 def set_aside(path: str, suffix: str) -> str | None:
   """Renames an existing file to ``<stem>_<suffix><ext>`` (never deletes a run's file);
   returns the new name."""
-  if not os.path.exists(path):
+  if not is_writer() or not os.path.exists(path):
     return None
   stem, ext = os.path.splitext(path)
   target, n = f"{stem}_{suffix}{ext}", 1

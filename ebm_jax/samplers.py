@@ -19,8 +19,8 @@ probability (1 for unadjusted kernels) and whether the new energy is not finite.
 :func:`run_chain` stacks these over the steps and only then averages over the batch
 (:func:`batch_mean_info`), so its info is ``[num_steps]`` (the mean of ``info.grad_norm`` over a
 chain is ebm-anatomy's ``r_t``). Reducing after the loop rather than in every step matters when
-the batch is sharded: a per-step mean is a cross-device all-reduce inside the loop, which made a
-toy chain on two CPU devices 12x slower (benchmarks/README.md).
+the batch is sharded: a per-step mean is a cross-device all-reduce inside the loop, which slowed
+a toy chain on two CPU devices several-fold (benchmarks/README.md).
 
 Hyper-parameters (step sizes, noise scales) may be Python floats or traced arrays, so the same
 kernel can be vmapped over a grid of settings.

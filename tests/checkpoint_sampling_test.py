@@ -61,10 +61,13 @@ def test_ten_batches_compile_once_and_an_earlier_output_is_set_aside(trained_run
 def test_sample_command_line(trained_run, tmp_path):
   result = subprocess.run(
       [sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={trained_run}",
-       "--num_samples=8", "--num_steps=5", "--batch_size=8", f"--out={tmp_path / 'cli'}"],
+       "--num_samples=8", "--num_steps=5", "--batch_size=8", f"--out={tmp_path / 'cli'}",
+       "--sampler=momentum_sgd", "--init=data"],   # any registry name reaches the CLI
       capture_output=True, text=True, timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu"})
   assert result.returncode == 0, result.stderr[-2000:]
-  assert json.loads(result.stdout)["num_samples"] == 8
+  summary = json.loads(result.stdout)
+  assert summary["num_samples"] == 8 and summary["sampler"] == "momentum_sgd"
+  assert summary["training_sampler_density"].startswith("exp(-")   # the run trained Langevin
   bad = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"),
                         f"--workdir={tmp_path / 'nothing'}"], capture_output=True, text=True,
                        timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu"})
