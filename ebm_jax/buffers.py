@@ -68,9 +68,12 @@ def bank_draw(bank: PersistentBank, key: Array, batch_size: int) -> tuple[Array,
   return bank.samples[indices].astype(jnp.float32), indices
 
 
-def bank_write(bank: PersistentBank, indices: Array, samples: Array) -> PersistentBank:
-  """Writes ``samples`` back at ``indices``; all other entries are unchanged."""
-  return PersistentBank(bank.samples.at[indices].set(samples.astype(bank.samples.dtype)))
+def bank_write(bank: PersistentBank, indices: Array, samples: Array,
+               accept=True) -> PersistentBank:
+  """Writes ``samples`` back at ``indices``; all other entries are unchanged. Where ``accept``
+  is false (a rejected update) the bank stays exactly as it was."""
+  rows = jnp.where(accept, samples.astype(bank.samples.dtype), bank.samples[indices])
+  return PersistentBank(bank.samples.at[indices].set(rows))
 
 
 def init_replay_buffer(key: Array, capacity: int, sample_shape, *, init: str = "uniform",
@@ -98,10 +101,13 @@ def replay_draw(buffer: ReplayBuffer, key: Array, batch_size: int, *, reinit_pro
   return jnp.where(mask, noise, starts), reinit
 
 
-def replay_push(buffer: ReplayBuffer, samples: Array) -> ReplayBuffer:
-  """Pushes a batch first-in-first-out, overwriting the oldest entries (wrapping around)."""
+def replay_push(buffer: ReplayBuffer, samples: Array, accept=True) -> ReplayBuffer:
+  """Pushes a batch first-in-first-out, overwriting the oldest entries (wrapping around).
+  Where ``accept`` is false (a rejected update) the buffer stays exactly as it was."""
   capacity = buffer.samples.shape[0]
   _check_size("replay_push", capacity, samples.shape[0])
   indices = (buffer.next_index + jnp.arange(samples.shape[0])) % capacity
-  new = buffer.samples.at[indices].set(samples.astype(buffer.samples.dtype))
-  return ReplayBuffer(new, ((buffer.next_index + samples.shape[0]) % capacity).astype(jnp.int32))
+  rows = jnp.where(accept, samples.astype(buffer.samples.dtype), buffer.samples[indices])
+  pushed = ((buffer.next_index + samples.shape[0]) % capacity).astype(jnp.int32)
+  return ReplayBuffer(buffer.samples.at[indices].set(rows),
+                      jnp.where(accept, pushed, buffer.next_index))

@@ -25,7 +25,7 @@ class ChainStart(NamedTuple):
   """How chains start. ``draw`` returns the starts and what ``update`` needs to write back."""
   init_store: Callable[[Array, Any], Any]                        # (key, hparams) -> store | None
   draw: Callable[[Any, Array, Array, Any], tuple[Array, Any]]    # (state, key, data, hparams)
-  update: Callable[[Any, Any, Array], Any]                       # (store, ctx, samples) -> store
+  update: Callable[..., Any]      # (store, ctx, samples, accept) -> store; unchanged if not accept
 
 
 class StartSpec(NamedTuple):
@@ -39,7 +39,7 @@ def _no_store(key, hp):
   return None
 
 
-def _keep(store, ctx, samples):
+def _keep(store, ctx, samples, accept):
   return store
 
 
@@ -86,8 +86,8 @@ def _replay(ic, sample_shape, propose=None):
                                     reinit_prob=hp.reinit_prob, scale=hp.init_scale)
     return _with_noise(k_noise, starts, hp), None
 
-  def update(buffer, ctx, samples):
-    return buffers.replay_push(buffer, samples)
+  def update(buffer, ctx, samples, accept):
+    return buffers.replay_push(buffer, samples, accept)
 
   return ChainStart(init_store, draw, update)
 

@@ -130,7 +130,7 @@ def get_config():
 
   c.loss = ml_collections.ConfigDict()
   c.loss.scale = 1.0                  # loss multiplier (anatomy: 2 / eps^2 with step_size 1)
-  c.loss.l2_energy = 0.0              # alpha of alpha * (E(data)^2 + E(samples)^2)
+  c.loss.l2_energy = 0.0              # alpha of alpha * (mean(E(data)^2) + mean(E(samples)^2)), per sample
   return c
 
 

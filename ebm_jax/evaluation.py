@@ -221,6 +221,17 @@ def score_samples(model: FeatureModel, test: data_lib.ImageData, x: np.ndarray) 
   }
 
 
+def reference_images(test: data_lib.ImageData, classes=()) -> data_lib.ImageData:
+  """The test images a run's samples are compared with: those of the run's ``data.classes``
+  (all when empty), so a single-digit run is scored against that digit."""
+  if not classes:
+    return test
+  keep = np.isin(test.labels, np.asarray(classes))
+  if not keep.any():
+    raise ValueError(f"evaluation: no test images of data.classes {tuple(classes)}")
+  return data_lib.ImageData(test.images[keep], test.labels[keep])
+
+
 def evaluate_run(workdir: str, samples_path: str | None = None, log=print,
                  step: int | None = None) -> dict:
   """Scores a run's ``samples.npz`` (or ``samples_path``) and appends the record, with the
@@ -238,8 +249,10 @@ def evaluate_run(workdir: str, samples_path: str | None = None, log=print,
     x = f["x"]
   model, test = load_feature_model(name, config["data"]["image_size"],
                                    data_dir=config["data"]["dir"], log=log)
+  classes = list(config["data"].get("classes", ()))
   record = {"samples": os.path.abspath(samples_path), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-            **({"step": step} if step is not None else {}), **score_samples(model, test, x)}
+            **({"step": step} if step is not None else {}), "reference_classes": classes or "all",
+            **score_samples(model, reference_images(test, classes), x)}
   path = os.path.join(workdir, rundir.EVAL)
   rundir.write_json(path, (rundir.read_json(path) or []) + [record])
   return record

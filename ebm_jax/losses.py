@@ -27,8 +27,10 @@ def contrastive_loss(energy_fn: Callable[[Array], Array], data: Array, samples: 
                      scale=1.0, l2_energy=0.0) -> tuple[Array, LossAux]:
   """Maximum-likelihood (contrastive) loss with optional scaling and L2 energy penalty.
 
-  ``loss = scale * (mean E(data) - mean E(sg(samples))) + l2_energy * (mean E(data)**2 +
-  mean E(samples)**2)``. Data and samples go through the network as one batch.
+  ``loss = scale * (mean E(data) - mean E(sg(samples))) + l2_energy * (mean(E(data)**2) +
+  mean(E(samples)**2))``: the penalty is per sample (IGEBM, ICD), so energies of +100 and -100
+  in one batch cost as much as two of +100. Data and samples go through the network as one
+  batch.
 
   Args:
     energy_fn: batch energy function (its variables bound; differentiate the caller w.r.t.
@@ -49,7 +51,9 @@ def contrastive_loss(energy_fn: Callable[[Array], Array], data: Array, samples: 
   e_data = jnp.mean(energies[:data.shape[0]])
   e_samples = jnp.mean(energies[data.shape[0]:])
   d_s_t = scale * (e_data - e_samples)
-  loss = d_s_t + l2_energy * (e_data ** 2 + e_samples ** 2)
+  squares = jnp.square(energies)
+  loss = d_s_t + l2_energy * (jnp.mean(squares[:data.shape[0]]) +
+                              jnp.mean(squares[data.shape[0]:]))
   return loss, LossAux(d_s_t, e_data, e_samples)
 
 

@@ -89,3 +89,12 @@ def test_store_errors_are_one_line():
     buffers.init_persistent_bank(KEY, 0, (2,))
   with pytest.raises(ValueError, match="unknown name 'cauchy'"):
     buffers.init_replay_buffer(KEY, 8, (2,), init="cauchy")
+
+
+def test_a_rejected_write_or_push_leaves_the_store_exactly_as_it_was():
+  bank = buffers.init_persistent_bank(jax.random.key(0), 10, (1,))
+  _, idx = buffers.bank_draw(bank, jax.random.key(1), 4)
+  chex.assert_trees_all_equal(buffers.bank_write(bank, idx, jnp.full((4, 1), 9.0), False), bank)
+  buf = buffers.init_replay_buffer(jax.random.key(2), 10, (1,))
+  chex.assert_trees_all_equal(buffers.replay_push(buf, jnp.full((6, 1), 9.0), False), buf)
+  assert int(buffers.replay_push(buf, jnp.full((6, 1), 9.0), True).next_index) == 6

@@ -28,7 +28,8 @@ def test_every_start_draws_a_batch_and_only_stores_keep_state(name):
   if name in ("uniform", "persistent", "replay"):
     assert float(jnp.max(jnp.abs(x))) <= 0.5       # init.scale bounds noise and fresh banks
   if store is not None:
-    new = start.update(store, ctx, x + 1.0)
+    new = start.update(store, ctx, x + 1.0, True)
+    chex.assert_trees_all_equal(start.update(store, ctx, x + 1.0, False), store)
     assert not np.array_equal(np.asarray(jax.tree.leaves(new)[0]),
                               np.asarray(jax.tree.leaves(store)[0]))
 

@@ -95,3 +95,13 @@ def test_repeated_scoring_compiles_the_classifier_once(feature_model):
   for seed in (5, 6):          # later evaluations of a run: same shapes, no new program
     evaluation.score_samples(model, test, x[np.random.default_rng(seed).permutation(1000)])
   assert evaluation._apply_fn(model.module)._cache_size() == compiled
+
+
+def test_a_single_class_run_is_scored_against_its_own_class(feature_model):
+  model, test = feature_model
+  threes = np.asarray(data.to_float(synthetic_digits(1000, 7).images))[np.arange(1000) % 10 == 3]
+  against_all = evaluation.score_samples(model, test, threes)["fid"]
+  reference = evaluation.reference_images(test, (3,))
+  assert set(np.unique(reference.labels)) == {3}
+  assert evaluation.score_samples(model, reference, threes)["fid"] < 0.1 * against_all
+  assert evaluation.reference_images(test, ()) is test

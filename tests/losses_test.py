@@ -34,6 +34,14 @@ def test_scale_and_l2_energy_penalty():
   np.testing.assert_allclose([aux.energy_data, aux.energy_samples], [2.0, 6.0])
 
 
+def test_the_l2_penalty_is_per_sample_so_opposite_energies_do_not_cancel():
+  data, samples = jnp.array([[1.0], [-1.0]]), jnp.array([[0.5], [-0.5]])
+  w = jnp.array([100.0])                                # E(data) = +-100, E(samples) = +-50
+  loss, aux = losses.contrastive_loss(linear_energy(w), data, samples, l2_energy=0.01)
+  assert float(aux.d_s_t) == 0.0                        # batch means are both 0
+  np.testing.assert_allclose(loss, 0.01 * (100 ** 2 + 50 ** 2))
+
+
 def test_shape_mismatch_is_one_line():
   with pytest.raises(ValueError, match="same per-sample shape"):
     losses.contrastive_loss(lambda x: x.sum(1), jnp.ones((2, 3)), jnp.ones((2, 4)))

@@ -43,8 +43,8 @@ class MaximumLikelihood(base.Objective):
     samples = jax.lax.stop_gradient(final.position)
     update = base.energy_update(config, comps, state, hp, model_state, x_data, samples)
     ok = base.accept(config, update)
-    # A rejected update writes the starts back, i.e. leaves the bank as it was.
-    chain_store = start.update(state.chain_store, ctx, jnp.where(ok, samples, starts))
+    # A rejected update leaves the bank or buffer exactly as it was: the last good state.
+    chain_store = start.update(state.chain_store, ctx, samples, ok)
     new_state = base.TrainState(
         step=state.step + ok.astype(jnp.int32),
         params=base.keep_if(ok, update.params, state.params),
