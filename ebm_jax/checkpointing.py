@@ -23,14 +23,29 @@ class CheckpointError(RuntimeError):
   """A checkpoint could not be restored (one-line message)."""
 
 
+def checkpoint_directory(workdir: str, directory: str = "") -> str:
+  """Where a run's checkpoints live: ``directory`` (e.g. a ``gs://`` path) or
+  ``<workdir>/checkpoints``."""
+  directory = directory or os.path.join(workdir, "checkpoints")
+  return directory if "://" in directory else os.path.abspath(directory)
+
+
+def may_hold_checkpoints(workdir: str, directory: str = "") -> bool:
+  """False only when a local checkpoint directory is missing or holds no step (without
+  creating it, unlike opening a :class:`Checkpointer`)."""
+  path = checkpoint_directory(workdir, directory)
+  if "://" in path:
+    return True
+  return os.path.isdir(path) and any(name.isdigit() for name in os.listdir(path))
+
+
 class Checkpointer:
   """Saves and restores a training-state pytree under ``<workdir>/checkpoints``."""
 
   def __init__(self, workdir: str, max_to_keep: int = 3, directory: str = ""):
     """``directory`` overrides ``<workdir>/checkpoints``, e.g. with a ``gs://`` bucket path."""
-    directory = directory or os.path.join(workdir, "checkpoints")
-    remote = "://" in directory
-    self.directory = directory if remote else os.path.abspath(directory)
+    self.directory = checkpoint_directory(workdir, directory)
+    remote = "://" in self.directory
     self._aside = (None if remote else
                    os.path.join(os.path.dirname(self.directory), "checkpoints_unreadable"))
     self._manager = ocp.CheckpointManager(

@@ -348,6 +348,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check(c.longrun.init == c.init.name, "longrun.init",
            f"a noise or data start, or init.name ({c.init.name!r}) whose store exists",
            c.longrun.init)
+  if c.longrun.every_steps and chain_starts.STARTS[c.longrun.init].has_store:
+    _check(c.longrun.num_chains <= c.init.bank_size, "longrun.num_chains",
+           f"at most init.bank_size ({c.init.bank_size}) for a long run from the "
+           f"{c.longrun.init} store", c.longrun.num_chains)
+  if c.eval.at_end or c.eval.every_steps:
+    _check(c.num_final_samples > 0, "num_final_samples",
+           "> 0 with eval.at_end or eval.every_steps (they score that many samples)",
+           c.num_final_samples)
   if chain_starts.STARTS[c.init.name].has_store:
     _check(c.init.bank_size >= c.batch_size, "init.bank_size",
            f"at least batch_size ({c.batch_size}) for init.name={c.init.name!r}",

@@ -249,6 +249,19 @@ def finish(runner, model: Model, state, hp) -> None:
       evaluate(model, path, int(state.step))
 
 
+def _refuse_restart_over_history(run: Run) -> None:
+  """A run that logged past its first checkpoint step but has no checkpoint to resume from
+  (removed, unreadable, or another ``checkpoint_dir``) is not restarted from step 0 over its
+  history: that would silently make a second run in the same files."""
+  logged = reporting.logged_until(run.workdir)
+  if logged >= run.config.checkpoint_every_steps:
+    directory = checkpointing.checkpoint_directory(run.workdir, run.config.checkpoint_dir)
+    raise checkpointing.CheckpointError(
+        f"{run.workdir} holds metrics up to step {logged} but no checkpoint to resume from in "
+        f"{directory}; nothing was changed. Point checkpoint_dir at the run's checkpoints, or "
+        "train into a new --workdir to start fresh")
+
+
 def _already_finished(runs: Sequence[Run], start: int) -> bool:
   return start >= runs[0].config.num_train_steps and all(
       os.path.exists(os.path.join(r.workdir, rundir.SAMPLES)) for r in runs)
@@ -275,8 +288,19 @@ def train(runs: Sequence[Run], log: Callable[[str], None] | None = None,
   images = runner_lib.load_training_images(config, log)
   runner = runner_lib.Runner(config, images, len(runs))
   hp = runner.hparams([r.config for r in runs])
+  for run in runs:       # before anything is created in the run directories
+    if not checkpointing.may_hold_checkpoints(run.workdir, run.config.checkpoint_dir):
+      _refuse_restart_over_history(run)
   models = [Model(i, run) for i, run in enumerate(runs)]
   states, start = runner.restore([m.ckpt for m in models], runner.init(hp), log)
+  if start == 0:        # e.g. every checkpoint there was unreadable and moved aside
+    try:
+      for run in runs:
+        _refuse_restart_over_history(run)
+    except checkpointing.CheckpointError:
+      for model in models:
+        model.ckpt.close()
+      raise
   if start:
     log(f"resumed from checkpoint at step {start}")
   if _already_finished(runs, start):
@@ -322,6 +346,7 @@ def train(runs: Sequence[Run], log: Callable[[str], None] | None = None,
         if model.ended is not None:
           continue
         if not metrics["finite"][model.index]:
+          model.report.flush(step - 1)        # the metrics leading up to it come first
           state = tick.state(model.index)
           save_last_good(runner, model, state, tick.hparams(model.index), step)
           outcome = Outcome("diverged", int(state.step), step, speed(), time.perf_counter() - t0)

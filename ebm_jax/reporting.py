@@ -32,6 +32,29 @@ def save_samples(path: str, x, title, toy_limit: float | None, num: int) -> None
     plotting.save_image_grid(path, np.asarray(x), num)
 
 
+def read_metrics(path: str) -> tuple[list[dict], int]:
+  """The rows of a ``metrics.jsonl`` and how many lines could not be read (a line torn by a
+  crash mid-write is skipped, never fatal)."""
+  if not os.path.exists(path):
+    return [], 0
+  rows, torn = [], 0
+  with open(path) as f:
+    for line in f:
+      if not line.strip():
+        continue
+      try:
+        rows.append(json.loads(line))
+      except json.JSONDecodeError:
+        torn += 1
+  return rows, torn
+
+
+def logged_until(workdir: str) -> int:
+  """The last step ``metrics.jsonl`` holds a row for (0 when none)."""
+  rows, _ = read_metrics(os.path.join(workdir, rundir.METRICS))
+  return max((r["step"] for r in rows), default=0)
+
+
 class RunReporter:
   """Writes a run directory's progress files; resumes them at ``start_step``.
 
@@ -56,16 +79,19 @@ class RunReporter:
   def log(self, message: str) -> None:
     rundir.log_line(self.workdir, message)
 
-  # --- resuming: drop what was logged after the checkpoint we resume from (those steps are
-  # replayed exactly, so their rows come back identical).
+  # --- resuming: what was logged after the checkpoint we resume from is replayed (exactly,
+  # under the same settings), so the files continue from that step; the files as they were
+  # are set aside whole under the step they ran until, never deleted.
 
   def _rewind_metrics(self, step: int) -> list[dict]:
-    if not os.path.exists(self.metrics_path):
-      return []
-    with open(self.metrics_path) as f:
-      rows = [json.loads(line) for line in f if line.strip()]
+    rows, torn = read_metrics(self.metrics_path)
+    if torn:
+      self.log(f"warning: {torn} unreadable line(s) in {self.metrics_path} (a write cut short) "
+               "skipped; the file is kept as it was beside the new one")
     kept = [r for r in rows if r["step"] <= step]
-    if len(kept) < len(rows) and self.main:
+    if len(kept) < len(rows) or torn:
+      until = max((r["step"] for r in rows), default=step)
+      rundir.set_aside(self.metrics_path, f"until_step_{until}")
       rundir.write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
     return kept
 
@@ -76,7 +102,15 @@ class RunReporter:
         keep = f["step"] <= step
         for k in trace:
           trace[k] = list(f[k][keep]) if k in f else []
+        until = int(f["step"].max()) if f["step"].size else step
+      if until > step:
+        rundir.set_aside(self.trace_path, f"until_step_{until}")
+        self._write_trace(trace)
     return trace
+
+  def _write_trace(self, trace: dict | None = None) -> None:
+    trace = self.trace if trace is None else trace
+    rundir.write_npz(self.trace_path, **{k: np.asarray(v) for k, v in trace.items()})
 
   # --- every step
 
@@ -88,6 +122,30 @@ class RunReporter:
 
   # --- log steps
 
+  def _row(self, step: int) -> dict:
+    """The metrics row of the window (means over its steps)."""
+    row = {"step": step}
+    for k in self.window[0]:
+      if k != "finite":
+        row[k] = float(np.mean([m[k] for m in self.window]))
+    row["samples_per_sec"] = (self.config.batch_size * len(self.window)
+                              / (time.perf_counter() - self.t_window))
+    row["wall_time"] = self.wall_offset + time.time() - self.t_start
+    return row
+
+  def flush(self, step: int) -> None:
+    """Writes the pending window as a row at ``step`` and the trace, with no figures (before a
+    divergence stops the run, so the metrics leading up to it are kept)."""
+    if not self.window:
+      return
+    row = self._row(step)
+    self.history.append(row)
+    self.window = []
+    if self.main:
+      with open(self.metrics_path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+      self._write_trace()
+
   def log_step(self, step: int, batch_images: dict, extra: dict | None = None,
                final: bool = False) -> dict:
     """Writes the metrics row (means over the window), grids, figures and traces.
@@ -95,15 +153,8 @@ class RunReporter:
     The matplotlib figures (the slow part) are refreshed at most every
     ``diagnostics.figures_every_secs`` seconds, and at the final step.
     """
-    elapsed = time.perf_counter() - self.t_window
     host_images = jax.tree.map(parallel.fetch, batch_images)   # a collective on multi-host runs
-    row = {"step": step}
-    for k in self.window[0]:
-      if k != "finite":
-        row[k] = float(np.mean([m[k] for m in self.window]))
-    row["samples_per_sec"] = self.config.batch_size * len(self.window) / elapsed
-    row["wall_time"] = self.wall_offset + time.time() - self.t_start
-    row.update(extra or {})
+    row = {**self._row(step), **(extra or {})}
     self.history.append(row)
     if not self.main:
       self.window = []
@@ -111,7 +162,7 @@ class RunReporter:
     with open(self.metrics_path, "a") as f:
       f.write(json.dumps(row) + "\n")
     self._save_batch_images(step, host_images)
-    rundir.write_npz(self.trace_path, **{k: np.asarray(v) for k, v in self.trace.items()})
+    self._write_trace()
     verdict = diagnostics.learning_verdict(self.trace["d_s_t"], self.trace["r_t"])
     self.log(f"step {step}: loss {row['loss']:.4g}, d_s_t {row['d_s_t']:.4g}, r_t "
              f"{row['r_t']:.4g}, {row['samples_per_sec']:.0f} samples/s; {verdict}")

@@ -108,6 +108,10 @@ class Runner:
   def __init__(self, config, images: np.ndarray | None, num_models: int = 1):
     self.config = config
     self.num_models = num_models
+    if config.parallel.num_devices > jax.device_count():
+      raise config_lib.ConfigError(
+          f"config.parallel.num_devices: {config.parallel.num_devices} requested but only "
+          f"{jax.device_count()} devices exist (0 = all of them)")
     if num_models == 1:
       mesh = parallel.make_mesh(config.parallel.num_devices)
       config_lib.validate_for_devices(config, mesh.devices.size)

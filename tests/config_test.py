@@ -137,3 +137,17 @@ def test_dotted_keys_get_and_set_with_the_defaults_types():
     config.set_value(c, "sampler.nope", 1)
   with pytest.raises(config.ConfigError, match="sampler.num_steps='many'"):
     config.set_value(c, "sampler.num_steps", "many")
+
+
+def test_settings_that_would_fail_mid_training_fail_before_it():
+  c = default()
+  c.init.name, c.init.bank_size, c.batch_size = "persistent", 100, 100
+  c.longrun.every_steps, c.longrun.init, c.longrun.num_chains = 10, "persistent", 200
+  with pytest.raises(config.ConfigError, match=r"config.longrun.num_chains: expected at most "
+                                               r"init.bank_size \(100\)"):
+    config.validate(c)
+  c = default()
+  c.num_final_samples, c.eval.every_steps = 0, 100
+  with pytest.raises(config.ConfigError, match=r"config.num_final_samples: expected > 0 with "
+                                               r"eval.at_end or eval.every_steps"):
+    config.validate(c)

@@ -40,3 +40,12 @@ def test_a_group_steps_every_model_with_its_own_hyper_parameters():
   # Model 2 = model 0's learning rate with another seed: a separate model, not a copy.
   assert not np.allclose(jax.tree.leaves(runner.unstack(states, 0).params)[0],
                          jax.tree.leaves(runner.unstack(states, 2).params)[0])
+
+
+def test_more_devices_than_exist_is_a_one_line_error():
+  import pytest
+  from ebm_jax import config
+  c = tiny_toy_config(**{"parallel.num_devices": jax.device_count() + 1})
+  with pytest.raises(config.ConfigError, match=r"config.parallel.num_devices: \d+ requested "
+                                               r"but only \d+ devices exist"):
+    runner.Runner(c, None)

@@ -215,3 +215,58 @@ def test_diagnostics_long_runs_and_landscapes_are_written(tmp_path):
     assert trace["d_s_t"].shape == (6,)
   log = (workdir / "log.txt").read_text()
   assert "long run of 20 steps" in log and "too early for a verdict (6 steps)" in log
+
+
+def test_a_divergence_writes_the_metrics_leading_up_to_it(tmp_path):
+  # SGD at lr 1 with loss scale 1e3: update 1 is good, update 2 passes |loss| 1e4.
+  config = tiny_toy_config(**{"optimizer.name": "sgd", "optimizer.beta1": 0.0,
+                              "optimizer.learning_rate": 1.0, "loss.scale": 1e3,
+                              "divergence_threshold": 1e4, "log_every_steps": 50})
+  workdir = str(tmp_path / "run")
+  with pytest.raises(train.TrainingDiverged, match="training diverged at step 2"):
+    train.train_and_evaluate(config, workdir)
+  assert [r["step"] for r in read_metrics(workdir)] == [1]
+  with np.load(os.path.join(workdir, "diagnostics.npz")) as trace:
+    np.testing.assert_array_equal(trace["step"], [1])
+
+
+def test_resuming_sets_the_later_history_aside_instead_of_deleting_it(tmp_path):
+  workdir = tmp_path / "run"
+  train.train_and_evaluate(tiny_toy_config(), str(workdir))          # checkpoints 3 and 6
+  before = (workdir / "metrics.jsonl").read_text()
+  with open(workdir / "metrics.jsonl", "a") as f:
+    f.write('{"step": 7, "loss": 0.1, "d_s')                          # a write cut short
+  ckpt = checkpointing.Checkpointer(str(workdir))
+  ckpt.close()
+  os.rename(workdir / "checkpoints" / "6", tmp_path / "6")            # resume from step 3
+  train.train_and_evaluate(tiny_toy_config(), str(workdir))
+  kept = (workdir / "metrics_until_step_6.jsonl").read_text()
+  assert kept.startswith(before) and kept.endswith('"d_s')            # every old line, as it was
+  assert [r["step"] for r in read_metrics(str(workdir))] == [2, 4, 6]
+  assert (workdir / "diagnostics_until_step_6.npz").exists()
+  assert "1 unreadable line(s)" in (workdir / "log.txt").read_text()
+
+
+def test_no_silent_restart_from_step_0_over_a_history(tmp_path):
+  workdir = tmp_path / "run"
+  train.train_and_evaluate(tiny_toy_config(), str(workdir))
+  os.rename(workdir / "checkpoints", tmp_path / "moved")
+  files = sorted(os.listdir(workdir))
+  with pytest.raises(checkpointing.CheckpointError,
+                     match=r"metrics up to step 6 but no checkpoint to resume from.*new --workdir"):
+    train.train_and_evaluate(tiny_toy_config(**{"num_train_steps": 8}), str(workdir))
+  assert sorted(os.listdir(workdir)) == files
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_config_json_is_only_replaced_when_training_continues(tmp_path):
+  workdir = tmp_path / "run"
+  train.train_and_evaluate(tiny_toy_config(), str(workdir))
+  original = (workdir / "config.json").read_text()
+  train.train_and_evaluate(tiny_toy_config(**{"optimizer.learning_rate": 5e-3}), str(workdir))
+  assert (workdir / "config.json").read_text() == original          # finished: nothing to do
+  with pytest.raises(checkpointing.CheckpointError, match="does not match"):
+    train.train_and_evaluate(tiny_toy_config(**{"model.n_f": 16, "num_train_steps": 8}),
+                             str(workdir))
+  assert (workdir / "config.json").read_text() == original          # shapes differ: untouched
+  assert not list(workdir.glob("config_until_step_*"))
