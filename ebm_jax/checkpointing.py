@@ -4,9 +4,12 @@ A checkpoint holds everything a run needs to continue: parameters, spectral-norm
 optimizer state, persistent bank / replay buffer, step and base PRNG key, so a resumed run
 replays exactly the steps the uninterrupted run would have taken.
 
-Nothing is ever deleted by hand here: Orbax keeps the last ``max_to_keep`` checkpoints, and an
-unreadable checkpoint is moved aside (to ``<workdir>/checkpoints_unreadable/``) before resuming
-from the one before it.
+Nothing is ever deleted by hand here: Orbax keeps the last ``max_to_keep`` checkpoints. A
+restore tells three failures apart: a stored tree whose arrays differ from the config's state
+(number, shapes, dtypes, read from the checkpoint's metadata) is a config error and nothing
+moves; an I/O or memory error is of the moment and nothing moves; any other failure to read
+means a damaged checkpoint, which is moved aside (to ``<workdir>/checkpoints_unreadable/``)
+before resuming from the one before it.
 """
 
 from __future__ import annotations
@@ -50,7 +53,9 @@ class Checkpointer:
                    os.path.join(os.path.dirname(self.directory), "checkpoints_unreadable"))
     self._manager = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+        # Registered up front so a fresh manager can read a checkpoint's stored tree.
+        item_handlers=ocp.StandardCheckpointHandler())
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -75,15 +80,33 @@ class Checkpointer:
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
     steps = [step] if step is not None else sorted(self._manager.all_steps(), reverse=True)
     for s in steps:
+      # 1. The stored tree against the template: a mismatch is the config's, not the file's.
       try:
-        return self._manager.restore(s, args=ocp.args.StandardRestore(abstract))
-      except Exception as e:  # orbax raises many types for unreadable / mismatched data
-        reason = " ".join(str(e).split())[:300]
-        if step is not None or _is_structure_mismatch(reason) or self._aside is None:
+        stored = self._manager.item_metadata(s)
+        stored, damage = (None if stored is None else getattr(stored, "tree", stored)), None
+      except Exception as e:  # noqa: BLE001 - unreadable metadata: a damaged checkpoint
+        stored, damage = None, e
+      if damage is None:
+        difference = _structure_difference(stored, abstract) if stored is not None else ""
+        if difference:
           raise CheckpointError(
               f"checkpoint {s} in {self.directory} does not match this config's training state "
-              f"({reason}); use another --workdir, or the config the run was started with") from e
-        self._move_aside(s, reason, log)
+              f"({difference}); use another --workdir, or the config the run was started with")
+        # 2. Reading it: I/O and memory errors say nothing about the file; never move it.
+        try:
+          return self._manager.restore(s, args=ocp.args.StandardRestore(abstract))
+        except Exception as e:  # noqa: BLE001 - orbax / tensorstore raise many types
+          if _is_transient(e):
+            raise CheckpointError(
+                f"checkpoint {s} in {self.directory} could not be read now "
+                f"({type(e).__name__}: {_reason(e)}); it is left in place: free memory or fix "
+                "the file system, then rerun") from e
+          damage = e
+      # 3. A damaged checkpoint: set aside (never deleted), then the one before it.
+      if step is not None or self._aside is None:
+        raise CheckpointError(f"checkpoint {s} in {self.directory} is unreadable "
+                              f"({_reason(damage)})") from damage
+      self._move_aside(s, _reason(damage), log)
     return None
 
   def _move_aside(self, step: int, reason: str, log) -> None:
@@ -98,6 +121,28 @@ class Checkpointer:
     self._manager.close()
 
 
-def _is_structure_mismatch(reason: str) -> bool:
-  markers = ("shape", "structure", "do not match", "mismatch", "Missing", "Unexpected")
-  return any(m in reason for m in markers)
+def _reason(e: BaseException) -> str:
+  return " ".join(str(e).split())[:300]
+
+
+def _is_transient(e: BaseException) -> bool:
+  """Errors of the moment (I/O, memory), not of the checkpoint's content."""
+  if isinstance(e, (OSError, MemoryError)):
+    return True
+  return "RESOURCE_EXHAUSTED" in str(e) or "out of memory" in str(e).lower()
+
+
+def _leaf_signature(tree) -> list[tuple]:
+  return sorted((tuple(x.shape), str(x.dtype)) for x in jax.tree.leaves(tree))
+
+
+def _structure_difference(stored, abstract) -> str:
+  """'' when the stored arrays match the template's (number, shapes and dtypes), else what
+  differs."""
+  have, want = _leaf_signature(stored), _leaf_signature(abstract)
+  if len(have) != len(want):
+    return f"the checkpoint holds {len(have)} arrays, this config's state {len(want)}"
+  for h, w in zip(have, want):
+    if h != w:
+      return f"stored array {h[0]} {h[1]} where this config has {w[0]} {w[1]}"
+  return ""
