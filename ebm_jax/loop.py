@@ -83,9 +83,13 @@ class Tick:
     self.step, self.final = step, final
     self._states, self._hparams, self._batch_images = states, hparams, batch_images
     self.metrics = metrics
+    self._cut: dict[int, Any] = {}
 
   def state(self, i: int):
-    return runner_lib.unstack(self._states, i)
+    """Model ``i``'s state, cut once per update however many actions ask (a copy of its bank)."""
+    if i not in self._cut:
+      self._cut[i] = runner_lib.unstack(self._states, i)
+    return self._cut[i]
 
   def hparams(self, i: int):
     return runner_lib.unstack(self._hparams, i)

@@ -31,6 +31,7 @@ from ebm_jax import diagnostics
 from ebm_jax import hparams as hparams_lib
 from ebm_jax import objectives
 from ebm_jax import parallel
+from ebm_jax import rundir
 from ebm_jax import samplers
 from ebm_jax import sampling
 from ebm_jax.hparams import HParams
@@ -266,7 +267,6 @@ def load_run(workdir: str, step: int | None = None, *, need_images: bool = True)
 
   Returns ``(config, runner, state, hparams)`` for the one model of the run.
   """
-  from ebm_jax import rundir
   path = os.path.join(workdir, rundir.CONFIG)
   if not os.path.exists(path):
     raise checkpointing.CheckpointError(f"{path} not found: {workdir} is not a training run")
