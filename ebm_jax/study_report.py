@@ -21,6 +21,7 @@ import numpy as np
 from ebm_jax import data as data_lib
 from ebm_jax import diagnostics
 from ebm_jax import plotting
+from ebm_jax import reporting
 from ebm_jax import rundir
 from ebm_jax import sweep as sweep_lib
 
@@ -39,13 +40,6 @@ COMPARABLE_FACTOR = 1.5
 
 def quality_metric(config) -> str:
   return TOY_QUALITY if data_lib.is_toy(config.data.name) else IMAGE_QUALITY
-
-
-def _read_jsonl(path: str) -> list[dict]:
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
 
 
 def _verdict_class(verdict: str) -> str:
@@ -78,7 +72,7 @@ def cell_row(cell: sweep_lib.Cell) -> dict:
     with np.load(trace_path) as f:
       d_s_t, r_t = f["d_s_t"], f["r_t"]
   half = d_s_t[len(d_s_t) // 2:]
-  rows = _read_jsonl(os.path.join(cell.workdir, "metrics.jsonl"))
+  rows, _ = reporting.read_metrics(os.path.join(cell.workdir, rundir.METRICS))
   last = rows[-1] if rows else {}
   # Updates per second of the cell's group: the median over its log windows, so the window
   # that holds the compilation does not count (figure writing is outside the windows).
