@@ -71,11 +71,11 @@ def main():
     hp = run.hparams([c])
     state, step = run.init(hp), run.step
     t0 = time.perf_counter()
-    state = common.block(step(state, hp, run.images))[0]
+    state = common.block(step(state, hp, run.images, run.all_active))[0]
     first_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(args.steps):
-      state = step(state, hp, run.images)[0]
+      state = step(state, hp, run.images, run.all_active)[0]
     common.block(state)
     per_step = (time.perf_counter() - t0) / max(args.steps, 1)
     print(f"{label:24s} first call {first_s:6.1f} s = compile ~{first_s - per_step:6.1f} s + "

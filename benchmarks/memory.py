@@ -47,7 +47,7 @@ def step_memory(c, batch):
   images = (jax.ShapeDtypeStruct((0,), jnp.uint8) if stand_in is None else
             jax.ShapeDtypeStruct((TRAIN_IMAGES.get(c.data.name, 60000),) + stand_in.shape[1:],
                                  stand_in.dtype))
-  stats = run.step.lower(state, hp, images).compile().memory_analysis()
+  stats = run.step.lower(state, hp, images, run.all_active).compile().memory_analysis()
   return (stats.argument_size_in_bytes, stats.output_size_in_bytes,
           stats.alias_size_in_bytes, stats.temp_size_in_bytes, run.comps.data.sample_shape)
 

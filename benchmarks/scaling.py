@@ -47,7 +47,7 @@ def worker(args):
   mesh, comps, hp = run.mesh, run.comps, run.hparams([c])
   state, images_dev = run.init(hp), run.images
   t0 = time.perf_counter()
-  compiled_step = run.step.lower(state, hp, images_dev).compile()
+  compiled_step = run.step.lower(state, hp, images_dev, run.all_active).compile()
   step_compile = time.perf_counter() - t0
 
   one = runner.unstack(state, 0)
@@ -73,7 +73,7 @@ def worker(args):
   holder = {"state": state}
 
   def run_step():
-    holder["state"], m, _ = compiled_step(holder["state"], images_dev)
+    holder["state"], m, _ = compiled_step(holder["state"], hp, images_dev, run.all_active)
     jax.block_until_ready(m)
 
   def run_chain():

@@ -84,12 +84,12 @@ def main():
   hp = run.hparams([config])
   state, images_dev = run.init(hp), run.images
   start = time.perf_counter()
-  compiled = run.step.lower(state, hp, images_dev).compile()
+  compiled = run.step.lower(state, hp, images_dev, run.all_active).compile()
   compile_s = time.perf_counter() - start
   holder = {"state": state}
 
   def jax_step():
-    holder["state"], metrics, _ = compiled(holder["state"], hp, images_dev)
+    holder["state"], metrics, _ = compiled(holder["state"], hp, images_dev, run.all_active)
     jax.block_until_ready(metrics)
 
   jax_step()

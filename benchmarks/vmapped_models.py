@@ -67,26 +67,28 @@ def main():
         c.parallel.num_devices = 1
         run = runner.Runner(c, images)
         hp = run.hparams([c])
-        state = common.block(run.step(run.init(hp), hp, run.images))[0]
+        state = common.block(run.step(run.init(hp), hp, run.images, run.all_active))[0]
         singles.append([run, hp, state])
       compile_seq = time.perf_counter() - t0
       t0 = time.perf_counter()
       group = runner.Runner(base, images, num_models=m) if m > 1 else singles[0][0]
       hparams = group.hparams(configs)
-      states = common.block(group.step(group.init(hparams), hparams, group.images))[0]
+      on = group.all_active
+      states = common.block(group.step(group.init(hparams), hparams, group.images, on))[0]
       compile_group = time.perf_counter() - t0
       holder = {"group": states}
 
       def run_sequential():
         for entry in singles:
           for _ in range(args.updates):
-            entry[2] = entry[0].step(entry[2], entry[1], entry[0].images)[0]
+            entry[2] = entry[0].step(entry[2], entry[1], entry[0].images,
+                                     entry[0].all_active)[0]
         common.block([e[2] for e in singles])
 
       def run_group():
         s = holder["group"]
         for _ in range(args.updates):
-          s = group.step(s, hparams, group.images)[0]
+          s = group.step(s, hparams, group.images, on)[0]
         holder["group"] = common.block(s)
 
       t = common.interleaved_medians({"sequential": run_sequential, "group": run_group},

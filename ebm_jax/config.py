@@ -123,6 +123,10 @@ def get_config():
   c.eval.at_end = False               # image runs: score samples.npz (classifier FID/KID/IS/coverage)
   c.eval.every_steps = 0              # image runs: also score num_final_samples every N steps (0 = off)
 
+  c.recovery = ml_collections.ConfigDict()   # what a rejected (diverging) update leads to
+  c.recovery.max_retries = 3          # rewinds to the last checkpoint, new chain keys, lr x lr_factor (0 = stop)
+  c.recovery.lr_factor = 0.5          # learning-rate multiplier of each recovery
+
   c.parallel = ml_collections.ConfigDict()
   c.parallel.num_devices = 0          # devices of the data-parallel mesh (0 = every device, all hosts)
   c.parallel.cpu_devices = 0          # CPU only: split the host into N XLA devices (train.py, before jax starts)
@@ -317,6 +321,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("parallel.cpu_devices", non_negative, "an int >= 0 (0 or 1 = one CPU device)"),
       ("parallel.distributed", lambda v: v in ("auto", "on", "off"), "one of auto, on, off"),
       ("loss.scale", positive, "a number > 0"),
+      ("recovery.max_retries", non_negative, "an int >= 0 (0 = stop at the first divergence)"),
+      ("recovery.lr_factor", lambda v: 0 < v <= 1, "a factor in (0, 1]"),
       ("loss.l2_energy", non_negative, "a number >= 0"),
   ]
   for key, rule, expected in rules:

@@ -23,6 +23,8 @@ import time
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from ebm_jax import checkpointing
 from ebm_jax import config as config_lib
@@ -55,6 +57,10 @@ class Outcome(NamedTuple):
   diverged_at: int | None      # the update that was rejected
   steps_per_sec: float         # updates per second of the group, compilation and outputs excluded
   wall_time_s: float           # this call's wall time until the model ended
+  recoveries: int = 0          # recoveries from divergence over the model's whole run
+
+# fold_in tags of a recovered model's new base keys (step keys fold in step numbers < 2**31).
+RECOVERY_STREAM = 2 ** 32 - 16
 
 
 def every(n: int, step: int) -> bool:
@@ -73,6 +79,7 @@ class Model:
     self.ckpt = checkpointing.Checkpointer(run.workdir, run.config.keep_checkpoints,
                                            run.config.checkpoint_dir)
     self.report: reporting.RunReporter | None = None    # from the step training resumes at
+    self.step = 0                                        # updates applied to this model
     self.ended: Outcome | None = None
 
 
@@ -184,8 +191,8 @@ class ProgressBar:
                     file=sys.stderr, disable=not rundir.is_writer(),
                     desc=f"{num_models} models" if num_models > 1 else None)
 
-  def __call__(self, row: dict | None) -> None:
-    self.bar.update(1)
+  def __call__(self, step: int, row: dict | None) -> None:
+    self.bar.update(step - self.bar.n)
     if row is not None:
       self.bar.set_postfix(loss=f"{row['loss']:.3g}", d_s_t=f"{row['d_s_t']:.3g}",
                            r_t=f"{row['r_t']:.3g}", sps=f"{row['samples_per_sec']:.0f}")
@@ -233,11 +240,45 @@ def save_last_good(runner, model: Model, state, hp, step: int) -> None:
 
 
 def divergence_message(workdir: str, outcome: Outcome) -> str:
-  return (f"training diverged at step {outcome.diverged_at}: the loss or the parameters became "
-          "non-finite (or |loss| passed divergence_threshold); the last good state (step "
+  after = f" after {outcome.recoveries} recoveries" if outcome.recoveries else ""
+  return (f"training diverged at step {outcome.diverged_at}{after}: the loss or the parameters "
+          "became non-finite (or |loss| passed divergence_threshold); the last good state (step "
           f"{outcome.step}) is checkpointed and its samples are in "
           f"{os.path.join(workdir, rundir.IMAGES)}. Lower optimizer.learning_rate or "
           "sampler.step_size, or add loss.l2_energy / model.spectral_norm")
+
+
+def rejection_cause(row: dict, threshold: float) -> str:
+  loss = float(row["loss"])
+  if not np.isfinite(loss):
+    return "non-finite loss"
+  if threshold and abs(loss) > threshold:
+    return f"|loss| {abs(loss):.3g} above divergence_threshold {threshold:g}"
+  return "non-finite parameters"
+
+
+def recover(runner, states, hp, model: Model, state, rejected: int, cause: str):
+  """A rejected update with retries left. The state it was rejected in already produced it
+  (the update before was accepted on a loss that still looked fine), so the model goes back to
+  its last checkpoint (its initial state if it has none), with a new key stream, so its chains
+  start afresh, and its learning rate times ``recovery.lr_factor`` once more. Its files rewind
+  with it (set aside, never deleted) and a recovery row goes into metrics.jsonl. Returns the
+  stacked states with the model replaced."""
+  rc, i = model.config.recovery, model.index
+  k = int(state.recoveries) + 1
+  back = model.ckpt.restore(state, log=model.log) if model.ckpt.all_steps() else None
+  if back is None:
+    back = runner_lib.unstack(runner.init(hp), i)
+  new = back.replace(rng=jax.random.fold_in(back.rng, RECOVERY_STREAM - k),
+                     recoveries=jnp.asarray(k, jnp.int32))
+  model.step = int(new.step)
+  model.report = reporting.RunReporter(model.config, model.workdir, model.step, runner.toy)
+  model.report.event({"step": model.step, "event": "recovery", "recovery": k,
+                      "rejected_step": rejected, "cause": cause, "lr_scale": rc.lr_factor ** k})
+  model.log(f"step {rejected}: update rejected ({cause}); recovery {k}/{rc.max_retries}: back "
+            f"to step {model.step} with new chain keys and the learning rate "
+            f"x{rc.lr_factor ** k:g}")
+  return runner.replace(states, i, new)
 
 
 def finish(runner, model: Model, state, hp) -> None:
@@ -316,6 +357,7 @@ def train(runs: Sequence[Run], log: Callable[[str], None] | None = None,
   for model in models:
     rundir.write_config(model.workdir, model.config, start, model.log)
     model.report = reporting.RunReporter(model.config, model.workdir, start, runner.toy)
+    model.step = start
   actions = list(actions) if actions is not None else default_actions(config)
   log_step = next((a for a in actions if isinstance(a, LogStep)), None)
   varying = hparams_lib.varying_keys([r.config for r in runs])
@@ -338,38 +380,49 @@ def train(runs: Sequence[Run], log: Callable[[str], None] | None = None,
   def speed() -> float:
     return (done - 1) / (time.perf_counter() - t_compiled - t_outputs) if done > 1 else 0.0
 
+  # Each model counts its own updates: one that recovers goes back to its last checkpoint and
+  # trains on while the models that finished wait unchanged (masked out of the step).
+  last = config.num_train_steps
   try:
-    for step in range(start + 1, config.num_train_steps + 1):
-      states, metrics, batch_images = runner.step(states, hp, runner.images)
+    while not all(m.ended is not None for m in models):
+      active = runner.active([m.ended is None for m in models])
+      states, metrics, batch_images = runner.step(states, hp, runner.images, active)
       metrics = jax.tree.map(parallel.fetch, metrics)
       done += 1
       t_step = time.perf_counter()
       t_compiled = t_compiled or t_step
-      tick = Tick(step, step == config.num_train_steps, states, hp, metrics, batch_images)
       for model in models:
         if model.ended is not None:
           continue
-        if not metrics["finite"][model.index]:
-          model.report.flush(step - 1)        # the metrics leading up to it come first
-          state = tick.state(model.index)
-          save_last_good(runner, model, state, tick.hparams(model.index), step)
-          outcome = Outcome("diverged", int(state.step), step, speed(), time.perf_counter() - t0)
+        i = model.index
+        if not metrics["finite"][i]:
+          model.report.flush(model.step)      # the metrics leading up to it come first
+          state = runner_lib.unstack(states, i)
+          cause = rejection_cause({k: v[i] for k, v in metrics.items()},
+                                  model.config.divergence_threshold)
+          if int(state.recoveries) < model.config.recovery.max_retries:
+            states = recover(runner, states, hp, model, state, model.step + 1, cause)
+            continue
+          save_last_good(runner, model, state, runner_lib.unstack(hp, i), model.step + 1)
+          outcome = Outcome("diverged", int(state.step), model.step + 1, speed(),
+                            time.perf_counter() - t0, int(state.recoveries))
           model.log(divergence_message(model.workdir, outcome))
           end(model, outcome)
           continue
+        model.step += 1
+        tick = Tick(model.step, model.step == last, states, hp, metrics, batch_images)
         for action in actions:
           action(tick, model, runner)
-      bar(log_step.last_row if log_step is not None else None)
+        if tick.final:
+          state = tick.state(i)
+          finish(runner, model, state, tick.hparams(i))
+          end(model, Outcome("finished", int(state.step), None, speed(),
+                             time.perf_counter() - t0, int(state.recoveries)))
+      bar(min(m.step for m in models), log_step.last_row if log_step is not None else None)
       t_outputs += time.perf_counter() - t_step
-      if all(m.ended is not None for m in models):
-        break
   finally:
     bar.close()
   for model in models:
-    if model.ended is None:
-      state = runner_lib.unstack(states, model.index)
-      finish(runner, model, state, runner_lib.unstack(hp, model.index))
-      end(model, Outcome("finished", int(state.step), None, speed(), time.perf_counter() - t0))
     model.ckpt.close()
   log(f"{len(models)} model(s): {done} updates at {speed():.2f} updates/s (compilation and "
       f"outputs excluded), {sum(m.ended.status == 'diverged' for m in models)} diverged")

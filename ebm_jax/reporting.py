@@ -32,9 +32,10 @@ def save_samples(path: str, x, title, toy_limit: float | None, num: int) -> None
     plotting.save_image_grid(path, np.asarray(x), num)
 
 
-def read_metrics(path: str) -> tuple[list[dict], int]:
+def read_metrics(path: str, *, events: bool = False) -> tuple[list[dict], int]:
   """The rows of a ``metrics.jsonl`` and how many lines could not be read (a line torn by a
-  crash mid-write is skipped, never fatal)."""
+  crash mid-write is skipped, never fatal). Event rows (``"event": "recovery"``) only with
+  ``events``; the others are the logged metrics."""
   if not os.path.exists(path):
     return [], 0
   rows, torn = [], 0
@@ -43,15 +44,18 @@ def read_metrics(path: str) -> tuple[list[dict], int]:
       if not line.strip():
         continue
       try:
-        rows.append(json.loads(line))
+        row = json.loads(line)
       except json.JSONDecodeError:
         torn += 1
+        continue
+      if events or "event" not in row:
+        rows.append(row)
   return rows, torn
 
 
 def logged_until(workdir: str) -> int:
   """The last step ``metrics.jsonl`` holds a row for (0 when none)."""
-  rows, _ = read_metrics(os.path.join(workdir, rundir.METRICS))
+  rows, _ = read_metrics(os.path.join(workdir, rundir.METRICS), events=True)
   return max((r["step"] for r in rows), default=0)
 
 
@@ -84,7 +88,7 @@ class RunReporter:
   # are set aside whole under the step they ran until, never deleted.
 
   def _rewind_metrics(self, step: int) -> list[dict]:
-    rows, torn = read_metrics(self.metrics_path)
+    rows, torn = read_metrics(self.metrics_path, events=True)
     if torn:
       self.log(f"warning: {torn} unreadable line(s) in {self.metrics_path} (a write cut short) "
                "skipped; the file is kept as it was beside the new one")
@@ -93,7 +97,7 @@ class RunReporter:
       until = max((r["step"] for r in rows), default=step)
       rundir.set_aside(self.metrics_path, f"until_step_{until}")
       rundir.write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
-    return kept
+    return [r for r in kept if "event" not in r]
 
   def _rewind_trace(self, step: int) -> dict:
     trace = {k: [] for k in ("step",) + TRACE_KEYS}
@@ -132,6 +136,12 @@ class RunReporter:
                               / (time.perf_counter() - self.t_window))
     row["wall_time"] = self.wall_offset + time.time() - self.t_start
     return row
+
+  def event(self, row: dict) -> None:
+    """An event row (a recovery) in metrics.jsonl, outside the logged metrics' history."""
+    if self.main:
+      with open(self.metrics_path, "a") as f:
+        f.write(json.dumps(row) + "\n")
 
   def flush(self, step: int) -> None:
     """Writes the pending window as a row at ``step`` and the trace, with no figures (before a

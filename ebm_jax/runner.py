@@ -2,9 +2,10 @@
 
 A :class:`Runner` serves ``M >= 1`` models that share one static config (a single run is a group
 of one): their states are stacked along a leading model axis and one jitted step updates all of
-them, ``step(states, hparams, images) -> (states, metrics, batch_images)`` (``jax.vmap`` of the
-objective's step for ``M > 1``; the plain step for ``M = 1``, so a single run compiles exactly
-the program it always did). The per-model functions (chain starts, samples, long runs,
+them, ``step(states, hparams, images, active) -> (states, metrics, batch_images)`` (``active``:
+``[M]`` bools, False for a model that waits unchanged): ``jax.vmap`` of the objective's step
+for ``M > 1``, the plain step for ``M = 1``, so a single run compiles exactly the program it
+always did. The per-model functions (chain starts, samples, long runs,
 landscapes) take one model's state and :class:`~ebm_jax.hparams.HParams` as arguments, so every
 model, checkpoint and batch reuses one compiled program.
 
@@ -127,11 +128,13 @@ class Runner:
     one_init, one_step = self.objective.init_state, self.objective.train_step
     if num_models == 1:
       init = lambda hp: _expand(one_init(_squeeze(hp)))                    # noqa: E731
-      step = lambda s, hp, x: _expand(one_step(_squeeze(s), _squeeze(hp), x))  # noqa: E731
+      step = lambda s, hp, x, active: _expand(                             # noqa: E731
+          one_step(_squeeze(s), _squeeze(hp), x, active[0]))
     else:
-      init, step = jax.vmap(one_init), jax.vmap(one_step, in_axes=(0, 0, None))
+      init, step = jax.vmap(one_init), jax.vmap(one_step, in_axes=(0, 0, None, 0))
     self._init = jax.jit(init)
     self.step = jax.jit(step, donate_argnums=0)
+    self.all_active = self.active([True] * num_models)
     self._energy = jax.jit(self.comps.energy)
     self._samplers: dict[str, Callable] = {}
     self._start_fns: dict[tuple[str, int], Callable] = {}
@@ -150,6 +153,14 @@ class Runner:
 
   def init(self, hparams: HParams):
     return self.place(self._init(hparams))
+
+  def active(self, flags) -> jax.Array:
+    """The ``[M]`` mask of models the step updates (:attr:`all_active`: every one)."""
+    return self.place(np.asarray(flags, bool))
+
+  def replace(self, states, i: int, state):
+    """The stacked states with model ``i``'s replaced by ``state``."""
+    return self.place(jax.tree.map(lambda a, b: a.at[i].set(b), states, state))
 
   # --- one model
 

@@ -234,11 +234,12 @@ def train_group(cells: Sequence[Cell], log: Callable[[str], None]) -> None:
   def on_end(i: int, outcome: loop.Outcome) -> None:
     if outcome.status == "diverged":
       write_status(cells[i], status="diverged", diverged_at_step=outcome.diverged_at,
-                   last_good_step=outcome.step, models_in_group=m)
+                   last_good_step=outcome.step, models_in_group=m,
+                   recoveries=outcome.recoveries)
       log(f"{cells[i].name}: diverged at step {outcome.diverged_at}")
     else:
       write_status(cells[i], status="finished", final_step=outcome.step, models_in_group=m,
-                   group_wall_time_s=outcome.wall_time_s,
+                   recoveries=outcome.recoveries, group_wall_time_s=outcome.wall_time_s,
                    group_steps_per_sec=outcome.steps_per_sec)
 
   varying = ", ".join(varying_keys(cells)) or "no key"

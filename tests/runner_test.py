@@ -33,7 +33,7 @@ def test_a_group_steps_every_model_with_its_own_hyper_parameters():
   chex.assert_shape(states.chain_store.samples, (3, 64, 2))
   assert not np.array_equal(states.params["Dense_0"]["kernel"][0],
                             states.params["Dense_0"]["kernel"][1])   # seeds differ
-  states, metrics, images = group.step(states, hp, group.images)
+  states, metrics, images = group.step(states, hp, group.images, group.all_active)
   np.testing.assert_allclose(metrics["lr"], [1e-3, 1e-2, 1e-3], rtol=1e-6)
   chex.assert_shape(images["samples"], (3, 16, 2))
   np.testing.assert_array_equal(states.step, [1, 1, 1])

@@ -35,7 +35,7 @@ def loop_collectives(c):
   """Collectives inside the compiled 8-device train step's loops (the chain must have none)."""
   run = runner.Runner(c, None)
   hp = run.hparams([c])
-  text = run.step.lower(run.init(hp), hp, run.images).compile().as_text()
+  text = run.step.lower(run.init(hp), hp, run.images, run.all_active).compile().as_text()
   return parallel.collectives_in_loops(text)
 
 

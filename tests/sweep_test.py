@@ -161,3 +161,19 @@ def test_a_single_run_equals_a_group_of_one(tmp_path):
   assert strip(read_metrics(alone)) == strip(read_metrics(cell.workdir))
   np.testing.assert_array_equal(np.load(os.path.join(alone, "samples.npz"))["x"],
                                 np.load(os.path.join(cell.workdir, "samples.npz"))["x"])
+
+
+def test_in_a_group_only_the_diverging_model_recovers(tmp_path):
+  base = tiny_toy_config(**{"divergence_threshold": 1e3, "num_train_steps": 600,
+                            "log_every_steps": 100, "checkpoint_every_steps": 200})
+  grid = sweep.Grid("g", {"optimizer.learning_rate": (0.05, 1e-3)}, base=base)
+  fast, slow = sweep.expand(sweep.Sweep([grid]), None, str(tmp_path))
+  sweep.train_group([fast, slow], log=lambda m: None)
+  assert sweep.read_status(fast)["status"] == sweep.read_status(slow)["status"] == "finished"
+  assert sweep.read_status(fast)["recoveries"] == 1 and sweep.read_status(slow)["recoveries"] == 0
+  for cell in (fast, slow):
+    assert [r["step"] for r in read_metrics(cell.workdir)] == [100, 200, 300, 400, 500, 600]
+    assert int(load_params(cell.workdir, cell.config).step) == 600
+  events = lambda c: [r for r in read_metrics(c.workdir, events=True) if "event" in r]  # noqa: E731
+  assert len(events(fast)) == 1 and events(slow) == []
+  assert not [n for n in os.listdir(slow.workdir) if "_until_step_" in n]   # never rewound

@@ -1,13 +1,12 @@
 """Shared test helpers: tiny configs and a directly jitted train step (not a test module)."""
 
-import json
 import os
 
 import jax
 import jax.numpy as jnp
 
 from ebm_jax import config as config_lib
-from ebm_jax import hparams, objectives
+from ebm_jax import hparams, objectives, reporting
 from ebm_jax.objectives import base
 
 NO_IMAGES = jnp.zeros((0,), jnp.uint8)
@@ -67,6 +66,8 @@ def make_step(config, images=None, energy=None):
   return objective, objective.init_state(hp), lambda state, x: jitted(state, hp, x)
 
 
-def read_metrics(workdir):
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [json.loads(line) for line in f]
+def read_metrics(workdir, events=False):
+  """The rows of a run's metrics.jsonl (recovery event rows only with ``events``)."""
+  rows, torn = reporting.read_metrics(os.path.join(workdir, "metrics.jsonl"), events=events)
+  assert not torn
+  return rows

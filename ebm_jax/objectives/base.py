@@ -42,6 +42,7 @@ class TrainState:
   opt_state: Any              # Optax state (the learning rate in use is in its hyperparams)
   chain_store: Any            # PersistentBank | ReplayBuffer | None
   rng: Array                  # uint32[2] base key; step keys are fold_in(rng, step)
+  recoveries: Array           # int32: recoveries from divergence (lr x recovery.lr_factor each)
 
 
 # ----------------------------------------------------------------------------- optimizers
@@ -174,7 +175,8 @@ def energy_update(config, comps: Components, state: TrainState, hp: HParams, mod
                                    l2_energy=hp.l2_energy)
 
   (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  lr = learning_rate(config.optimizer, hp, state.step)
+  lr = (learning_rate(config.optimizer, hp, state.step)
+        * jnp.float32(config.recovery.lr_factor) ** state.recoveries)
   opt_state = state.opt_state._replace(
       hyperparams={**state.opt_state.hyperparams, "learning_rate": lr})
   updates, opt_state = comps.optimizer.update(grads, opt_state, state.params)
@@ -182,10 +184,11 @@ def energy_update(config, comps: Components, state: TrainState, hp: HParams, mod
                       lr)
 
 
-def accept(config, update: EnergyUpdate, *others) -> Array:
-  """Whether an update is applied: finite loss and parameters (and ``others``), and
-  ``|loss|`` within ``divergence_threshold`` when one is set."""
-  ok = jnp.isfinite(update.loss) & all_finite(update.params)
+def accept(config, update: EnergyUpdate, active, *others) -> Array:
+  """Whether an update is applied: the model is ``active`` (a model of a group that has
+  finished waits for the others unchanged), its loss and parameters (and ``others``) are
+  finite, and ``|loss|`` is within ``divergence_threshold`` when one is set."""
+  ok = jnp.isfinite(update.loss) & all_finite(update.params) & active
   for tree in others:
     ok &= all_finite(tree)
   if config.divergence_threshold:
@@ -226,7 +229,7 @@ class Objective:
   def init_state(self, hp: HParams) -> TrainState:
     raise NotImplementedError
 
-  def train_step(self, state, hp: HParams, images: Array):
+  def train_step(self, state, hp: HParams, images: Array, active=True):
     raise NotImplementedError
 
   def _init_train_state(self, hp: HParams, k_params, k_store) -> TrainState:
@@ -236,7 +239,8 @@ class Objective:
     start = self.chain_start(self.config.init.name)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
                       opt_state=self.comps.optimizer.init(params),
-                      chain_store=start.init_store(k_store, hp), rng=init_rng(hp))
+                      chain_store=start.init_store(k_store, hp), rng=init_rng(hp),
+                      recoveries=jnp.zeros((), jnp.int32))
 
 
 def init_rng(hp: HParams) -> Array:

@@ -98,7 +98,7 @@ class CoopNets(ml.MaximumLikelihood):
     return GeneratorState(optax.apply_updates(g.params, updates), batch_stats,
                           opt_state), gen_loss
 
-  def train_step(self, state: CoopNetsState, hp: HParams, images):
+  def train_step(self, state: CoopNetsState, hp: HParams, images, active=True):
     config, comps = self.config, self.comps
     (_, k_start, k_chain, k_latent), x_data, variables, model_state = self._begin(
         state, hp, images)
@@ -111,13 +111,13 @@ class CoopNets(ml.MaximumLikelihood):
     if config.generator.langevin_steps:                                                # G1
       z = self._explain_latents(g, k_latent, z, samples)
     generator, gen_loss = self._teach(g, z, samples)                                   # G2
-    ok = base.accept(config, update, generator)
+    ok = base.accept(config, update, active, generator)
     new_state = CoopNetsState(
         step=state.step + ok.astype(jnp.int32),
         params=base.keep_if(ok, update.params, state.params),
         model_state=base.keep_if(ok, model_state, state.model_state),
         opt_state=base.keep_if(ok, update.opt_state, state.opt_state),
-        chain_store=state.chain_store, rng=state.rng,
+        chain_store=state.chain_store, rng=state.rng, recoveries=state.recoveries,
         generator=base.keep_if(ok, generator, g))
     recon = jnp.mean(jnp.sum(jnp.square((samples - starts).reshape(starts.shape[0], -1)), 1))
     metrics = {**base.step_metrics(update, init, final, info, ok), "gen_loss": gen_loss,

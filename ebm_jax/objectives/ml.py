@@ -34,7 +34,7 @@ class MaximumLikelihood(base.Objective):
     model_state = {k: v for k, v in variables.items() if k != "params"}
     return keys, x_data, variables, model_state
 
-  def train_step(self, state: base.TrainState, hp: HParams, images):
+  def train_step(self, state: base.TrainState, hp: HParams, images, active=True):
     config, comps = self.config, self.comps
     (_, k_start, k_chain, _), x_data, variables, model_state = self._begin(state, hp, images)
     start = self.chain_start(config.init.name)
@@ -42,7 +42,7 @@ class MaximumLikelihood(base.Objective):
     final, info, init = base.run_sampler(config, comps, hp, variables, k_chain, starts)
     samples = jax.lax.stop_gradient(final.position)
     update = base.energy_update(config, comps, state, hp, model_state, x_data, samples)
-    ok = base.accept(config, update)
+    ok = base.accept(config, update, active)
     # A rejected update leaves the bank or buffer exactly as it was: the last good state.
     chain_store = start.update(state.chain_store, ctx, samples, ok)
     new_state = base.TrainState(
@@ -50,7 +50,7 @@ class MaximumLikelihood(base.Objective):
         params=base.keep_if(ok, update.params, state.params),
         model_state=base.keep_if(ok, model_state, state.model_state),
         opt_state=base.keep_if(ok, update.opt_state, state.opt_state),
-        chain_store=chain_store, rng=state.rng)
+        chain_store=chain_store, rng=state.rng, recoveries=state.recoveries)
     return (base.constrain_state(new_state, comps.mesh),
             base.step_metrics(update, init, final, info, ok),
             {"data": x_data, "starts": starts, "samples": samples})
