@@ -58,6 +58,7 @@ class Outcome(NamedTuple):
   steps_per_sec: float         # updates per second of the group, compilation and outputs excluded
   wall_time_s: float           # this call's wall time until the model ended
   recoveries: int = 0          # recoveries from divergence over the model's whole run
+  cause: str = ""              # why the last rejected update was rejected
 
 # fold_in tags of a recovered model's new base keys (step keys fold in step numbers < 2**31).
 RECOVERY_STREAM = 2 ** 32 - 16
@@ -241,9 +242,8 @@ def save_last_good(runner, model: Model, state, hp, step: int) -> None:
 
 def divergence_message(workdir: str, outcome: Outcome) -> str:
   after = f" after {outcome.recoveries} recoveries" if outcome.recoveries else ""
-  return (f"training diverged at step {outcome.diverged_at}{after}: the loss or the parameters "
-          "became non-finite (or |loss| passed divergence_threshold); the last good state (step "
-          f"{outcome.step}) is checkpointed and its samples are in "
+  return (f"training diverged at step {outcome.diverged_at}{after} ({outcome.cause}); the last "
+          f"good state (step {outcome.step}) is checkpointed and its samples are in "
           f"{os.path.join(workdir, rundir.IMAGES)}. Lower optimizer.learning_rate or "
           "sampler.step_size, or add loss.l2_energy / model.spectral_norm")
 
@@ -257,6 +257,32 @@ def rejection_cause(row: dict, threshold: float) -> str:
   return "non-finite parameters"
 
 
+# Series whose growth by orders of magnitude marks a runaway (ebm-anatomy's exploding
+# energies: d_s_t can still cross 0 while both energies run off).
+RUNAWAY_KEYS = ("energy_data", "energy_end", "r_t")
+
+
+def runaway_cause(row: dict, trace: dict, rc) -> str | None:
+  """Why the update in ``row`` ran away from the run's early scale (the median of each series'
+  magnitude over its first ``runaway_window`` updates, from the run's own trace, so a resumed
+  run judges the same way), or None. Healthy shipped recipes stay below 7x (benchmarks)."""
+  if not rc.runaway_factor or len(trace["step"]) < rc.runaway_window:
+    return None
+  for key in RUNAWAY_KEYS:
+    early = float(np.median(np.abs(trace[key][:rc.runaway_window])))
+    value = abs(float(row[key]))
+    if value > rc.runaway_factor * max(early, 1e-12):
+      return (f"runaway: |{key}| {value:.3g} is {value / max(early, 1e-12):.3g}x its early "
+              f"median {early:.3g}")
+  return None
+
+
+def last_checkpointed(runner, hp, model: Model, state):
+  """The model's last checkpointed state (its initial state when it has none)."""
+  back = model.ckpt.restore(state, log=model.log) if model.ckpt.all_steps() else None
+  return back if back is not None else runner_lib.unstack(runner.init(hp), model.index)
+
+
 def recover(runner, states, hp, model: Model, state, rejected: int, cause: str):
   """A rejected update with retries left. The state it was rejected in already produced it
   (the update before was accepted on a loss that still looked fine), so the model goes back to
@@ -266,9 +292,7 @@ def recover(runner, states, hp, model: Model, state, rejected: int, cause: str):
   stacked states with the model replaced."""
   rc, i = model.config.recovery, model.index
   k = int(state.recoveries) + 1
-  back = model.ckpt.restore(state, log=model.log) if model.ckpt.all_steps() else None
-  if back is None:
-    back = runner_lib.unstack(runner.init(hp), i)
+  back = last_checkpointed(runner, hp, model, state)
   new = back.replace(rng=jax.random.fold_in(back.rng, RECOVERY_STREAM - k),
                      recoveries=jnp.asarray(k, jnp.int32))
   model.step = int(new.step)
@@ -395,17 +419,22 @@ def train(runs: Sequence[Run], log: Callable[[str], None] | None = None,
         if model.ended is not None:
           continue
         i = model.index
-        if not metrics["finite"][i]:
+        row = {k: v[i] for k, v in metrics.items()}
+        runaway = (runaway_cause(row, model.report.trace, model.config.recovery)
+                   if metrics["finite"][i] else None)
+        if not metrics["finite"][i] or runaway:
           model.report.flush(model.step)      # the metrics leading up to it come first
           state = runner_lib.unstack(states, i)
-          cause = rejection_cause({k: v[i] for k, v in metrics.items()},
-                                  model.config.divergence_threshold)
+          cause = runaway or rejection_cause(row, model.config.divergence_threshold)
           if int(state.recoveries) < model.config.recovery.max_retries:
             states = recover(runner, states, hp, model, state, model.step + 1, cause)
             continue
+          if runaway:   # the runaway update was applied: the last good state is checkpointed
+            state = last_checkpointed(runner, hp, model, state).replace(
+                recoveries=state.recoveries)
           save_last_good(runner, model, state, runner_lib.unstack(hp, i), model.step + 1)
           outcome = Outcome("diverged", int(state.step), model.step + 1, speed(),
-                            time.perf_counter() - t0, int(state.recoveries))
+                            time.perf_counter() - t0, int(state.recoveries), cause)
           model.log(divergence_message(model.workdir, outcome))
           end(model, outcome)
           continue

@@ -289,7 +289,9 @@ def test_a_run_diverging_mid_run_recovers_from_its_last_checkpoint(tmp_path):
   events = [r for r in read_metrics(workdir, events=True) if r.get("event") == "recovery"]
   assert [(e["step"], e["lr_scale"]) for e in events] == [(200, 0.5)]
   rejected = events[0]["rejected_step"]
-  assert 200 < rejected <= 400 and "above divergence_threshold" in events[0]["cause"]
+  assert 200 < rejected <= 400
+  # The energies run away (over 1000x their early scale) before |loss| passes its threshold.
+  assert events[0]["cause"].startswith(("runaway: ", "|loss| "))
   assert [r["step"] for r in read_metrics(workdir)] == [100, 200, 300, 400, 500, 600]
   # The rows logged before the rewind are kept whole beside the new ones.
   kept = os.path.join(workdir, f"metrics_until_step_{rejected - 1}.jsonl")
@@ -315,3 +317,20 @@ def test_a_run_that_cannot_recover_stops_after_its_retries(tmp_path):
     train.train_and_evaluate(config, workdir)
   events = [r for r in read_metrics(workdir, events=True) if r.get("event") == "recovery"]
   assert [e["recovery"] for e in events] == [1, 2, 3]
+
+
+def test_runaway_energies_are_a_divergence_not_a_finished_run(tmp_path):
+  # The case: MALA on the toy GMM recipe trains on with r_t growing a thousandfold
+  # (toy_gmm's healthy runs stay within 7x of their early scale).
+  config = tiny_toy_config(**{"sampler.name": "mala", "model.n_f": 32, "init.bank_size": 1000,
+                              "batch_size": 100, "sampler.num_steps": 100,
+                              "sampler.step_size": 1.0, "sampler.noise_std": 0.125,
+                              "num_train_steps": 1200, "log_every_steps": 100,
+                              "checkpoint_every_steps": 100, "num_final_samples": 100,
+                              "recovery.max_retries": 1})
+  workdir = str(tmp_path / "run")
+  with pytest.raises(train.TrainingDiverged, match=r"after 1 recoveries \(runaway: \|"):
+    train.train_and_evaluate(config, workdir)
+  events = [r for r in read_metrics(workdir, events=True) if r.get("event") == "recovery"]
+  assert len(events) == 1 and events[0]["cause"].startswith("runaway: ")
+  assert not os.path.exists(os.path.join(workdir, "samples.npz"))
