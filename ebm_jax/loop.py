@@ -3,11 +3,14 @@
 A single run is a group of one. Every update runs the runner's step on all models at once, then
 calls the periodic actions the same way for each model still training (in the manner of CLU's
 ``periodic_actions``): record the step's metrics, long-run chains, the log step (metrics row,
-grids, figures, toy landscape), evaluation, checkpoint; a progress bar follows the group. A
-model whose update is rejected (non-finite, or ``|loss|`` above ``divergence_threshold``) keeps
-its last good state: it is checkpointed with grids of its samples, the model stops, and the
-others go on. At the end each finished model is checkpointed, draws ``samples.npz`` and, when
-asked, is evaluated.
+grids, figures, toy landscape), evaluation, checkpoint; a progress bar follows the group. Each
+model counts its own updates. A model whose update is rejected (non-finite, ``|loss|`` above
+``divergence_threshold``, or energies running away from their early scale) recovers: back to
+its last checkpoint with new chain keys and a smaller learning rate, up to
+``recovery.max_retries`` times, while the others go on (a model that finished waits, masked out
+of the step); after the last retry it keeps its last good state, checkpointed with grids of its
+samples, and stops. A model that reaches ``num_train_steps`` is checkpointed, draws
+``samples.npz`` and, when asked, is evaluated.
 
 Nothing else in the package iterates over updates: ``train.train_and_evaluate`` (one run) and
 the study engine (groups of cells) both call :func:`train`.

@@ -334,3 +334,35 @@ def test_runaway_energies_are_a_divergence_not_a_finished_run(tmp_path):
   events = [r for r in read_metrics(workdir, events=True) if r.get("event") == "recovery"]
   assert len(events) == 1 and events[0]["cause"].startswith("runaway: ")
   assert not os.path.exists(os.path.join(workdir, "samples.npz"))
+
+
+KILLED_RUN = """
+import sys
+sys.path[:0] = [{root!r}, {tests!r}]
+from ebm_jax import train
+from train_test import diverging_toy
+train.train_and_evaluate(diverging_toy(log_every_steps=1), {workdir!r})
+"""
+
+
+def test_a_run_killed_during_its_recovery_resumes_bit_exactly(tmp_path):
+  import signal
+  import subprocess
+  import sys
+  import time
+  here = os.path.dirname(os.path.abspath(__file__))
+  workdir = tmp_path / "killed"
+  code = KILLED_RUN.format(root=os.path.dirname(here), tests=here, workdir=str(workdir))
+  proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  log, deadline = workdir / "log.txt", time.time() + 240
+  while time.time() < deadline and proc.poll() is None:
+    if log.exists() and "recovery 1/3" in log.read_text():
+      proc.send_signal(signal.SIGKILL)      # kill -9 right after the rewind
+      break
+    time.sleep(0.02)
+  assert proc.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
+  resumed = train.train_and_evaluate(diverging_toy(), str(workdir))
+  straight = train.train_and_evaluate(diverging_toy(), str(tmp_path / "straight"))
+  chex.assert_trees_all_equal(straight, resumed)
+  assert int(resumed.recoveries) == 1
