@@ -268,7 +268,8 @@ RUNAWAY_KEYS = ("energy_data", "energy_end", "r_t")
 def runaway_cause(row: dict, trace: dict, rc) -> str | None:
   """Why the update in ``row`` ran away from the run's early scale (the median of each series'
   magnitude over its first ``runaway_window`` updates, from the run's own trace, so a resumed
-  run judges the same way), or None. Healthy shipped recipes stay below 7x (benchmarks)."""
+  run judges the same way), or None. The default factor (1000) is two orders of magnitude
+  above the growth of the shipped recipes' healthy runs (README, "Divergence")."""
   if not rc.runaway_factor or len(trace["step"]) < rc.runaway_window:
     return None
   for key in RUNAWAY_KEYS:

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from ebm_jax import checkpointing, hparams, train
-from testutil import (CONTRACT_KEYS, NO_IMAGES, make_step, read_metrics, tiny_image_config,
-                      tiny_toy_config)
+from testutil import (CONTRACT_KEYS, NO_IMAGES, diverging_toy, make_step, read_metrics,
+                      tiny_image_config, tiny_toy_config)
 
 
 def test_train_step_updates_params_bank_and_step_without_retracing():
@@ -273,14 +273,6 @@ def test_config_json_is_only_replaced_when_training_continues(tmp_path):
   assert not list(workdir.glob("config_until_step_*"))
 
 
-def diverging_toy(**overrides):
-  # Adam at lr 0.05: |loss| passes 1e3 between updates 200 and 400 (tiny toy, seed 0; the exact
-  # update depends on XLA's optimisation level); at lr 0.025 it does not within 600 updates.
-  return tiny_toy_config(**{"optimizer.learning_rate": 0.05, "divergence_threshold": 1e3,
-                            "num_train_steps": 600, "log_every_steps": 100,
-                            "checkpoint_every_steps": 200, **overrides})
-
-
 def test_a_run_diverging_mid_run_recovers_from_its_last_checkpoint(tmp_path):
   workdir = str(tmp_path / "run")
   state = train.train_and_evaluate(diverging_toy(), workdir)
@@ -340,7 +332,7 @@ KILLED_RUN = """
 import sys
 sys.path[:0] = [{root!r}, {tests!r}]
 from ebm_jax import train
-from train_test import diverging_toy
+from testutil import diverging_toy
 train.train_and_evaluate(diverging_toy(log_every_steps=1), {workdir!r})
 """
 
