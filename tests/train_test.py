@@ -319,12 +319,11 @@ def test_runaway_energies_are_a_divergence_not_a_finished_run(tmp_path):
                               "sampler.step_size": 1.0, "sampler.noise_std": 0.125,
                               "num_train_steps": 1200, "log_every_steps": 100,
                               "checkpoint_every_steps": 100, "num_final_samples": 100,
-                              "recovery.max_retries": 1})
+                              "recovery.max_retries": 0})   # recovery is tested above
   workdir = str(tmp_path / "run")
-  with pytest.raises(train.TrainingDiverged, match=r"after 1 recoveries \(runaway: \|"):
+  with pytest.raises(train.TrainingDiverged,
+                     match=r"diverged at step \d+ \(runaway: \|\w+\| \S+ is \S+x its early"):
     train.train_and_evaluate(config, workdir)
-  events = [r for r in read_metrics(workdir, events=True) if r.get("event") == "recovery"]
-  assert len(events) == 1 and events[0]["cause"].startswith("runaway: ")
   assert not os.path.exists(os.path.join(workdir, "samples.npz"))
 
 
