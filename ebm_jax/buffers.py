@@ -72,8 +72,11 @@ def bank_write(bank: PersistentBank, indices: Array, samples: Array,
                accept=True) -> PersistentBank:
   """Writes ``samples`` back at ``indices``; all other entries are unchanged. Where ``accept``
   is false (a rejected update) the bank stays exactly as it was."""
-  rows = jnp.where(accept, samples.astype(bank.samples.dtype), bank.samples[indices])
-  return PersistentBank(bank.samples.at[indices].set(rows))
+  # A rejected write targets no row (out-of-range indices, dropped by the scatter) rather than
+  # writing the old rows back: no gather of them, which on a sharded bank is a collective.
+  target = jnp.where(accept, indices, bank.samples.shape[0])
+  return PersistentBank(bank.samples.at[target].set(samples.astype(bank.samples.dtype),
+                                                    mode="drop"))
 
 
 def init_replay_buffer(key: Array, capacity: int, sample_shape, *, init: str = "uniform",
@@ -107,7 +110,8 @@ def replay_push(buffer: ReplayBuffer, samples: Array, accept=True) -> ReplayBuff
   capacity = buffer.samples.shape[0]
   _check_size("replay_push", capacity, samples.shape[0])
   indices = (buffer.next_index + jnp.arange(samples.shape[0])) % capacity
-  rows = jnp.where(accept, samples.astype(buffer.samples.dtype), buffer.samples[indices])
+  target = jnp.where(accept, indices, capacity)      # rejected: out of range, dropped
   pushed = ((buffer.next_index + samples.shape[0]) % capacity).astype(jnp.int32)
-  return ReplayBuffer(buffer.samples.at[indices].set(rows),
-                      jnp.where(accept, pushed, buffer.next_index))
+  return ReplayBuffer(
+      buffer.samples.at[target].set(samples.astype(buffer.samples.dtype), mode="drop"),
+      jnp.where(accept, pushed, buffer.next_index))
