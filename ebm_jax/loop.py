@@ -412,8 +412,11 @@ def train(runs: Sequence[Run], log: Callable[[str], None] | None = None,
   # trains on while the models that finished wait unchanged (masked out of the step).
   last = config.num_train_steps
   try:
+    active, flags = runner.all_active, [True] * len(models)
     while not all(m.ended is not None for m in models):
-      active = runner.active([m.ended is None for m in models])
+      if flags != [m.ended is None for m in models]:    # a model ended: mask it out
+        flags = [m.ended is None for m in models]
+        active = runner.active(flags)
       states, metrics, batch_images = runner.step(states, hp, runner.images, active)
       metrics = jax.tree.map(parallel.fetch, metrics)
       done += 1
