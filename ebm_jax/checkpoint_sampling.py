@@ -79,7 +79,7 @@ def sample_checkpoint(workdir: str, *, step: int | None = None, num_samples: int
                                       spec.target_acceptance)
              if adjusted and adapt_steps else None)
   starts = runner.starts_fn(init, batch_size)
-  variables = runner.variables(state)
+  variables = runner.eval_variables(state)
   key = jax.random.PRNGKey(seed)
   out = out or os.path.join(workdir, "sampling", f"{name}_{init}_{num_steps}")
   stamp = time.strftime("%Y%m%d-%H%M%S")

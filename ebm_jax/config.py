@@ -43,6 +43,10 @@ def get_config():
   c.num_final_samples = 1000          # samples written to samples.npz at the end
   c.num_grid_images = 64              # images per PNG grid
 
+  c.ema = ml_collections.ConfigDict()
+  c.ema.decay = 0.0                   # EMA of the energy parameters for samples, evaluation, long
+                                      # runs, landscapes and sample.py (0 = off; DRL/CDRL 0.9999)
+
   c.data = ml_collections.ConfigDict()
   c.data.name = "mnist"               # mnist | fashion_mnist | cifar10 | gmm | rings
   c.data.dir = ""                     # raw dataset files; "" = $EBM_DATA_DIR or ~/.cache/ebm_jax/data
@@ -56,6 +60,7 @@ def get_config():
   c.model.name = "vanilla"            # toy_mlp | vanilla | nonlocal | thesis
   c.model.n_f = 32                    # base number of filters / hidden units
   c.model.leak = 0.05                 # leaky-ReLU slope (anatomy 0.05, short-run 0.2)
+  c.model.activation = "leaky_relu"   # leaky_relu (the seeds) | silu (IGEBM's Swish)
   c.model.spectral_norm = False       # spectral normalisation of every conv / dense layer
   c.model.conv_impl = "auto"          # auto | xla | patches (im2col; auto = patches on CPU)
   c.model.compute_dtype = "float32"   # float32 | bfloat16 (network math; params stay float32)
@@ -260,6 +265,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("keep_checkpoints", positive, "a positive int"),
       ("num_final_samples", non_negative, "a non-negative int"),
       ("num_grid_images", positive, "a positive int"),
+      ("ema.decay", unit, "a decay in [0, 1) (0 = no EMA)"),
       ("data.name", lambda v: v in data_lib.DATASET_NAMES, f"one of {data_lib.DATASET_NAMES}"),
       ("data.image_size", lambda v: v in models.IMAGE_SIZES, f"one of {models.IMAGE_SIZES}"),
       ("data.noise_std", non_negative, "a number >= 0"),
@@ -269,6 +275,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("model.name", lambda v: v in models.MODELS, f"one of {tuple(models.MODELS)}"),
       ("model.n_f", positive, "a positive int"),
       ("model.leak", unit, "a slope in [0, 1)"),
+      ("model.activation", lambda v: v in models.ACTIVATIONS,
+       f"one of {tuple(models.ACTIVATIONS)}"),
       ("model.conv_impl", lambda v: v in models.CONV_IMPLS, f"one of {models.CONV_IMPLS}"),
       ("model.compute_dtype", lambda v: v in models.COMPUTE_DTYPES,
        f"one of {models.COMPUTE_DTYPES}"),

@@ -86,6 +86,7 @@ class Landscape(NamedTuple):
   kde: np.ndarray | None
   kl_true_model: float
   kl_true_kde: float | None
+  kl_kde_floor: float | None = None   # the same KL for as many exact samples (see kde_floor)
 
 
 def grid_points(limit: float, res: int):
@@ -126,6 +127,18 @@ def kl_on_grid(p: np.ndarray, q: np.ndarray, cell_area: float) -> float:
   mask = p > 0
   return float(np.sum(p[mask] * (np.log(p[mask]) - np.log(np.maximum(q[mask], 1e-300))))
                * cell_area)
+
+
+def kde_floor(toy, num: int, limit: float, res: int = 200, kde_bandwidth: float = 0.1,
+              seed: int = 0) -> float:
+  """KL(true || KDE of ``num`` exact samples of ``toy``) on the landscape grid: what a perfect
+  sampler scores with this many samples and this bandwidth (the KDE's own bias)."""
+  axis, points = grid_points(limit, res)
+  area = float((axis[1] - axis[0]) ** 2)
+  true = normalise_on_grid(np.asarray(toy.log_density(jnp.asarray(points))), area)
+  samples = toy.sample(jax.random.PRNGKey(seed), num)
+  return kl_on_grid(true, normalise_on_grid(kde_log_density(samples, points, kde_bandwidth),
+                                            area), area)
 
 
 def toy_landscape(true_log_density: Callable, energy_fn: Callable, limit: float,

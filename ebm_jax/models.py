@@ -131,11 +131,23 @@ def resolve_conv_impl(conv_impl: str) -> str:
   return conv_impl
 
 
+# Nonlinearities between layers: ``fn(h, leak)``. Leaky ReLU is the seeds' choice; SiLU (Swish)
+# is IGEBM's, smooth, so the energy's input gradient that Langevin follows is continuous.
+ACTIVATIONS: dict[str, Callable[[Array, float], Array]] = {
+    "leaky_relu": nn.leaky_relu,
+    "silu": lambda h, leak: nn.silu(h),
+}
+
+
 class _Layers(nn.Module):
   """Mixin: conv / dense layers with torch-style init and optional spectral norm."""
 
   spectral_norm: bool = False
   conv_impl: str = "xla"          # "xla" (native convolution) or "patches" (im2col + matmul)
+  activation: str = "leaky_relu"  # a key of ACTIVATIONS (``leak`` is its slope where it has one)
+
+  def act(self, h):
+    return ACTIVATIONS[self.activation](h, self.leak)
 
   def conv(self, x, features, kernel, stride=1, padding=0, *, update_stats,
            zero_init=False, name=None):
@@ -172,7 +184,7 @@ class ToyMLP(_Layers):
   def __call__(self, x, update_stats: bool = False):
     conv, dense = self.layers(update_stats)
     for features in (self.n_f, 2 * self.n_f, 2 * self.n_f, 2 * self.n_f):
-      x = nn.leaky_relu(dense(x, features), self.leak)
+      x = self.act(dense(x, features))
     return dense(x, 1)[:, 0]
 
 
@@ -191,7 +203,7 @@ class VanillaConvNet(_Layers):
   @nn.compact
   def __call__(self, x, update_stats: bool = False):
     conv, dense = self.layers(update_stats)
-    act = lambda h: nn.leaky_relu(h, self.leak)
+    act = self.act
     x = act(conv(x, self.n_f, 3, 1, 1))
     for mult in (2, 4, 8):
       x = act(conv(x, self.n_f * mult, 4, 2, 1))
@@ -230,7 +242,7 @@ class NonlocalNet(_Layers):
   @nn.compact
   def __call__(self, x, update_stats: bool = False):
     conv, dense = self.layers(update_stats)
-    act = lambda h: nn.leaky_relu(h, self.leak)
+    act = self.act
     pool = lambda h: nn.max_pool(h, (2, 2), (2, 2))
     x = pool(act(conv(x, self.n_f, 3, 1, 1)))
     block = functools.partial(NonLocalBlock, spectral_norm=self.spectral_norm,
@@ -253,7 +265,7 @@ class ThesisDescriptor(_Layers):
   @nn.compact
   def __call__(self, x, update_stats: bool = False):
     conv, dense = self.layers(update_stats)
-    act = lambda h: nn.leaky_relu(h, self.leak)
+    act = self.act
     x = act(conv(x, self.n_f, 5, 2, 2))
     x = act(conv(x, 2 * self.n_f, 3, 2, 1))
     x = act(conv(x, 4 * self.n_f, 3, 1, 1))
@@ -279,7 +291,8 @@ IMAGE_SIZES = (28, 32, 64)
 
 
 def get_model(name: str, *, n_f: int, leak: float | None = None,
-              spectral_norm: bool = False, conv_impl: str = "auto") -> nn.Module:
+              spectral_norm: bool = False, conv_impl: str = "auto",
+              activation: str = "leaky_relu") -> nn.Module:
   """Builds the energy network called ``name`` (one of :data:`MODELS`).
 
   ``conv_impl`` picks how convolutions are computed (same parameters either way): ``xla``
@@ -289,10 +302,13 @@ def get_model(name: str, *, n_f: int, leak: float | None = None,
     raise ValueError(f"model.name: unknown model {name!r}; expected one of {sorted(MODELS)}")
   if not isinstance(n_f, int) or n_f < 1:
     raise ValueError(f"model.n_f: expected a positive integer, got {n_f!r}")
+  if activation not in ACTIVATIONS:
+    raise ValueError(f"model.activation: expected one of {tuple(ACTIVATIONS)}, got "
+                     f"{activation!r}")
   spec = MODELS[name]
   leak = spec.default_leak if leak is None else leak
   return spec.cls(n_f=n_f, leak=leak, spectral_norm=spectral_norm,
-                  conv_impl=resolve_conv_impl(conv_impl))
+                  conv_impl=resolve_conv_impl(conv_impl), activation=activation)
 
 
 def check_input(module: nn.Module, x: Array) -> None:

@@ -159,6 +159,8 @@ def save_toy_landscape(path: str, landscape, title: str = "") -> None:
   kl = f"KL(true||EBM) = {landscape.kl_true_model:.3f}"
   if landscape.kl_true_kde is not None:
     kl += f", KL(true||KDE) = {landscape.kl_true_kde:.3f}"
+    if landscape.kl_kde_floor is not None:
+      kl += f" (exact samples: {landscape.kl_kde_floor:.3f})"
   fig.suptitle(f"{title}  {kl}".strip(), fontsize=10)
   fig.subplots_adjust(hspace=0.15, wspace=0.05, left=0.02, right=0.98, top=0.9, bottom=0.02)
   _atomic_save(fig, path)

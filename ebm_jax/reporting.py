@@ -226,4 +226,5 @@ class RunReporter:
     plotting.save_toy_landscape(
         os.path.join(self.workdir, rundir.PLOTS, f"landscape_{step:06d}.png"), landscape,
         f"step {step}")
-    return {"kl_true_model": landscape.kl_true_model, "kl_true_kde": landscape.kl_true_kde}
+    return {"kl_true_model": landscape.kl_true_model, "kl_true_kde": landscape.kl_true_kde,
+            "kl_kde_floor": landscape.kl_kde_floor}

@@ -139,6 +139,7 @@ class Runner:
     self._samplers: dict[str, Callable] = {}
     self._start_fns: dict[tuple[str, int], Callable] = {}
     self._long_runner = None
+    self._kde_floor = None      # KL(true || KDE) of exact toy samples: one per run
 
   # --- the stacked models
 
@@ -164,12 +165,15 @@ class Runner:
 
   # --- one model
 
-  def variables(self, state) -> dict:
-    return {"params": state.params, **state.model_state}
+  def eval_variables(self, state) -> dict:
+    """The variables every sample and evaluation of the model uses: the EMA of the energy
+    parameters when ``ema.decay > 0`` (training chains always use the raw ones)."""
+    params = state.params if state.ema_params is None else state.ema_params
+    return {"params": params, **state.model_state}
 
   def energy_fn(self, state) -> Callable[[Array], Array]:
     """The model's batch energy, compiled once per run."""
-    variables = self.variables(state)
+    variables = self.eval_variables(state)
     return lambda x: self._energy(variables, x)
 
   def _starts(self, init_name: str, n: int) -> Callable:
@@ -202,7 +206,7 @@ class Runner:
       def sample(state, hp, images, key):
         k_start, k_chain = jax.random.split(key)
         starts = draw_starts(state, hp, images, k_start)
-        final, *_ = base.run_sampler(config, comps, hp, self.variables(state), k_chain, starts)
+        final, *_ = base.run_sampler(config, comps, hp, self.eval_variables(state), k_chain, starts)
         return starts, final.position
 
       self._samplers[init_name] = jax.jit(sample)
@@ -217,7 +221,11 @@ class Runner:
             else np.zeros((0, *self.comps.data.sample_shape), np.float32))
 
   def final_samples(self, state, hp: HParams) -> np.ndarray:
+    """``samples.npz``: ``num_final_samples`` chains of the training sampler (K steps, the
+    evaluation weights) from the training init; a replay buffer's starts are its chains, not
+    rejuvenated with noise (reinit probability 0), so no sample is a fresh K-step chain."""
     key = jax.random.fold_in(jax.random.fold_in(state.rng, FINAL_SAMPLES_STREAM), state.step)
+    hp = hp.replace(reinit_prob=jnp.zeros_like(hp.reinit_prob))
     return self.draw_samples(state, hp, key, self.config.num_final_samples)
 
   def long_run(self, state, hp: HParams, step: int) -> sampling.LongRun:
@@ -232,7 +240,7 @@ class Runner:
     key = jax.random.fold_in(jax.random.fold_in(state.rng, LONGRUN_STREAM), step)
     k_start, k_chain = jax.random.split(key)
     x0 = self.starts_fn(lc.init, lc.num_chains)(state, hp, self.images, k_start)
-    return self._long_runner.run(k_chain, self.variables(state),
+    return self._long_runner.run(k_chain, self.eval_variables(state),
                                  (hp.step_size, hp.noise_std), x0, lc.num_steps)
 
   def temperature(self) -> float:
@@ -246,9 +254,13 @@ class Runner:
     dc = self.config.diagnostics
     key = jax.random.fold_in(jax.random.fold_in(state.rng, LANDSCAPE_STREAM), step)
     samples = self.draw_samples(state, hp, key, dc.kde_samples)
+    if self._kde_floor is None:
+      self._kde_floor = diagnostics.kde_floor(self.toy, dc.kde_samples, self.toy.plot_limit,
+                                              dc.landscape_res, dc.kde_bandwidth)
     return diagnostics.toy_landscape(self.toy.log_density, self.energy_fn(state),
                                      self.toy.plot_limit, self.temperature(), samples,
-                                     dc.landscape_res, dc.kde_bandwidth)
+                                     dc.landscape_res, dc.kde_bandwidth)._replace(
+                                         kl_kde_floor=self._kde_floor)
 
   # --- checkpoints
 

@@ -38,6 +38,7 @@ INIT_STREAM = 2 ** 32 - 1
 class TrainState:
   step: Array                 # int32 scalar: number of updates applied
   params: Any                 # the energy network's trainable parameters
+  ema_params: Any             # their moving average for samples and evaluation (None: ema off)
   model_state: Any            # other Flax collections (spectral-norm vectors), {} if none
   opt_state: Any              # Optax state (the learning rate in use is in its hyperparams)
   chain_store: Any            # PersistentBank | ReplayBuffer | None
@@ -118,7 +119,8 @@ class Components(NamedTuple):
 def make_components(config, images: np.ndarray | None, mesh=None) -> Components:
   module = models.get_model(config.model.name, n_f=config.model.n_f, leak=config.model.leak,
                             spectral_norm=config.model.spectral_norm,
-                            conv_impl=config.model.conv_impl)
+                            conv_impl=config.model.conv_impl,
+                            activation=config.model.activation)
   return Components(module, models.make_energy_fn(module, config.model.compute_dtype),
                     make_optimizer(config.optimizer), make_data_source(config, images), mesh)
 
@@ -196,6 +198,28 @@ def accept(config, update: EnergyUpdate, active, *others) -> Array:
   return ok
 
 
+def ema_decay(decay: float, step: Array) -> Array:
+  """The EMA's decay at ``step``: ``min(decay, (1 + t) / (10 + t))``, TensorFlow's
+  ``ExponentialMovingAverage(num_updates=t)`` ramp, so the average of a short run forgets the
+  random initialisation within tens of updates instead of ``1 / (1 - decay)``."""
+  t = step.astype(jnp.float32)
+  return jnp.minimum(jnp.float32(decay), (1 + t) / (10 + t))
+
+
+def applied(config, state, update: EnergyUpdate, model_state, ok: Array, **others):
+  """``state`` after ``update`` where ``ok``, else unchanged: step, parameters, their EMA,
+  spectral-norm state and optimizer state; ``others`` (e.g. the bank, already written only
+  where ``ok``) are set as given."""
+  ema = state.ema_params
+  if config.ema.decay:
+    ema = optax.incremental_update(update.params, ema,
+                                   1 - ema_decay(config.ema.decay, state.step))
+  changes = dict(params=update.params, ema_params=ema, model_state=model_state,
+                 opt_state=update.opt_state)
+  return state.replace(step=state.step + ok.astype(jnp.int32), **others,
+                       **{k: keep_if(ok, v, getattr(state, k)) for k, v in changes.items()})
+
+
 def step_metrics(update: EnergyUpdate, init, final, info, ok: Array) -> dict:
   return {
       "loss": update.loss, "d_s_t": update.aux.d_s_t,
@@ -237,7 +261,9 @@ class Objective:
     variables = models.init_variables(self.comps.module, k_params, example)
     params = variables.pop("params")
     start = self.chain_start(self.config.init.name)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
+    ema = jax.tree.map(jnp.copy, params) if self.config.ema.decay else None
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, ema_params=ema,
+                      model_state=variables,
                       opt_state=self.comps.optimizer.init(params),
                       chain_store=start.init_store(k_store, hp), rng=init_rng(hp),
                       recoveries=jnp.zeros((), jnp.int32))

@@ -112,13 +112,8 @@ class CoopNets(ml.MaximumLikelihood):
       z = self._explain_latents(g, k_latent, z, samples)
     generator, gen_loss = self._teach(g, z, samples)                                   # G2
     ok = base.accept(config, update, active, generator)
-    new_state = CoopNetsState(
-        step=state.step + ok.astype(jnp.int32),
-        params=base.keep_if(ok, update.params, state.params),
-        model_state=base.keep_if(ok, model_state, state.model_state),
-        opt_state=base.keep_if(ok, update.opt_state, state.opt_state),
-        chain_store=state.chain_store, rng=state.rng, recoveries=state.recoveries,
-        generator=base.keep_if(ok, generator, g))
+    new_state = base.applied(config, state, update, model_state, ok,
+                             generator=base.keep_if(ok, generator, g))
     recon = jnp.mean(jnp.sum(jnp.square((samples - starts).reshape(starts.shape[0], -1)), 1))
     metrics = {**base.step_metrics(update, init, final, info, ok), "gen_loss": gen_loss,
                "recon_loss": recon}

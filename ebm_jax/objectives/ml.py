@@ -10,7 +10,6 @@ the bank or buffer included.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from ebm_jax import models
 from ebm_jax.hparams import HParams
@@ -45,12 +44,7 @@ class MaximumLikelihood(base.Objective):
     ok = base.accept(config, update, active)
     # A rejected update leaves the bank or buffer exactly as it was: the last good state.
     chain_store = start.update(state.chain_store, ctx, samples, ok)
-    new_state = base.TrainState(
-        step=state.step + ok.astype(jnp.int32),
-        params=base.keep_if(ok, update.params, state.params),
-        model_state=base.keep_if(ok, model_state, state.model_state),
-        opt_state=base.keep_if(ok, update.opt_state, state.opt_state),
-        chain_store=chain_store, rng=state.rng, recoveries=state.recoveries)
+    new_state = base.applied(config, state, update, model_state, ok, chain_store=chain_store)
     return (base.constrain_state(new_state, comps.mesh),
             base.step_metrics(update, init, final, info, ok),
             {"data": x_data, "starts": starts, "samples": samples})
