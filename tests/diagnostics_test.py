@@ -81,3 +81,15 @@ def test_toy_kl_is_small_for_true_samples_and_large_for_one_mode(toy):
   flat = diagnostics.toy_landscape(density.log_density, lambda x: jnp.zeros(x.shape[0]),
                                    density.plot_limit, res=120)
   assert flat.kl_true_model > 0.5          # log(grid area) - entropy of the truth
+
+
+def test_kde_floor_is_what_exact_samples_score_and_shrinks_with_more_samples():
+  density = data.TOY_DENSITIES["rings"]()
+  floors = [diagnostics.kde_floor(density, n, density.plot_limit, res=100, kde_bandwidth=0.075)
+            for n in (500, 4000)]
+  samples = np.asarray(density.sample(jax.random.key(0), 4000))
+  direct = diagnostics.toy_landscape(density.log_density, lambda x: -density.log_density(x),
+                                     density.plot_limit, samples=samples, res=100,
+                                     kde_bandwidth=0.075)
+  np.testing.assert_allclose(floors[1], direct.kl_true_kde, rtol=1e-6)
+  assert 0 < floors[1] < floors[0]

@@ -201,3 +201,18 @@ def test_bfloat16_compute_keeps_float32_interfaces_and_close_energies(name):
   assert float(cos) > 0.99
   with pytest.raises(ValueError, match="model.compute_dtype: expected one of"):
     models.make_energy_fn(module, "float16")
+
+
+@pytest.mark.parametrize("name, shape", [("toy_mlp", (2,)), ("vanilla", (28, 28, 1)),
+                                         ("nonlocal", (28, 28, 1)), ("thesis", (32, 32, 3))])
+def test_silu_activation_keeps_the_parameters_and_changes_the_energy(name, shape):
+  x = jax.random.normal(jax.random.key(1), (4, *shape))
+  leaky = models.get_model(name, n_f=4)
+  silu = models.get_model(name, n_f=4, activation="silu")
+  variables = models.init_variables(leaky, jax.random.key(0), x)
+  chex.assert_trees_all_equal_shapes(variables, models.init_variables(silu, jax.random.key(0), x))
+  e_leaky, e_silu = leaky.apply(variables, x), silu.apply(variables, x)
+  chex.assert_shape(e_silu, (4,))
+  assert np.all(np.isfinite(e_silu)) and not np.allclose(e_leaky, e_silu)
+  with pytest.raises(ValueError, match="model.activation: expected one of"):
+    models.get_model(name, n_f=4, activation="relu6")
