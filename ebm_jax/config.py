@@ -34,6 +34,7 @@ def get_config():
   c = ml_collections.ConfigDict()
   c.seed = 0                          # PRNG seed of initialisation, data draws and chains
   c.num_train_steps = 2000            # parameter updates of the energy model
+  c.train_time_budget_s = 0.0         # also end the run after this much wall-clock (0 = none)
   c.batch_size = 100                  # data images and chains per update
   c.log_every_steps = 50              # metrics.jsonl row, image grids and plots every N steps
   c.checkpoint_every_steps = 500      # Orbax checkpoint every N steps (and at the end)
@@ -259,6 +260,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   unit = lambda v: 0 <= v < 1
   rules: list[tuple[str, Callable[[Any], bool], str]] = [
       ("num_train_steps", positive, "a positive int"),
+      ("train_time_budget_s", non_negative, "seconds >= 0 (0 = no wall-clock budget)"),
       ("batch_size", positive, "a positive int"),
       ("log_every_steps", positive, "a positive int"),
       ("checkpoint_every_steps", positive, "a positive int"),

@@ -310,10 +310,10 @@ def recover(runner, states, hp, model: Model, state, rejected: int, cause: str):
 
 
 def finish(runner, model: Model, state, hp) -> None:
-  """The end of a model that trained to ``num_train_steps``: its checkpoint, ``samples.npz``
-  and, when asked, their evaluation."""
+  """The end of a model that trained to ``num_train_steps`` (or its wall-clock budget): its
+  checkpoint, ``samples.npz`` and, when asked, their evaluation."""
   model.ckpt.save(int(state.step), state)
-  model.log(f"finished {model.config.num_train_steps} steps; checkpoint in "
+  model.log(f"finished {int(state.step)} steps; checkpoint in "
             f"{model.ckpt.directory}")
   if model.config.num_final_samples:
     path = write_samples(runner, state, hp, os.path.join(model.workdir, rundir.SAMPLES),
@@ -335,9 +335,30 @@ def _refuse_restart_over_history(run: Run) -> None:
         "train into a new --workdir to start fresh")
 
 
+def _budget_spent(run: Run) -> bool:
+  """Whether the run's metrics reached its ``train_time_budget_s`` (if it has one)."""
+  budget = run.config.train_time_budget_s
+  if not budget:
+    return False
+  rows, _ = reporting.read_metrics(os.path.join(run.workdir, rundir.METRICS))
+  return bool(rows) and rows[-1]["wall_time"] >= budget
+
+
 def _already_finished(runs: Sequence[Run], start: int) -> bool:
-  return start >= runs[0].config.num_train_steps and all(
+  return (start >= runs[0].config.num_train_steps or all(map(_budget_spent, runs))) and all(
       os.path.exists(os.path.join(r.workdir, rundir.SAMPLES)) for r in runs)
+
+
+def _at_end(model: Model) -> bool:
+  """A model ends at ``num_train_steps`` or once its wall-clock budget is spent."""
+  budget = model.config.train_time_budget_s
+  if model.step == model.config.num_train_steps:
+    return True
+  if budget and model.report.wall_time() >= budget:
+    model.log(f"step {model.step}: the wall-clock budget of {budget:g} s is spent; the run "
+              "ends here")
+    return True
+  return False
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -377,8 +398,9 @@ def train(runs: Sequence[Run], log: Callable[[str], None] | None = None,
   if start:
     log(f"resumed from checkpoint at step {start}")
   if _already_finished(runs, start):
-    log(f"run already finished at step {start} (num_train_steps={config.num_train_steps}); "
-        "nothing to do. Raise --config.num_train_steps to continue.")
+    log(f"run already finished at step {start} (num_train_steps={config.num_train_steps}, "
+        f"train_time_budget_s={config.train_time_budget_s:g}); nothing to do. Raise them to "
+        "continue.")
     for model in models:
       model.ckpt.close()
     return [Outcome("finished", start, None, 0.0, 0.0) for _ in runs], states
@@ -410,7 +432,6 @@ def train(runs: Sequence[Run], log: Callable[[str], None] | None = None,
 
   # Each model counts its own updates: one that recovers goes back to its last checkpoint and
   # trains on while the models that finished wait unchanged (masked out of the step).
-  last = config.num_train_steps
   try:
     active, flags = runner.all_active, [True] * len(models)
     while not all(m.ended is not None for m in models):
@@ -446,7 +467,7 @@ def train(runs: Sequence[Run], log: Callable[[str], None] | None = None,
           end(model, outcome)
           continue
         model.step += 1
-        tick = Tick(model.step, model.step == last, states, hp, metrics, batch_images)
+        tick = Tick(model.step, _at_end(model), states, hp, metrics, batch_images)
         for action in actions:
           action(tick, model, runner)
         if tick.final:

@@ -83,6 +83,10 @@ class RunReporter:
   def log(self, message: str) -> None:
     rundir.log_line(self.workdir, message)
 
+  def wall_time(self) -> float:
+    """Seconds the run has trained, resumed calls included (metrics' ``wall_time``)."""
+    return self.wall_offset + time.time() - self.t_start
+
   # --- resuming: what was logged after the checkpoint we resume from is replayed (exactly,
   # under the same settings), so the files continue from that step; the files as they were
   # are set aside whole under the step they ran until, never deleted.
@@ -134,7 +138,7 @@ class RunReporter:
         row[k] = float(np.mean([m[k] for m in self.window]))
     row["samples_per_sec"] = (self.config.batch_size * len(self.window)
                               / (time.perf_counter() - self.t_window))
-    row["wall_time"] = self.wall_offset + time.time() - self.t_start
+    row["wall_time"] = self.wall_time()
     return row
 
   def event(self, row: dict) -> None:
