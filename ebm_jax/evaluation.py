@@ -8,7 +8,7 @@ checksum of the training data. From its softmax and its penultimate features:
 * ``confident_fraction``: share of samples classified with probability >= 0.9;
 * ``class_entropy``: entropy (nats) of the histogram of predicted classes (log 10 = 2.303 is
   perfectly even coverage; mode collapse lowers it), and ``class_coverage``: classes predicted
-  for at least 1% of the samples;
+  for at least 1% of the samples; ``min_class_fraction``: the rarest predicted class's share;
 * ``inception_score``: ``exp(E_x KL(p(y|x) || p(y)))`` with this classifier (at most 10);
 * ``fid`` and ``kid``: Frechet distance and kernel inception distance (cubic polynomial kernel,
   unbiased, averaged over subsets) between the samples' and the test split's features.
@@ -214,6 +214,7 @@ def score_samples(model: FeatureModel, test: data_lib.ImageData, x: np.ndarray) 
       "confident_fraction": float(np.mean(probs.max(1) >= 0.9)),
       "class_entropy": float(0.0 - np.sum(hist[hist > 0] * np.log(hist[hist > 0]))),
       "class_coverage": int(np.sum(hist >= 0.01)),
+      "min_class_fraction": float(hist.min()),
       "inception_score": float(np.exp(kl.mean())),
       "fid": frechet_distance(feats, test_feats),
       "kid": kernel_distance(feats, test_feats),
