@@ -139,6 +139,7 @@ class Runner:
     self._samplers: dict[str, Callable] = {}
     self._start_fns: dict[tuple[str, int], Callable] = {}
     self._long_runner = None
+    self._chains = None
     self._kde_floor = None      # KL(true || KDE) of exact toy samples: one per run
 
   # --- the stacked models
@@ -212,20 +213,43 @@ class Runner:
       self._samplers[init_name] = jax.jit(sample)
     return self._samplers[init_name]
 
+  def _chains_from(self) -> Callable:
+    """Jitted ``chains(state, hp, starts, key)``: the training sampler's K steps from given
+    starts (evaluation weights)."""
+    if self._chains is None:
+      config, comps = self.config, self.comps
+
+      def chains(state, hp, starts, key):
+        final, *_ = base.run_sampler(config, comps, hp, self.eval_variables(state), key, starts)
+        return final.position
+
+      self._chains = jax.jit(chains)
+    return self._chains
+
   def draw_samples(self, state, hp: HParams, key: Array, n: int) -> np.ndarray:
-    """``n`` samples of the model in ``state`` with the training sampler and init, in batches."""
-    sample = self.sample_fn()
-    chunks = [parallel.fetch(sample(state, hp, self.images, jax.random.fold_in(key, i))[1])
-              .astype(np.float32) for i in range(-(-n // self.config.batch_size))]
+    """``n`` samples of the model in ``state``: the training sampler from the training init, in
+    batches. With a bank or buffer of at least ``n`` chains, ``n`` distinct chains of it (a
+    random subset, whole batches) are continued, so no sample is another's duplicate; a
+    buffer's starts are its chains, without noise restarts."""
+    b, store = self.config.batch_size, state.chain_store
+    batches = range(-(-n // b))
+    if store is not None and store.samples.shape[0] >= len(batches) * b:
+      chains = self._chains_from()
+      k_rows, key = jax.random.split(key)
+      rows = np.asarray(jax.random.permutation(k_rows, store.samples.shape[0]))
+      chunks = [chains(state, hp, store.samples[rows[i * b:(i + 1) * b]].astype(jnp.float32),
+                       jax.random.fold_in(key, i)) for i in batches]
+    else:
+      sample = self.sample_fn()
+      chunks = [sample(state, hp, self.images, jax.random.fold_in(key, i))[1] for i in batches]
+    chunks = [parallel.fetch(x).astype(np.float32) for x in chunks]
     return (np.concatenate(chunks)[:n] if chunks
             else np.zeros((0, *self.comps.data.sample_shape), np.float32))
 
   def final_samples(self, state, hp: HParams) -> np.ndarray:
     """``samples.npz``: ``num_final_samples`` chains of the training sampler (K steps, the
-    evaluation weights) from the training init; a replay buffer's starts are its chains, not
-    rejuvenated with noise (reinit probability 0), so no sample is a fresh K-step chain."""
+    evaluation weights) from the training init (distinct chains of a bank or buffer)."""
     key = jax.random.fold_in(jax.random.fold_in(state.rng, FINAL_SAMPLES_STREAM), state.step)
-    hp = hp.replace(reinit_prob=jnp.zeros_like(hp.reinit_prob))
     return self.draw_samples(state, hp, key, self.config.num_final_samples)
 
   def long_run(self, state, hp: HParams, step: int) -> sampling.LongRun:

@@ -3,6 +3,7 @@
 import chex
 import jax
 import numpy as np
+import pytest
 
 from ebm_jax import runner
 from testutil import tiny_toy_config
@@ -18,10 +19,26 @@ def test_repeated_samples_long_runs_and_landscapes_compile_once():
     run.final_samples(state, hp1)
     run.long_run(state, hp1, step)
     run.landscape(state, hp1, step)
-  assert run.sample_fn()._cache_size() == 1
+  assert run._chains_from()._cache_size() == 1     # samples continue distinct bank chains
   assert run.starts_fn("persistent", 16)._cache_size() == 1
   assert run._long_runner.chunk._cache_size() == 1 and run._long_runner.init._cache_size() == 1
   assert run._energy._cache_size() == 1
+
+
+@pytest.mark.parametrize("init", ["persistent", "replay"])
+def test_samples_of_a_store_continue_distinct_chains_of_it(init):
+  # A sampler that does not move (no noise, a vanishing step): the samples are the starts.
+  config = tiny_toy_config(**{"init.name": init, "sampler.noise_std": 0.0,
+                              "sampler.step_size": 1e-30, "init.reinit_prob": 0.5})
+  run = runner.Runner(config, None)
+  hp = run.hparams([config])
+  state, hp1 = runner.unstack(run.init(hp), 0), runner.unstack(hp, 0)
+  x = run.draw_samples(state, hp1, jax.random.key(0), 64)        # the whole bank of 64
+  bank = np.asarray(state.chain_store.samples)
+  np.testing.assert_allclose(np.sort(x, axis=0), np.sort(bank, axis=0), atol=1e-6)
+  assert len(np.unique(x, axis=0)) == 64                          # no duplicates, no restarts
+  # Asking for more than the store holds: independent batches of the training init.
+  chex.assert_shape(run.draw_samples(state, hp1, jax.random.key(0), 80), (80, 2))
 
 
 def test_a_group_steps_every_model_with_its_own_hyper_parameters():
