@@ -214,7 +214,7 @@ def write_samples(runner, state, hp, path: str, log) -> str:
   x = runner.final_samples(state, hp)
   rundir.set_aside(path, f"before_step_{int(state.step)}")
   rundir.write_npz(path, x=x)
-  log(f"wrote {x.shape[0]} samples to {path}")
+  log(f"wrote {x.shape[0]} samples to {path}: {runner.sampling_protocol(x.shape[0])}")
   return path
 
 

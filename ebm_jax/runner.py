@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ebm_jax import chain_starts
 from ebm_jax import checkpointing
 from ebm_jax import config as config_lib
 from ebm_jax import data as data_lib
@@ -245,6 +246,20 @@ class Runner:
     chunks = [parallel.fetch(x).astype(np.float32) for x in chunks]
     return (np.concatenate(chunks)[:n] if chunks
             else np.zeros((0, *self.comps.data.sample_shape), np.float32))
+
+  def sampling_protocol(self, n: int) -> str:
+    """How :meth:`draw_samples` makes ``n`` samples, in words (logged beside them)."""
+    c = self.config
+    sc, init = c.sampler, c.init.name
+    whole_batches = -(-n // c.batch_size) * c.batch_size
+    if chain_starts.STARTS[init].has_store and c.init.bank_size >= whole_batches:
+      store = "bank" if init == "persistent" else "buffer"
+      start = f"{n} distinct chains of the {init} {store}"
+    else:
+      start = f"{n} chains from {init} starts"
+    weights = f"EMA weights (decay {c.ema.decay:g})" if c.ema.decay else "raw weights"
+    return (f"{start}, continued K = {sc.num_steps} {sc.name} steps (step {sc.step_size:g}, "
+            f"noise {samplers.effective_noise_std(sc):g}) with the {weights}")
 
   def final_samples(self, state, hp: HParams) -> np.ndarray:
     """``samples.npz``: ``num_final_samples`` chains of the training sampler (K steps, the

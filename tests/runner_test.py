@@ -37,8 +37,11 @@ def test_samples_of_a_store_continue_distinct_chains_of_it(init):
   bank = np.asarray(state.chain_store.samples)
   np.testing.assert_allclose(np.sort(x, axis=0), np.sort(bank, axis=0), atol=1e-6)
   assert len(np.unique(x, axis=0)) == 64                          # no duplicates, no restarts
+  assert run.sampling_protocol(64).startswith(f"64 distinct chains of the {init}")
+  assert run.sampling_protocol(64).endswith("with the raw weights")
   # Asking for more than the store holds: independent batches of the training init.
   chex.assert_shape(run.draw_samples(state, hp1, jax.random.key(0), 80), (80, 2))
+  assert run.sampling_protocol(80).startswith(f"80 chains from {init} starts")
 
 
 def test_a_group_steps_every_model_with_its_own_hyper_parameters():
