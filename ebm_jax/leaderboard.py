@@ -134,6 +134,12 @@ class Curve:
   wall_time: np.ndarray     # s of training (outputs included) at each measurement
   quality: dict             # metric -> array
   meets: np.ndarray         # bool: the task's target holds at that measurement
+  devices: int = 1          # CPU devices (cores) the run used
+
+
+def _devices(workdir: str) -> int:
+  config = rundir.read_json(os.path.join(workdir, "config.json")) or {}
+  return int(config.get("parallel", {}).get("cpu_devices", 0) or 1)
 
 
 def _metrics(workdir: str) -> list[dict]:
@@ -148,7 +154,7 @@ def toy_curve(workdir: str, entry: Entry) -> Curve:
   return Curve(entry, np.array([r["step"] for r in rows]), np.array([r["wall_time"] for r in rows]),
                {"kl_true_kde": kl, "kl_kde_floor": floor,
                 "kl_true_model": np.array([r["kl_true_model"] for r in rows])},
-               kl <= floor + TOY_MARGIN)
+               kl <= floor + TOY_MARGIN, _devices(workdir))
 
 
 def image_curve(workdir: str, entry: Entry, real_fid: float) -> Curve:
@@ -160,7 +166,7 @@ def image_curve(workdir: str, entry: Entry, real_fid: float) -> Curve:
   return Curve(entry, get("step").astype(int), np.array([times[r["step"]] for r in records]),
                {"fid": fid, "confident_fraction": conf, "min_class_fraction": low},
                (conf >= IMAGE_CONFIDENT) & (low >= IMAGE_CLASS_MIN)
-               & (fid <= IMAGE_FID_RATIO * real_fid))
+               & (fid <= IMAGE_FID_RATIO * real_fid), _devices(workdir))
 
 
 def first_time(curve: Curve) -> float | None:
@@ -195,9 +201,9 @@ def task_section(task: str, curves: list[Curve], budget_s: float, target: str,
   lines = [f"## {task}", "", f"Target: {target}. Budget {budget_s / 60:g} min of wall-clock per "
            f"entry; quality measured every {EVAL_EVERY[task]} updates.", "",
            f"![{task} curves]({figure})", "",
-           "| entry | family | recipe (scaled) | updates | time to target | final "
+           "| entry | family | recipe (scaled) | cores | updates | time to target | final "
            + ("KL(true‖KDE) (floor)" if task != "mnist" else "FID / confident / min class")
-           + " |", "|---|---|---|---|---|---|"]
+           + " |", "|---|---|---|---|---|---|---|"]
   for c in sorted(curves, key=lambda c: (first_time(c) is None, first_time(c) or 0,
                                          c.quality[quality][-1] if len(c.updates) else 1e9)):
     t = first_time(c)
@@ -208,7 +214,7 @@ def task_section(task: str, curves: list[Curve], budget_s: float, target: str,
                f"{c.quality['min_class_fraction'][-1]:.3f}")
     else:
       final = f"{c.quality['kl_true_kde'][-1]:.4f} ({c.quality['kl_kde_floor'][-1]:.4f})"
-    lines.append(f"| {c.entry.name} | {c.entry.family} | {_describe(c.entry)} | "
+    lines.append(f"| {c.entry.name} | {c.entry.family} | {_describe(c.entry)} | {c.devices} | "
                  f"{c.updates[-1] if len(c.updates) else 0} | "
                  f"{'%.0f s' % t if t is not None else 'not reached'} | {final} |")
   return "\n".join(lines) + "\n"
@@ -252,9 +258,11 @@ def real_image_fid(dataset: str, image_size: int) -> float:
 
 
 def run(tasks, workdir: str, out: str = "docs/leaderboard.md", figures: str = "docs/figures",
-        entries=None, budget_scale: float = 1.0, log: Callable[[str], None] = print) -> str:
-  """Trains the entries of ``tasks`` that ``workdir`` does not hold yet, then writes the
-  report ``out`` (every task with runs in ``workdir``) and its figures."""
+        entries=None, budget_scale: float = 1.0, jobs: int = 1,
+        log: Callable[[str], None] = print) -> str:
+  """Trains the entries of ``tasks`` that ``workdir`` does not hold yet (``jobs`` at a time),
+  then writes the report ``out`` (every task with runs in ``workdir``) and its figures."""
+  pending = []
   for task in tasks:
     if task not in ENTRIES:
       raise ValueError(f"--tasks: unknown task {task!r}; expected some of {tuple(ENTRIES)}")
@@ -264,14 +272,22 @@ def run(tasks, workdir: str, out: str = "docs/leaderboard.md", figures: str = "d
       budget = BUDGETS[task] * budget_scale
       entry_config(task, entry, budget)       # a bad entry fails here, before any training
       command = train_command(task, entry, budget, os.path.join(workdir, task, entry.name))
-      log(f"leaderboard {task}/{entry.name}: {' '.join(command[1:])}")
-      if subprocess.run(command).returncode:
-        log(f"leaderboard {task}/{entry.name}: train.py failed (see its log.txt); reported as "
-            "far as it got")
+      if jobs > 1:      # entries side by side: one CPU device (core) each
+        command.append("--config.parallel.cpu_devices=1")
+      pending.append((f"{task}/{entry.name}", command))
+  running = []
+  while pending or running:
+    while pending and len(running) < jobs:
+      name, command = pending.pop(0)
+      log(f"leaderboard {name}: {' '.join(command[1:])}")
+      running.append((name, subprocess.Popen(command, stdout=subprocess.DEVNULL)))
+    name, process = running.pop(0)
+    if process.wait():
+      log(f"leaderboard {name}: train.py failed (see its log.txt); reported as far as it got")
   sections = [f"# The recipe leaderboard\n\nQuality against wall-clock for each recipe family, "
-              f"on {machine()}, one run at a time, outputs (evaluation included) counted in the "
-              f"time. Regenerate: `python -m ebm_jax.leaderboard --workdir={workdir}` "
-              f"(entries already trained there are read, not retrained).\n"]
+              f"on {machine()}; outputs (evaluation included) count in the time. Regenerate: "
+              f"`python -m ebm_jax.leaderboard --workdir={workdir}` (entries already trained "
+              "there are read, not retrained; `--jobs=2` trains two at a time, one core each).\n"]
   for task in ENTRIES:
     present = [e for e in ENTRIES[task] if os.path.exists(os.path.join(workdir, task, e.name,
                                                                        rundir.METRICS))]
@@ -303,7 +319,7 @@ def main(argv) -> None:
   from absl import flags
   f = flags.FLAGS
   text = run([t for t in f.tasks.split(",") if t], f.workdir, f.out, f.figures,
-             [e for e in f.entries.split(",") if e], f.budget_scale)
+             [e for e in f.entries.split(",") if e], f.budget_scale, f.jobs)
   print(text)
 
 
@@ -316,5 +332,6 @@ if __name__ == "__main__":
   flags.DEFINE_string("figures", "docs/figures", "Where the curve figures go.")
   flags.DEFINE_string("entries", "", "Only these entries (comma-separated names).")
   flags.DEFINE_float("budget_scale", 1.0, "Multiplies every task's wall-clock budget.")
+  flags.DEFINE_integer("jobs", 1, "Entries trained at once (> 1: one CPU device each).")
   from ebm_jax import cli
   app.run(lambda argv: cli.call(main, argv))

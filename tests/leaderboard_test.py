@@ -61,18 +61,21 @@ def test_image_target_needs_all_three_criteria(tmp_path):
   assert leaderboard.first_time(unreached) is None
 
 
-def test_a_tiny_leaderboard_trains_its_entry_once_and_reports_it(tmp_path, monkeypatch):
+def test_a_tiny_leaderboard_trains_its_entries_once_two_at_a_time_and_reports_them(tmp_path, monkeypatch):
   tiny = leaderboard.Entry("tiny", "configs/toy_gmm.py",
                            {"model.n_f": 8, "sampler.num_steps": 5, "init.bank_size": 64,
                             "batch_size": 16}, "test")
-  monkeypatch.setattr(leaderboard, "ENTRIES", {"gmm": [tiny]})
+  other = leaderboard.Entry("other", tiny.recipe, {**tiny.overrides, "sampler.num_steps": 2},
+                            "test")
+  monkeypatch.setattr(leaderboard, "ENTRIES", {"gmm": [tiny, other]})
   monkeypatch.setattr(leaderboard, "BUDGETS", {"gmm": 4.0})
   monkeypatch.setattr(leaderboard, "EVAL_EVERY", {"gmm": 20})
   monkeypatch.setattr(leaderboard, "TOY_KDE_SAMPLES", 200)
   out, figures = str(tmp_path / "leaderboard.md"), str(tmp_path / "figures")
-  text = leaderboard.run(["gmm"], str(tmp_path / "runs"), out, figures, log=lambda m: None)
-  assert "| tiny | test |" in text and os.path.exists(os.path.join(figures,
-                                                                    "leaderboard_gmm.png"))
+  text = leaderboard.run(["gmm"], str(tmp_path / "runs"), out, figures, jobs=2,
+                         log=lambda m: None)
+  assert "| tiny | test |" in text and "| other | test |" in text
+  assert os.path.exists(os.path.join(figures, "leaderboard_gmm.png"))
   rows = [json.loads(line) for line in open(tmp_path / "runs" / "gmm" / "tiny" / "metrics.jsonl")]
   assert rows[-1]["wall_time"] >= 4.0 and rows[-1]["kl_true_kde"] is not None
   # Again: the spent budget trains nothing, the report is the same run's.
