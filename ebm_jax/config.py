@@ -42,6 +42,8 @@ def get_config():
   c.divergence_threshold = 0.0        # stop when |loss| exceeds this (0 = only non-finite; thesis 1e11)
   c.checkpoint_dir = ""               # "" = <workdir>/checkpoints; or e.g. gs://bucket/run/checkpoints
   c.num_final_samples = 1000          # samples written to samples.npz at the end
+  c.final_num_steps = 0               # K of the chains that make samples.npz, evaluations and
+                                      # toy KDEs (0 = the training K)
   c.num_grid_images = 64              # images per PNG grid
 
   c.ema = ml_collections.ConfigDict()
@@ -266,6 +268,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("checkpoint_every_steps", positive, "a positive int"),
       ("keep_checkpoints", positive, "a positive int"),
       ("num_final_samples", non_negative, "a non-negative int"),
+      ("final_num_steps", non_negative, "an int >= 0 (0 = the training sampler's K)"),
       ("num_grid_images", positive, "a positive int"),
       ("ema.decay", unit, "a decay in [0, 1) (0 = no EMA)"),
       ("data.name", lambda v: v in data_lib.DATASET_NAMES, f"one of {data_lib.DATASET_NAMES}"),

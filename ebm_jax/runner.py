@@ -142,6 +142,11 @@ class Runner:
     self._long_runner = None
     self._chains = None
     self._kde_floor = None      # KL(true || KDE) of exact toy samples: one per run
+    # The config the chains of samples.npz / evaluations run under (their own K).
+    self.final_config = config
+    if config.final_num_steps:
+      self.final_config = config.copy_and_resolve_references()
+      self.final_config.sampler.num_steps = config.final_num_steps
 
   # --- the stacked models
 
@@ -196,14 +201,14 @@ class Runner:
       self._start_fns[init_name, n] = jax.jit(self._starts(init_name, n))
     return self._start_fns[init_name, n]
 
-  def sample_fn(self, init_name: str | None = None) -> Callable:
+  def sample_fn(self, init_name: str | None = None, final: bool = False) -> Callable:
     """Jitted ``sample(state, hp, images, key) -> (starts, samples)``: one batch of the
     training sampler from ``init_name`` (default: the training init), reading but never
-    writing the bank."""
+    writing the bank; with ``final``, chains of ``final_num_steps``."""
     init_name = init_name or self.config.init.name
-    if init_name not in self._samplers:
+    if (init_name, final) not in self._samplers:
       draw_starts = self._starts(init_name, self.config.batch_size)
-      config, comps = self.config, self.comps
+      config, comps = (self.final_config if final else self.config), self.comps
 
       def sample(state, hp, images, key):
         k_start, k_chain = jax.random.split(key)
@@ -211,14 +216,14 @@ class Runner:
         final, *_ = base.run_sampler(config, comps, hp, self.eval_variables(state), k_chain, starts)
         return starts, final.position
 
-      self._samplers[init_name] = jax.jit(sample)
-    return self._samplers[init_name]
+      self._samplers[init_name, final] = jax.jit(sample)
+    return self._samplers[init_name, final]
 
   def _chains_from(self) -> Callable:
     """Jitted ``chains(state, hp, starts, key)``: the training sampler's K steps from given
     starts (evaluation weights)."""
     if self._chains is None:
-      config, comps = self.config, self.comps
+      config, comps = self.final_config, self.comps
 
       def chains(state, hp, starts, key):
         final, *_ = base.run_sampler(config, comps, hp, self.eval_variables(state), key, starts)
@@ -241,7 +246,7 @@ class Runner:
       chunks = [chains(state, hp, store.samples[rows[i * b:(i + 1) * b]].astype(jnp.float32),
                        jax.random.fold_in(key, i)) for i in batches]
     else:
-      sample = self.sample_fn()
+      sample = self.sample_fn(final=True)
       chunks = [sample(state, hp, self.images, jax.random.fold_in(key, i))[1] for i in batches]
     chunks = [parallel.fetch(x).astype(np.float32) for x in chunks]
     return (np.concatenate(chunks)[:n] if chunks
@@ -258,7 +263,8 @@ class Runner:
     else:
       start = f"{n} chains from {init} starts"
     weights = f"EMA weights (decay {c.ema.decay:g})" if c.ema.decay else "raw weights"
-    return (f"{start}, continued K = {sc.num_steps} {sc.name} steps (step {sc.step_size:g}, "
+    k = self.final_config.sampler.num_steps
+    return (f"{start}, continued K = {k} {sc.name} steps (step {sc.step_size:g}, "
             f"noise {samplers.effective_noise_std(sc):g}) with the {weights}")
 
   def final_samples(self, state, hp: HParams) -> np.ndarray:

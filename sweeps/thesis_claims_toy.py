@@ -30,6 +30,12 @@ def get_sweep(variant=None):
       "diagnostics.landscape_every_steps": 0,   # landscape and KL at the end only
       "diagnostics.figures_every_secs": 10**9,   # per-cell figures at the end only
       "num_final_samples": 2000,
+      # The settings the committed report (docs/study/toy) ran with, before the toy recipes
+      # gained an EMA, a 10,000-sample KDE and (rings) n_f 64 and bandwidth 0.075.
+      "diagnostics.kde_samples": 2000,
+      "diagnostics.kde_bandwidth": 0.1,
+      "ema.decay": 0.0,
+      "model.n_f": 32,
   }
   return Sweep(
       grids=[Grid("gmm", AXES, base="configs/toy_gmm.py", fixed=fixed),

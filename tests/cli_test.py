@@ -11,7 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--config.num_train_steps=4", "--config.sampler.num_steps=3",
         "--config.log_every_steps=2", "--config.checkpoint_every_steps=2",
         "--config.num_final_samples=10", "--config.init.bank_size=200",
-        "--config.batch_size=16", "--config.model.n_f=8"]
+        "--config.batch_size=16", "--config.model.n_f=8", "--config.diagnostics.kde_samples=50"]
 
 
 def run(args, cwd=ROOT, env=None, code=None):

@@ -61,7 +61,8 @@ def test_image_target_needs_all_three_criteria(tmp_path):
   assert leaderboard.first_time(unreached) is None
 
 
-def test_a_tiny_leaderboard_trains_its_entries_once_two_at_a_time_and_reports_them(tmp_path, monkeypatch):
+def test_a_tiny_leaderboard_trains_two_entries_at_a_time_once_and_reports_them(tmp_path,
+                                                                             monkeypatch):
   tiny = leaderboard.Entry("tiny", "configs/toy_gmm.py",
                            {"model.n_f": 8, "sampler.num_steps": 5, "init.bank_size": 64,
                             "batch_size": 16}, "test")

@@ -69,3 +69,21 @@ def test_more_devices_than_exist_is_a_one_line_error():
   with pytest.raises(config.ConfigError, match=r"config.parallel.num_devices: \d+ requested "
                                                r"but only \d+ devices exist"):
     runner.Runner(c, None)
+
+
+def test_final_num_steps_sets_the_chains_of_samples_only():
+  def samples(**overrides):
+    config = tiny_toy_config(**{"init.name": "uniform", **overrides})
+    run = runner.Runner(config, None)
+    hp = run.hparams([config])
+    state = runner.unstack(run.init(hp), 0)
+    x = run.draw_samples(state, runner.unstack(hp, 0), jax.random.key(3), 32)
+    return run, x
+
+  run0, default = samples()
+  _, same = samples(final_num_steps=5)                  # the training K of tiny_toy_config
+  run7, longer = samples(final_num_steps=40)
+  np.testing.assert_array_equal(default, same)
+  assert not np.allclose(default, longer)
+  assert "K = 5 " in run0.sampling_protocol(32) and "K = 40 " in run7.sampling_protocol(32)
+  assert run7.config.sampler.num_steps == 5             # training chains keep their K
