@@ -42,6 +42,10 @@ def get_config(variant=None):
     c.init.reinit_prob = 0.01
     c.optimizer.name = "adam"
     c.optimizer.learning_rate = 2e-3
+    # Annealed 10x over 4,000 updates: at a constant 2e-3 the quality stopped improving after
+    # 1,500 updates and swung (FID 7.5 -> 16.9 between 3,000 and 3,500 updates).
+    c.optimizer.lr_decay = 0.1 ** (1 / 4000)
+    c.optimizer.lr_min = 2e-4
     c.optimizer.beta1 = 0.5
     c.ema.decay = 0.995
     # Chains of 60 steps for samples.npz and evaluations: at 1,200 updates 20 -> 60 steps took
@@ -50,7 +54,7 @@ def get_config(variant=None):
     c.batch_size = 64
     c.num_train_steps = 4500
     c.train_time_budget_s = 1020.0
-    c.eval.every_steps = 500
+    c.eval.every_steps = 1000        # about 30 s each
     c.parallel.cpu_devices = 2      # on a CPU: two single-threaded devices, the batch split
     c.eval.at_end = True            # FID / KID / IS / coverage of samples.npz into eval.json
     c.log_every_steps = 50
