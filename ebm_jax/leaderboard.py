@@ -86,7 +86,7 @@ ENTRIES: dict[str, list[Entry]] = {
 
 # Wall-clock budget of each entry (s), and how often its quality is measured (updates).
 BUDGETS = {"gmm": 120.0, "rings": 120.0, "mnist": 1200.0}
-EVAL_EVERY = {"gmm": 500, "rings": 500, "mnist": 300}
+EVAL_EVERY = {"gmm": 500, "rings": 500, "mnist": 250}
 TOY_KDE_SAMPLES = 10000
 TOY_MARGIN = 0.02                  # nats above the KDE floor
 IMAGE_CONFIDENT, IMAGE_CLASS_MIN, IMAGE_FID_RATIO = 0.9, 0.05, 3.0
