@@ -32,7 +32,7 @@ from ebm_jax import rundir
 # Settings every image entry shares, so entries differ in their family's choices (init,
 # sampler, K, objective, optimizer), not in the network: the default recipe's network at 28x28.
 IMAGE_SCALE = {"data.image_size": 28, "model.name": "vanilla", "model.n_f": 16,
-               "batch_size": 64, "parallel.cpu_devices": 2}
+               "batch_size": 64}
 TOY_SCALE = {"sampler.num_steps": 100}
 
 
@@ -135,11 +135,14 @@ class Curve:
   quality: dict             # metric -> array
   meets: np.ndarray         # bool: the task's target holds at that measurement
   devices: int = 1          # CPU devices (cores) the run used
+  budget_s: float = 0.0     # its train_time_budget_s
 
 
-def _devices(workdir: str) -> int:
+def _run_facts(workdir: str) -> tuple[int, float]:
+  """(CPU devices, wall-clock budget) of a run, from its config.json."""
   config = rundir.read_json(os.path.join(workdir, "config.json")) or {}
-  return int(config.get("parallel", {}).get("cpu_devices", 0) or 1)
+  return (int(config.get("parallel", {}).get("cpu_devices", 0) or 1),
+          float(config.get("train_time_budget_s", 0.0)))
 
 
 def _metrics(workdir: str) -> list[dict]:
@@ -154,7 +157,7 @@ def toy_curve(workdir: str, entry: Entry) -> Curve:
   return Curve(entry, np.array([r["step"] for r in rows]), np.array([r["wall_time"] for r in rows]),
                {"kl_true_kde": kl, "kl_kde_floor": floor,
                 "kl_true_model": np.array([r["kl_true_model"] for r in rows])},
-               kl <= floor + TOY_MARGIN, _devices(workdir))
+               kl <= floor + TOY_MARGIN, *_run_facts(workdir))
 
 
 def image_curve(workdir: str, entry: Entry, real_fid: float) -> Curve:
@@ -166,7 +169,7 @@ def image_curve(workdir: str, entry: Entry, real_fid: float) -> Curve:
   return Curve(entry, get("step").astype(int), np.array([times[r["step"]] for r in records]),
                {"fid": fid, "confident_fraction": conf, "min_class_fraction": low},
                (conf >= IMAGE_CONFIDENT) & (low >= IMAGE_CLASS_MIN)
-               & (fid <= IMAGE_FID_RATIO * real_fid), _devices(workdir))
+               & (fid <= IMAGE_FID_RATIO * real_fid), *_run_facts(workdir))
 
 
 def first_time(curve: Curve) -> float | None:
@@ -195,9 +198,9 @@ def _describe(entry: Entry) -> str:
   return f"`{entry.recipe}`" + (f" with {over}" if over else "")
 
 
-def task_section(task: str, curves: list[Curve], budget_s: float, target: str,
-                 figure: str) -> str:
+def task_section(task: str, curves: list[Curve], target: str, figure: str) -> str:
   quality = "kl_true_kde" if task != "mnist" else "fid"
+  budget_s = max(c.budget_s for c in curves)
   lines = [f"## {task}", "", f"Target: {target}. Budget {budget_s / 60:g} min of wall-clock per "
            f"entry; quality measured every {EVAL_EVERY[task]} updates.", "",
            f"![{task} curves]({figure})", "",
@@ -293,7 +296,6 @@ def run(tasks, workdir: str, out: str = "docs/leaderboard.md", figures: str = "d
                                                                        rundir.METRICS))]
     if not present:
       continue
-    budget = BUDGETS[task] * budget_scale
     if task == "mnist":
       real = real_image_fid("mnist", 28)
       curves = [image_curve(os.path.join(workdir, task, e.name), e, real) for e in present]
@@ -307,7 +309,7 @@ def run(tasks, workdir: str, out: str = "docs/leaderboard.md", figures: str = "d
                 "the KDE floor (the same KL for as many exact samples)")
     figure = os.path.join(figures, f"leaderboard_{task}.png")
     plot_curves(figure, task, curves, real)
-    sections.append(task_section(task, curves, budget, target,
+    sections.append(task_section(task, curves, target,
                                  os.path.relpath(figure, os.path.dirname(out) or ".")))
   text = "\n".join(sections)
   rundir.write_text(out, text)
