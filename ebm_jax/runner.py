@@ -220,8 +220,8 @@ class Runner:
     return self._samplers[init_name, final]
 
   def _chains_from(self) -> Callable:
-    """Jitted ``chains(state, hp, starts, key)``: the training sampler's K steps from given
-    starts (evaluation weights)."""
+    """Jitted ``chains(state, hp, starts, key)``: the training sampler's ``final_num_steps``
+    (else K) steps from given starts (evaluation weights)."""
     if self._chains is None:
       config, comps = self.final_config, self.comps
 
@@ -234,8 +234,8 @@ class Runner:
 
   def draw_samples(self, state, hp: HParams, key: Array, n: int) -> np.ndarray:
     """``n`` samples of the model in ``state``: the training sampler from the training init, in
-    batches. With a bank or buffer of at least ``n`` chains, ``n`` distinct chains of it (a
-    random subset, whole batches) are continued, so no sample is another's duplicate; a
+    batches. With a bank or buffer holding the whole batches, ``n`` distinct chains of it (a
+    random subset) are continued, so no sample is another's duplicate; a
     buffer's starts are its chains, without noise restarts."""
     b, store = self.config.batch_size, state.chain_store
     batches = range(-(-n // b))
