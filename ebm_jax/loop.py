@@ -36,6 +36,7 @@ from ebm_jax import parallel
 from ebm_jax import reporting
 from ebm_jax import rundir
 from ebm_jax import runner as runner_lib
+from ebm_jax import writers
 
 
 class TrainingDiverged(RuntimeError):
@@ -224,6 +225,7 @@ def evaluate(model: Model, path: str, step: int) -> None:
     return
   from ebm_jax import evaluation   # lazy: trains the classifier on first use
   record = evaluation.evaluate_run(model.workdir, path, log=model.log, step=step)
+  model.report.scalars(step, {f"{writers.EVAL_NAMESPACE}/{k}": v for k, v in record.items()})
   model.log(f"step {step}: eval " + ", ".join(
       f"{k} {record[k]:.4g}" for k in ("fid", "kid", "inception_score", "class_entropy",
                                        "confident_fraction")))
@@ -300,9 +302,10 @@ def recover(runner, states, hp, model: Model, state, rejected: int, cause: str):
   new = back.replace(rng=jax.random.fold_in(back.rng, RECOVERY_STREAM - k),
                      recoveries=jnp.asarray(k, jnp.int32))
   model.step = int(new.step)
+  model.report.close()
   model.report = reporting.RunReporter(model.config, model.workdir, model.step, runner.toy)
-  model.report.event({"step": model.step, "event": "recovery", "recovery": k,
-                      "rejected_step": rejected, "cause": cause, "lr_scale": rc.lr_factor ** k})
+  model.report.event(model.step, {"event": "recovery", "recovery": k, "rejected_step": rejected,
+                                  "cause": cause, "lr_scale": rc.lr_factor ** k})
   model.log(f"step {rejected}: update rejected ({cause}); recovery {k}/{rc.max_retries}: back "
             f"to step {model.step} with new chain keys and the learning rate "
             f"x{rc.lr_factor ** k:g}")
@@ -479,6 +482,9 @@ def train(runs: Sequence[Run], log: Callable[[str], None] | None = None,
       t_outputs += time.perf_counter() - t_step
   finally:
     bar.close()
+    for model in models:
+      if model.report is not None:
+        model.report.close()
   for model in models:
     model.ckpt.close()
   log(f"{len(models)} model(s): {done} updates at {speed():.2f} updates/s (compilation and "

@@ -39,11 +39,19 @@ def image_grid(x: np.ndarray, num: int | None = None, pad: int = 2) -> np.ndarra
   return grid[..., 0] if c == 1 else grid
 
 
+def scaled_image_grid(x: np.ndarray, num: int | None = None, scale: int = 2) -> np.ndarray:
+  """:func:`image_grid` enlarged ``scale`` times (nearest neighbour), as the PNG grids show it."""
+  grid = image_grid(x, num)
+  return grid.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else grid
+
+
+def save_array_image(path: str, image: np.ndarray) -> None:
+  """A uint8 (H, W) or (H, W, 3) array as a PNG."""
+  _atomic_save(Image.fromarray(np.asarray(image)), path)
+
+
 def save_image_grid(path: str, x: np.ndarray, num: int | None = None, scale: int = 2) -> None:
-  grid = Image.fromarray(image_grid(x, num))
-  if scale > 1:
-    grid = grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)
-  _atomic_save(grid, path)
+  save_array_image(path, scaled_image_grid(x, num, scale))
 
 
 def points_image(points: np.ndarray, limit: float, size: int = 256) -> np.ndarray:
@@ -63,8 +71,9 @@ def points_image(points: np.ndarray, limit: float, size: int = 256) -> np.ndarra
   return canvas
 
 
-def save_points(path: str, points: dict, limit: float, title: str = "") -> None:
-  """Point sets (e.g. data / chain starts / samples) side by side, each panel labelled."""
+def points_panels(points: dict, limit: float, title: str = "") -> np.ndarray:
+  """Point sets (e.g. data / chain starts / samples) side by side, each panel labelled, as one
+  uint8 image."""
   from PIL import ImageDraw
   panels = [points_image(p, limit) for p in points.values()]
   gap, header = 8, 18
@@ -76,7 +85,11 @@ def save_points(path: str, points: dict, limit: float, title: str = "") -> None:
     image.paste(Image.fromarray(panel), (x, header))
     draw.text((x + 4, 3), f"{name}  {title}".strip(), fill=0)
     x += panel.shape[1] + gap
-  _atomic_save(image, path)
+  return np.asarray(image)
+
+
+def save_points(path: str, points: dict, limit: float, title: str = "") -> None:
+  save_array_image(path, points_panels(points, limit, title))
 
 
 TRAINING_PANELS = (

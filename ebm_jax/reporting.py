@@ -18,18 +18,22 @@ from ebm_jax import diagnostics
 from ebm_jax import parallel
 from ebm_jax import plotting
 from ebm_jax import rundir
+from ebm_jax import writers
 
 # Per-step series kept in diagnostics.npz (every step, not only logged ones).
 TRACE_KEYS = ("d_s_t", "r_t", "loss", "energy_data", "energy_start", "energy_end",
               "grad_norm_start", "grad_norm_end")
 
 
-def save_samples(path: str, x, title, toy_limit: float | None, num: int) -> None:
-  """An image grid (images) or a scatter plot (2-D points) of samples."""
+def samples_image(x, title, toy_limit: float | None, num: int) -> np.ndarray:
+  """An image grid (images) or a scatter plot (2-D points) of samples, as a uint8 image."""
   if toy_limit is not None:
-    plotting.save_points(path, {title: np.asarray(x)}, toy_limit)
-  else:
-    plotting.save_image_grid(path, np.asarray(x), num)
+    return plotting.points_panels({title: np.asarray(x)}, toy_limit)
+  return plotting.scaled_image_grid(np.asarray(x), num)
+
+
+def save_samples(path: str, x, title, toy_limit: float | None, num: int) -> None:
+  plotting.save_array_image(path, samples_image(x, title, toy_limit, num))
 
 
 def read_metrics(path: str, *, events: bool = False) -> tuple[list[dict], int]:
@@ -62,7 +66,8 @@ def logged_until(workdir: str) -> int:
 class RunReporter:
   """Writes a run directory's progress files; resumes them at ``start_step``.
 
-  On multi-host runs every process keeps the series, only process 0 writes files.
+  Rows, grids and events go through one :mod:`~ebm_jax.writers` writer (metrics.jsonl, PNGs,
+  TensorBoard). On multi-host runs every process keeps the series, only process 0 writes files.
   """
 
   def __init__(self, config, workdir: str, start_step: int, toy=None):
@@ -79,6 +84,8 @@ class RunReporter:
     self.t_start = time.time()
     self.t_window = time.perf_counter()
     self.t_figures = -float("inf")
+    self.writer = writers.create_default_writer(workdir, tensorboard=config.tensorboard,
+                                                start_step=start_step)
 
   def log(self, message: str) -> None:
     rundir.log_line(self.workdir, message)
@@ -141,11 +148,18 @@ class RunReporter:
     row["wall_time"] = self.wall_time()
     return row
 
-  def event(self, row: dict) -> None:
+  def event(self, step: int, event: dict) -> None:
     """An event row (a recovery) in metrics.jsonl, outside the logged metrics' history."""
-    if self.main:
-      with open(self.metrics_path, "a") as f:
-        f.write(json.dumps(row) + "\n")
+    self.writer.write_event(step, event)
+    self.writer.flush()
+
+  def scalars(self, step: int, scalars: dict) -> None:
+    """Scalars of record elsewhere (``eval/...`` from eval.json) into the other writers."""
+    self.writer.write_scalars(step, scalars)
+    self.writer.flush()
+
+  def close(self) -> None:
+    self.writer.close()
 
   def flush(self, step: int) -> None:
     """Writes the pending window as a row at ``step`` and the trace, with no figures (before a
@@ -155,10 +169,12 @@ class RunReporter:
     row = self._row(step)
     self.history.append(row)
     self.window = []
+    self._write_row(row)
     if self.main:
-      with open(self.metrics_path, "a") as f:
-        f.write(json.dumps(row) + "\n")
       self._write_trace()
+
+  def _write_row(self, row: dict) -> None:
+    self.writer.write_scalars(row["step"], {k: v for k, v in row.items() if k != "step"})
 
   def log_step(self, step: int, batch_images: dict, extra: dict | None = None,
                final: bool = False) -> dict:
@@ -173,9 +189,9 @@ class RunReporter:
     if not self.main:
       self.window = []
       return row
-    with open(self.metrics_path, "a") as f:
-      f.write(json.dumps(row) + "\n")
+    self._write_row(row)
     self._save_batch_images(step, host_images)
+    self.writer.flush()
     self._write_trace()
     verdict = diagnostics.learning_verdict(self.trace["d_s_t"], self.trace["r_t"])
     self.log(f"step {step}: loss {row['loss']:.4g}, d_s_t {row['d_s_t']:.4g}, r_t "
@@ -198,12 +214,11 @@ class RunReporter:
 
   def _save_batch_images(self, step: int, host: dict) -> None:
     if self.toy is not None:
-      plotting.save_points(os.path.join(self.workdir, rundir.IMAGES, f"points_{step:06d}.png"),
-                           host, self.toy.plot_limit, f"step {step}")
-      return
-    for name, x in host.items():
-      plotting.save_image_grid(os.path.join(self.workdir, rundir.IMAGES, f"{name}_{step:06d}.png"),
-                               x, self.config.num_grid_images)
+      images = {"points": plotting.points_panels(host, self.toy.plot_limit, f"step {step}")}
+    else:
+      images = {name: plotting.scaled_image_grid(x, self.config.num_grid_images)
+                for name, x in host.items()}
+    self.writer.write_images(step, images)
 
   # --- occasional diagnostics
 
@@ -212,9 +227,8 @@ class RunReporter:
     if not self.main:
       return
     limit = self.toy.plot_limit if self.toy is not None else None
-    save_samples(os.path.join(self.workdir, rundir.IMAGES, f"longrun_{step:06d}.png"),
-                 run.positions, f"long run, {len(run.energy)} steps", limit,
-                 self.config.num_grid_images)
+    self.writer.write_images(step, {"longrun": samples_image(
+        run.positions, f"long run, {len(run.energy)} steps", limit, self.config.num_grid_images)})
     traces = {"mean energy": run.energy, "mean gradient norm": run.grad_norm}
     if np.any(run.acceptance_rate < 1):
       traces["acceptance rate"] = run.acceptance_rate

