@@ -44,14 +44,19 @@ def maybe_initialize_distributed(mode: str) -> None:
 
   ``mode``: ``"auto"`` initialises when a multi-host launcher is detected (Cloud TPU pod
   slices, SLURM, Open MPI, or ``JAX_COORDINATOR_ADDRESS`` set); ``"on"`` always; ``"off"``
-  never.
+  never. Without a launcher, ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and
+  ``JAX_PROCESS_ID`` say where the coordinator is, how many processes there are and which one
+  this is (e.g. two processes on one machine: ``localhost:12355``, 2, and 0 or 1).
   """
   if mode == "off":
     return
   launched = any(v in os.environ for v in ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS",
                                            "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES"))
   if mode == "on" or launched:
-    jax.distributed.initialize()
+    explicit = {key: int(os.environ[var]) for key, var in (("num_processes", "JAX_NUM_PROCESSES"),
+                                                           ("process_id", "JAX_PROCESS_ID"))
+                if var in os.environ}
+    jax.distributed.initialize(**explicit)
 
 
 def make_mesh(num_devices: int = 0) -> Mesh:
