@@ -120,8 +120,9 @@ def clip_per_sample_norm(g: Array, max_norm) -> Array:
   return g * factor.reshape((-1,) + (1,) * (g.ndim - 1))
 
 
-def _info(state: ChainState, new_energy: Array, acceptance_rate=None) -> ChainInfo:
-  """Per-sample info of one step (no reduction over the batch: see the module docstring)."""
+def step_info(state: ChainState, new_energy: Array, acceptance_rate=None) -> ChainInfo:
+  """Per-sample info of one step from ``state`` (no reduction over the batch: see the module
+  docstring); a new kernel returns it beside its new state."""
   if acceptance_rate is None:
     acceptance_rate = jnp.ones_like(state.energy, jnp.float32)
   return ChainInfo(
@@ -195,7 +196,7 @@ def langevin(step_size, noise_std, *, clip_range=None, max_grad_norm=None) -> Sa
     x = _add_noise(key, state.position - step_size * g, noise_std)
     x = _postprocess(x, clip_range)
     e, g_new = energy_and_grad(energy_fn, x)
-    return ChainState(x, e, g_new, state.opt_state), _info(state, e)
+    return ChainState(x, e, g_new, state.opt_state), step_info(state, e)
 
   return Sampler(_make_init("langevin"), step)
 
@@ -223,7 +224,7 @@ def optax_sampler(optimizer: optax.GradientTransformation, noise_std=0.0, *,
     x = _add_noise(key, optax.apply_updates(state.position, updates), noise_std)
     x = _postprocess(x, clip_range)
     e, g_new = energy_and_grad(energy_fn, x)
-    return ChainState(x, e, g_new, opt_state), _info(state, e)
+    return ChainState(x, e, g_new, opt_state), step_info(state, e)
 
   return Sampler(_make_init("optax_sampler", optimizer.init), step)
 
@@ -279,7 +280,7 @@ def _vmapped_blackjax_step(bj_kernel, bj_state_cls, kernel_args: Callable[[Chain
     args = kernel_args(state)
     new, info = jax.vmap(lambda k, s: bj_kernel(k, s, logdensity, **args))(keys, bj_state)
     new_state = _from_blackjax(new, state.opt_state)
-    return new_state, _info(state, new_state.energy, info.acceptance_rate)
+    return new_state, step_info(state, new_state.energy, info.acceptance_rate)
 
   return step
 
@@ -431,6 +432,15 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "hmc": SamplerSpec(lambda sc, s, noise: hmc(s, sc.hmc_leapfrog_steps), lambda s, noise: 1.0,
                        0.65, lambda noise: noise or 1e-2, clip_options=False),
 }
+
+
+def register(name: str, spec: SamplerSpec) -> SamplerSpec:
+  """Adds a sampler to the registry, so ``sampler.name``, ``sample.py --sampler`` and every
+  validation rule accept it (e.g. a kernel written in a notebook). Names are taken once."""
+  if name in SAMPLERS:
+    raise ValueError(f"sampler {name!r} is registered already")
+  SAMPLERS[name] = spec
+  return spec
 
 
 def effective_noise_std(sc, noise_std=None):
