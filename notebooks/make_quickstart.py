@@ -25,8 +25,9 @@ them (the batch and the chains are sharded over every device of a `jax.sharding`
 `docs/tpu.md`). Install a matching jax first (`pip install -U "jax[cuda12]"` on GPUs,
 `pip install -U "jax[tpu]"` on TPUs). On a 2-core CPU the full sizes below take about 5 minutes.
 """),
-    code("""# Setup: inside a checkout of the repository this adds it to the path; on Colab it clones
-# the repository named by EBM_JAX_REPO (set it to your clone's URL) and installs it.
+    code("""# Setup: inside a checkout of the repository this adds it to the path; on Colab it
+# clones
+# the repository named by EBM_JAX_REPO (your clone's URL) and installs it.
 import os, subprocess, sys
 
 IN_COLAB = "google.colab" in sys.modules
