@@ -28,7 +28,9 @@ them (the batch and the chains are sharded over every device of a `jax.sharding`
     code("""# Setup: inside a checkout of the repository this adds it to the path; on Colab it
 # clones
 # the repository named by EBM_JAX_REPO (your clone's URL) and installs it.
-import os, subprocess, sys
+import os
+import subprocess
+import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB and not os.path.exists("ebm_jax"):
@@ -49,7 +51,6 @@ print("quick" if QUICK else "full", "sizes; runs in", WORKDIR)"""),
     code("""import glob
 import jax
 import jax.numpy as jnp
-import numpy as np
 from IPython.display import Image, display
 
 from ebm_jax import checkpoint_sampling, samplers, train
