@@ -201,6 +201,29 @@ def from_dict(values: dict) -> ml_collections.ConfigDict:
   return config
 
 
+def from_saved_run(values: dict, log=print) -> ml_collections.ConfigDict:
+  """The config of a finished run's ``config.json``, validated. Keys added to the library after
+  the run was made take their defaults (named in one ``log`` line), so older runs stay
+  sampleable and scoreable; unknown keys and bad values are still errors."""
+  config = from_dict(values)
+  flat = _flatten(config)
+  added = [key for key in _flatten(get_config()) if key not in flat]
+  if added:
+    defaults = get_config()
+    with config.unlocked():
+      for key in added:
+        parent, _, leaf = key.rpartition(".")
+        node, ref = config, defaults
+        for part in filter(None, parent.split(".")):
+          if part not in node:
+            node[part] = ml_collections.ConfigDict()
+          node, ref = node[part], ref[part]
+        node[leaf] = ref[leaf]
+    log(f"config.json predates keys {', '.join(added)}: using their defaults")
+  validate(config)
+  return config
+
+
 # ----------------------------------------------------------------------------- validation
 
 

@@ -338,10 +338,9 @@ def load_run(workdir: str, step: int | None = None, *, need_images: bool = True)
   path = os.path.join(workdir, rundir.CONFIG)
   if not os.path.exists(path):
     raise checkpointing.CheckpointError(f"{path} not found: {workdir} is not a training run")
-  with open(path) as f:
-    config = config_lib.from_dict(json.load(f))
-  config_lib.validate(config)
   log = functools.partial(rundir.log_line, workdir)
+  with open(path) as f:
+    config = config_lib.from_saved_run(json.load(f), log)
   images = load_training_images(config, log) if need_images else shape_only_images(config)
   runner = Runner(config, images)
   hp = runner.hparams([config])

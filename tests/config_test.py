@@ -151,3 +151,16 @@ def test_settings_that_would_fail_mid_training_fail_before_it():
   with pytest.raises(config.ConfigError, match=r"config.num_final_samples: expected > 0 with "
                                                r"eval.at_end or eval.every_steps"):
     config.validate(c)
+
+
+def test_a_saved_run_from_before_a_new_key_loads_with_its_default():
+  saved = config.get_config().to_dict()
+  del saved["tensorboard"], saved["ema"]["decay"]
+  lines = []
+  loaded = config.from_saved_run(saved, lines.append)
+  assert loaded.tensorboard == config.get_config().tensorboard
+  assert loaded.ema.decay == config.get_config().ema.decay
+  assert lines == ["config.json predates keys ema.decay, tensorboard: using their defaults"]
+  saved["not_a_key"] = 1
+  with pytest.raises(config.ConfigError, match="not_a_key: unknown key"):
+    config.from_saved_run(saved, lines.append)
