@@ -15,12 +15,15 @@ checksum of the training data. From its softmax and its penultimate features:
 
 These are **not** comparable with published Inception-v3 FID / IS numbers: the feature extractor
 is different and much smaller. They compare runs of this project with each other, calibrated in
-the README against real test images, noise and single-class sets. For Inception FID, export the
-samples (``export-png``) and use a standard tool.
+the README against real test images, noise and single-class sets. For the FID papers report,
+``--inception_weights=PATH`` adds Inception FID (:func:`inception_fid`, ``ebm_jax/inception.py``):
+50,000 samples drawn from the checkpoint by the run's final chain against the cached statistics
+of the whole training split, with the protocol recorded beside the number.
 
 Command line::
 
     python -m ebm_jax.evaluation --workdir=runs/x            # scores samples.npz, appends eval.json
+    python -m ebm_jax.evaluation --workdir=runs/x --inception_weights=PATH   # + Inception FID
     python -m ebm_jax.evaluation train-classifier --dataset=mnist --image_size=32
     python -m ebm_jax.evaluation export-png --workdir=runs/x  # samples as PNG files for FID tools
     python -m ebm_jax.evaluation calibrate --dataset=mnist --image_size=28   # reference table
@@ -45,6 +48,7 @@ import numpy as np
 import optax
 
 from ebm_jax import data as data_lib
+from ebm_jax import inception
 from ebm_jax import models
 from ebm_jax import rundir
 
@@ -169,16 +173,25 @@ def load_feature_model(dataset: str, image_size: int, *, data_dir: str = "",
 # ----------------------------------------------------------------------------- metrics
 
 
+def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2) -> float:
+  """||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^1/2) between two Gaussians; the trace of the
+  square root from the eigenvalues of the symmetric PSD S1^1/2 S2 S1^1/2 (S1 S2's spectrum)."""
+  w, v = np.linalg.eigh(sigma1)
+  sqrt_1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+  eig = np.linalg.eigvalsh(sqrt_1 @ sigma2 @ sqrt_1)
+  tr_covmean = np.sum(np.sqrt(np.clip(eig, 0, None)))
+  diff = np.asarray(mu1) - np.asarray(mu2)
+  return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+
+
+def gaussian_fit(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(mean, covariance) of a feature set, rows as observations."""
+  return features.mean(0), np.cov(features, rowvar=False)
+
+
 def frechet_distance(f1: np.ndarray, f2: np.ndarray) -> float:
   """Frechet distance between Gaussian fits of two feature sets."""
-  mu1, mu2 = f1.mean(0), f2.mean(0)
-  c1, c2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
-  # tr(sqrt(c1 c2)) from the eigenvalues of sqrt(c1) c2 sqrt(c1) (symmetric PSD).
-  w, v = np.linalg.eigh(c1)
-  sqrt_c1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-  eig = np.linalg.eigvalsh(sqrt_c1 @ c2 @ sqrt_c1)
-  tr_covmean = np.sum(np.sqrt(np.clip(eig, 0, None)))
-  return float(np.sum((mu1 - mu2) ** 2) + np.trace(c1) + np.trace(c2) - 2 * tr_covmean)
+  return frechet_distance_from_stats(*gaussian_fit(f1), *gaussian_fit(f2))
 
 
 def kernel_distance(f1: np.ndarray, f2: np.ndarray, num_subsets: int = 10,
@@ -233,12 +246,23 @@ def reference_images(test: data_lib.ImageData, classes=()) -> data_lib.ImageData
   return data_lib.ImageData(test.images[keep], test.labels[keep])
 
 
+def _run_config(workdir: str) -> dict:
+  path = os.path.join(workdir, rundir.CONFIG)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} not found: {workdir} is not a training run")
+  with open(path) as f:
+    return json.load(f)
+
+
 def evaluate_run(workdir: str, samples_path: str | None = None, log=print,
-                 step: int | None = None) -> dict:
+                 step: int | None = None, inception_weights: str | None = None,
+                 inception_num_samples: int = inception.DEFAULT_NUM_SAMPLES) -> dict:
   """Scores a run's ``samples.npz`` (or ``samples_path``) and appends the record, with the
-  training ``step`` it came from when given, to ``<workdir>/eval.json``."""
-  with open(os.path.join(workdir, "config.json")) as f:
-    config = json.load(f)
+  training ``step`` it came from when given, to ``<workdir>/eval.json``. With
+  ``inception_weights``, the record also holds :func:`inception_fid`'s number and protocol."""
+  config = _run_config(workdir)
+  if inception_weights:
+    inception.require_file(inception_weights)   # before the minutes of classifier scoring
   name = config["data"]["name"]
   if name not in data_lib.IMAGE_SOURCES:
     raise ValueError(f"evaluation: {name} is a toy density; its KL metrics are in "
@@ -254,9 +278,96 @@ def evaluate_run(workdir: str, samples_path: str | None = None, log=print,
   record = {"samples": os.path.abspath(samples_path), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
             **({"step": step} if step is not None else {}), "reference_classes": classes or "all",
             **score_samples(model, reference_images(test, classes), x)}
+  if inception_weights:
+    record.update(inception_fid(workdir, inception_weights, num_samples=inception_num_samples,
+                                log=log))
   path = os.path.join(workdir, rundir.EVAL)
   rundir.write_json(path, (rundir.read_json(path) or []) + [record])
   return record
+
+
+# ----------------------------------------------------------------------------- Inception FID
+
+
+def _inception_features(extractor: inception.FeatureExtractor, images: np.ndarray, what: str,
+                        log) -> np.ndarray:
+  from tqdm import tqdm
+  start = time.time()
+  with tqdm(total=len(images), desc=f"Inception features of {what}", unit="img",
+            leave=False) as bar:
+    features = extractor(images, progress=lambda done: bar.update(done - bar.n))
+  log(f"Inception features of {len(images)} {what}: {time.time() - start:.0f} s "
+      f"({len(images) / max(time.time() - start, 1e-9):.1f} images/s)")
+  return features
+
+
+def inception_reference(dataset: str, image_size: int, extractor: inception.FeatureExtractor,
+                        weights_digest: str, *, data_dir: str = "", classes=(),
+                        log=print) -> dict:
+  """Mean and covariance of the Inception features of the whole training split (of
+  ``classes`` when given), computed once and cached by dataset, size, classes, weights and a
+  checksum of the images."""
+  train = data_lib.load_images(dataset, "train", data_dir=data_dir, image_size=image_size,
+                               classes=classes, log=log)
+  tag = "_c" + "-".join(map(str, classes)) if classes else ""
+  key = (f"{dataset}_{image_size}{tag}_w{weights_digest[:12]}_"
+         f"{_digest(train.images, train.labels)}")
+  path = os.path.join(cache_dir(), "inception", key + ".npz")
+  if os.path.exists(path):
+    with np.load(path) as f:
+      return {k: f[k] for k in f.files}
+  log(f"computing the Inception statistics of the {len(train.images)} {dataset} training "
+      f"images once (cached in {path})")
+  mu, sigma = gaussian_fit(_inception_features(extractor, train.images, "training images", log))
+  stats = {"mu": mu, "sigma": sigma, "num_images": np.asarray(len(train.images))}
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  rundir.write_npz(path, **stats)
+  return stats
+
+
+def inception_fid(workdir: str, weights: str, *, num_samples: int = inception.DEFAULT_NUM_SAMPLES,
+                  samples_path: str | None = None, seed: int = 0, batch_size: int = 100,
+                  log=print) -> dict:
+  """Inception FID of a run: ``num_samples`` drawn from its latest checkpoint by the final
+  chain of samples.npz (or the samples in ``samples_path``), quantised to uint8, against the
+  training split's cached statistics. Returns ``inception_fid`` and ``inception_protocol`` (the
+  protocol in words, flagged where it departs from the 50,000-sample standard)."""
+  config = _run_config(workdir)
+  data = config["data"]
+  if data["name"] not in data_lib.IMAGE_SOURCES:
+    raise ValueError(f"Inception FID: {data['name']} is not an image dataset")
+  extractor = inception.load_extractor(weights, os.path.join(cache_dir(), "inception"),
+                                       batch_size)
+  digest = inception.file_digest(weights)
+  classes = tuple(data.get("classes", ()))
+  reference = inception_reference(data["name"], data["image_size"], extractor, digest,
+                                  data_dir=data["dir"], classes=classes, log=log)
+  if samples_path:
+    with np.load(samples_path) as f:
+      x = f["x"]
+    chain = f"{len(x)} samples from {os.path.abspath(samples_path)}"
+  else:
+    from ebm_jax import runner as runner_lib   # the run's model (imports the training stack)
+    _, run, state, hp = runner_lib.load_run(workdir)
+    start = time.time()
+    x = run.draw_samples(state, hp, jax.random.PRNGKey(seed), num_samples)
+    chain = (f"{run.sampling_protocol(num_samples)}, checkpoint step {int(state.step)}, "
+             f"seed {seed} ({time.time() - start:.0f} s)")
+  if not np.all(np.isfinite(x)):
+    raise ValueError("Inception FID: the samples contain NaN or inf")
+  features = _inception_features(extractor, data_lib.to_uint8(x), "samples", log)
+  fid = frechet_distance_from_stats(*gaussian_fit(features), reference["mu"], reference["sigma"])
+  deviation = ("" if len(x) == inception.DEFAULT_NUM_SAMPLES else
+               f"; NOT the standard protocol: {len(x)} samples instead of "
+               f"{inception.DEFAULT_NUM_SAMPLES} (FID is biased upward at small N)")
+  protocol = (f"pool3 (2048-d) of the FID Inception-v3, weights sha256 {digest[:16]}; uint8 "
+              f"images, TF1 bilinear resize to 299, gray repeated to RGB; {chain}; reference: "
+              f"{int(reference['num_images'])} {data['name']} training images"
+              f"{' of classes ' + str(list(classes)) if classes else ''} at "
+              f"{data['image_size']}x{data['image_size']}{deviation}")
+  log(f"Inception FID {fid:.3f} [{protocol}]")
+  return {"inception_fid": fid, "inception_protocol": protocol,
+          "inception_num_samples": int(len(x))}
 
 
 def calibrate(dataset: str, image_size: int, *, data_dir: str = "", num: int = 1000,
@@ -304,6 +415,10 @@ def _define_flags() -> None:
   flags.DEFINE_integer("image_size", 32, "train-classifier / calibrate: image size.")
   flags.DEFINE_string("data_dir", "", "Raw dataset files (default: $EBM_DATA_DIR or the cache).")
   flags.DEFINE_string("out", None, "export-png: output folder (default: <workdir>/samples_png).")
+  flags.DEFINE_string("inception_weights", None, "score: also Inception FID, with the FID "
+                      f"Inception weights ({inception.WEIGHTS_NAME}, or its .npz).")
+  flags.DEFINE_integer("inception_num_samples", inception.DEFAULT_NUM_SAMPLES,
+                       "score: samples drawn from the checkpoint for Inception FID.")
 
 
 def run_command(command: str, args) -> None:
@@ -329,7 +444,11 @@ def run_command(command: str, args) -> None:
   else:
     if not args.workdir:
       raise ValueError("--workdir is required")
-    print(json.dumps(evaluate_run(args.workdir, args.samples), indent=2))
+    record = evaluate_run(args.workdir, args.samples, inception_weights=args.inception_weights,
+                          inception_num_samples=args.inception_num_samples)
+    print(json.dumps(record, indent=2))
+    if not args.inception_weights:
+      print("Inception FID (paper-comparable): not computed; " + inception.how_to_get_weights())
 
 
 def main(argv) -> None:

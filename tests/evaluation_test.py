@@ -17,6 +17,20 @@ def test_frechet_distance_of_gaussians_matches_the_closed_form():
   assert evaluation.frechet_distance(a, a) < 1e-6
 
 
+def test_frechet_distance_of_non_commuting_covariances_matches_the_2d_closed_form():
+  # For 2x2 S1 S2 (eigenvalues l1, l2 > 0): tr (S1 S2)^1/2 = sqrt(l1) + sqrt(l2)
+  # = sqrt(tr(S1 S2) + 2 sqrt(det S1 det S2)).
+  s1 = np.array([[2.0, 0.3], [0.3, 0.5]])
+  rot = np.array([[np.cos(0.7), -np.sin(0.7)], [np.sin(0.7), np.cos(0.7)]])
+  s2 = rot @ np.diag([3.0, 0.2]) @ rot.T
+  mu1, mu2 = np.array([0.0, 1.0]), np.array([1.5, -0.5])
+  tr_sqrt = np.sqrt(np.trace(s1 @ s2) + 2 * np.sqrt(np.linalg.det(s1) * np.linalg.det(s2)))
+  expected = 1.5 ** 2 + 1.5 ** 2 + np.trace(s1) + np.trace(s2) - 2 * tr_sqrt
+  np.testing.assert_allclose(evaluation.frechet_distance_from_stats(mu1, s1, mu2, s2), expected,
+                             rtol=1e-10)
+  assert abs(evaluation.frechet_distance_from_stats(mu1, s1, mu1, s1)) < 1e-10
+
+
 def test_kid_is_zero_for_one_distribution_and_positive_for_two():
   rng = np.random.default_rng(1)
   a, b = rng.normal(size=(2000, 8)), rng.normal(size=(2000, 8))
