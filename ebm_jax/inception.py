@@ -223,6 +223,7 @@ _LEAVES = {("params", "kernel"): ("weight", lambda w: w.transpose(2, 3, 1, 0)),
            ("batch_stats", "var"): ("running_var", lambda w: w)}
 
 
+@functools.cache
 def torch_names() -> dict[str, tuple]:
   """PyTorch state-dict name -> (Flax collection, path, shape in PyTorch layout) of every
   variable the network uses (the file's ``fc`` classifier and ``num_batches_tracked`` aside)."""
