@@ -206,22 +206,25 @@ def from_saved_run(values: dict, log=print) -> ml_collections.ConfigDict:
   the run was made take their defaults (named in one ``log`` line), so older runs stay
   sampleable and scoreable; unknown keys and bad values are still errors."""
   config = from_dict(values)
-  flat = _flatten(config)
-  added = [key for key in _flatten(get_config()) if key not in flat]
+  with config.unlocked():
+    added = _fill_missing(config, get_config())
   if added:
-    defaults = get_config()
-    with config.unlocked():
-      for key in added:
-        parent, _, leaf = key.rpartition(".")
-        node, ref = config, defaults
-        for part in filter(None, parent.split(".")):
-          if part not in node:
-            node[part] = ml_collections.ConfigDict()
-          node, ref = node[part], ref[part]
-        node[leaf] = ref[leaf]
     log(f"config.json predates keys {', '.join(added)}: using their defaults")
   validate(config)
   return config
+
+
+def _fill_missing(config, defaults, prefix="") -> list[str]:
+  """Copies into ``config`` every key of ``defaults`` it lacks; returns their dotted names."""
+  added = []
+  for key, default in defaults.items():
+    if key not in config:
+      config[key] = default
+      added += (list(_flatten(default, f"{prefix}{key}."))
+                if isinstance(default, ml_collections.ConfigDict) else [f"{prefix}{key}"])
+    elif isinstance(default, ml_collections.ConfigDict):
+      added += _fill_missing(config[key], default, f"{prefix}{key}.")
+  return added
 
 
 # ----------------------------------------------------------------------------- validation
