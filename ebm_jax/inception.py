@@ -274,6 +274,15 @@ def _read_pth(path: str) -> dict[str, np.ndarray]:
 
 
 def file_digest(path: str) -> str:
+  """sha256 of a file, hashed once while its size and modification time stay the same (the
+  weights' digest keys both the .npz cache and the reference statistics)."""
+  st = os.stat(path)
+  return _file_digest(os.path.abspath(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+  del mtime_ns, size   # part of the cache key only
   h = hashlib.sha256()
   with open(path, "rb") as f:
     for block in iter(lambda: f.read(1 << 20), b""):
