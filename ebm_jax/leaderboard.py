@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from ebm_jax import config as config_lib
+from ebm_jax import reporting
 from ebm_jax import rundir
 
 # Settings every image entry shares, so entries differ in their family's choices (init,
@@ -145,29 +146,16 @@ def _run_facts(workdir: str) -> tuple[int, float]:
           float(config.get("train_time_budget_s", 0.0)))
 
 
-def _metrics(workdir: str) -> list[dict]:
-  from ebm_jax import reporting
-  return reporting.read_metrics(os.path.join(workdir, rundir.METRICS))[0]
-
-
 def toy_curve(workdir: str, entry: Entry) -> Curve:
-  rows = [r for r in _metrics(workdir) if r.get("kl_true_kde") is not None]
-  kl = np.array([r["kl_true_kde"] for r in rows])
-  floor = np.array([r["kl_kde_floor"] for r in rows])
-  return Curve(entry, np.array([r["step"] for r in rows]), np.array([r["wall_time"] for r in rows]),
-               {"kl_true_kde": kl, "kl_kde_floor": floor,
-                "kl_true_model": np.array([r["kl_true_model"] for r in rows])},
-               kl <= floor + TOY_MARGIN, *_run_facts(workdir))
+  m = reporting.measurements(workdir, ("kl_true_kde", "kl_kde_floor", "kl_true_model"))
+  return Curve(entry, m.pop("step"), m.pop("wall_time"), m,
+               m["kl_true_kde"] <= m["kl_kde_floor"] + TOY_MARGIN, *_run_facts(workdir))
 
 
 def image_curve(workdir: str, entry: Entry, real_fid: float) -> Curve:
-  times = {r["step"]: r["wall_time"] for r in _metrics(workdir)}
-  records = [r for r in (rundir.read_json(os.path.join(workdir, rundir.EVAL)) or [])
-             if r.get("step") in times]
-  get = lambda k: np.array([r[k] for r in records], float)
-  fid, conf, low = get("fid"), get("confident_fraction"), get("min_class_fraction")
-  return Curve(entry, get("step").astype(int), np.array([times[r["step"]] for r in records]),
-               {"fid": fid, "confident_fraction": conf, "min_class_fraction": low},
+  m = reporting.measurements(workdir, ("fid", "confident_fraction", "min_class_fraction"))
+  fid, conf, low = m["fid"], m["confident_fraction"], m["min_class_fraction"]
+  return Curve(entry, m.pop("step"), m.pop("wall_time"), m,
                (conf >= IMAGE_CONFIDENT) & (low >= IMAGE_CLASS_MIN)
                & (fid <= IMAGE_FID_RATIO * real_fid), *_run_facts(workdir))
 

@@ -203,8 +203,7 @@ def save_heatmap(path: str, values: np.ndarray, row_labels, col_labels, marks, *
   values = np.asarray(values, np.float64)
   fig, ax = plt.subplots(figsize=(1.3 * len(col_labels) + 2.4, 0.9 * len(row_labels) + 1.6))
   shown = np.ma.masked_invalid(np.log10(np.where(values > 0, values, np.nan)))
-  cmap = matplotlib.colormaps["RdYlGn_r"].copy()
-  cmap.set_bad("0.75")
+  cmap = matplotlib.colormaps["RdYlGn_r"].with_extremes(bad="0.75")
   limits = np.log10(value_range) if value_range else (None, None)
   image = ax.imshow(shown, cmap=cmap, aspect="auto", vmin=limits[0], vmax=limits[1])
   for r in range(values.shape[0]):
@@ -251,6 +250,29 @@ def save_trace_overlay(path: str, traces: dict, title: str = "") -> None:
   for ax in axes:
     ax.set_xlabel("step")
   axes[1].legend(fontsize=6, loc="best")
+  fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  _atomic_save(fig, path)
+
+
+def save_quality_curves(path: str, curves: dict, panels: dict, value_name: str,
+                        title: str = "") -> None:
+  """Quality against budgets: one panel per ``panels`` entry (curve key -> axis label), one
+  colour per ``curves`` label (label -> list of curve dicts holding those keys and
+  ``quality``), every replicate drawn thin, on log axes."""
+  fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
+  colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  for ax, (key, label) in zip(axes[0], panels.items()):
+    for i, (name, members) in enumerate(curves.items()):
+      for j, curve in enumerate(members):
+        if len(curve["quality"]):
+          ax.plot(curve[key], curve["quality"], color=colours[i % len(colours)], lw=0.7,
+                  alpha=0.6, marker=".", ms=2, label=name if j == 0 else None)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(label)
+    ax.set_ylabel(value_name)
+    ax.legend(fontsize=7)
   fig.suptitle(title, fontsize=9)
   fig.tight_layout()
   _atomic_save(fig, path)

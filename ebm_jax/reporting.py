@@ -57,6 +57,25 @@ def read_metrics(path: str, *, events: bool = False) -> tuple[list[dict], int]:
   return rows, torn
 
 
+def measurements(workdir: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+  """A run's quality curve: ``step``, ``wall_time`` (s of training, outputs included) and each
+  of ``keys`` at every update where they were measured. Toy KLs come from the metrics rows of
+  landscape steps; image metrics from ``eval.json``, timed by the metrics row of their step
+  (evaluations at steps that were not logged are left out)."""
+  rows, _ = read_metrics(os.path.join(workdir, rundir.METRICS))
+  if any(k in r for r in rows for k in keys):
+    records, times = [r for r in rows if all(r.get(k) is not None for k in keys)], None
+  else:
+    times = {r["step"]: r["wall_time"] for r in rows}
+    records = [r for r in (rundir.read_json(os.path.join(workdir, rundir.EVAL)) or [])
+               if r.get("step") in times and all(k in r for k in keys)]
+  out = {"step": np.array([r["step"] for r in records], np.int64),
+         "wall_time": np.array([r["wall_time"] if times is None else times[r["step"]]
+                                for r in records], np.float64)}
+  out.update({k: np.array([r[k] for r in records], np.float64) for k in keys})
+  return out
+
+
 def logged_until(workdir: str) -> int:
   """The last step ``metrics.jsonl`` holds a row for (0 when none)."""
   rows, _ = read_metrics(os.path.join(workdir, rundir.METRICS), events=True)

@@ -11,10 +11,11 @@ it prints, with the rule it applies stated beside it.
 from __future__ import annotations
 
 import csv
+import functools
 import itertools
 import json
 import os
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from ebm_jax import diagnostics
 from ebm_jax import plotting
 from ebm_jax import reporting
 from ebm_jax import rundir
+from ebm_jax import study_stats
 from ebm_jax import sweep as sweep_lib
 
 TOY_QUALITY = "kl_true_kde"        # KL(true || KDE of the samples): comparable across samplers
@@ -59,10 +61,29 @@ def _r_t_growth(r_t: np.ndarray) -> float:
   return float(np.mean(np.abs(r_t[-(len(r_t) // 4):])) / first) if first > 0 else np.inf
 
 
+def grad_evals_per_update(config) -> int:
+  """Energy gradients (in x) one update's chains take: chains x K (x leapfrog steps for HMC)."""
+  per_step = config.sampler.hmc_leapfrog_steps if config.sampler.name == "hmc" else 1
+  return int(config.batch_size * config.sampler.num_steps * per_step)
+
+
+def cell_curve(cell: sweep_lib.Cell, models_in_group) -> dict:
+  """The cell's quality at every evaluation: ``step``, ``wall_time`` (the cell's share of its
+  group's wall-clock: the group's time over its number of models, outputs included),
+  ``grad_evals`` and ``quality``."""
+  metric = quality_metric(cell.config)
+  m = reporting.measurements(cell.workdir, (metric,))
+  share = float(models_in_group) if models_in_group not in ("", None, 0) else 1.0
+  return {"step": m["step"], "wall_time": m["wall_time"] / share,
+          "grad_evals": m["step"] * float(grad_evals_per_update(cell.config)),
+          "quality": m[metric]}
+
+
 def cell_row(cell: sweep_lib.Cell) -> dict:
-  """One row of results.csv: the swept values, the outcome, the dynamics and the quality."""
+  """One row of results.csv: the swept values, the outcome, the dynamics and the quality
+  (keys starting with ``_`` stay out of the csv)."""
   status = sweep_lib.read_status(cell) or {"status": "not run"}
-  row = {"cell": cell.name, "grid": cell.grid, **cell.overrides,
+  row = {"cell": cell.name, "grid": cell.grid, "setting": cell.setting, **cell.overrides,
          "status": status["status"], "diverged_at_step": status.get("diverged_at_step", ""),
          "models_in_group": status.get("models_in_group", ""),
          "wall_time_s": status.get("group_wall_time_s", "")}
@@ -104,24 +125,32 @@ def cell_row(cell: sweep_lib.Cell) -> dict:
     for key in IMAGE_METRICS:
       row[key] = records[-1].get(key, np.nan) if records else np.nan
   row["quality"] = row[quality_metric(cell.config)]
+  row["grad_evals_per_update"] = grad_evals_per_update(cell.config)
+  row["_curve"] = cell_curve(cell, row["models_in_group"])
   return row
 
 
 def write_csv(path: str, rows: Sequence[dict]) -> None:
-  keys = list(dict.fromkeys(k for r in rows for k in r))
+  keys = list(dict.fromkeys(k for r in rows for k in r if not k.startswith("_")))
   with rundir.atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=keys)
+    writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
     writer.writeheader()
     for r in rows:
       writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
 
 
 # ----------------------------------------------------------------------------- analysis
+#
+# Every figure below is a statistic of seed-level rows: first a mean over each setting's
+# replicates, then a contrast between settings; its interval is the bootstrap over seeds
+# (study_stats.bootstrap). A verdict is "supported" / "not supported" when the interval lies on
+# one side of the rule's threshold, "inconclusive" when it straddles it; a single-seed study
+# judges by the point estimate and says so.
 
 
 def _score(rows: Sequence[dict]) -> np.ndarray:
   """log10 quality per row (lower = better); a diverged cell scores as the grid's worst
-  finished cell, so main effects count divergence as failure rather than dropping it."""
+  finished cell, so effects count divergence as failure rather than dropping it."""
   q = np.asarray([r["quality"] if r["status"] == "finished" else np.nan for r in rows],
                  np.float64)
   s = np.log10(np.where(q > 0, q, np.nan))
@@ -129,6 +158,16 @@ def _score(rows: Sequence[dict]) -> np.ndarray:
   diverged = np.asarray([r["status"] == "diverged" for r in rows])
   s[diverged] = worst
   return s
+
+
+def _settings(rows: Sequence[dict], score: np.ndarray | None = None) -> list[tuple[dict, float]]:
+  """(a representative row, mean score over its replicates) per setting, in first-seen order."""
+  score = _score(rows) if score is None else score
+  groups: dict = {}
+  for r, v in zip(rows, score):
+    groups.setdefault(r.get("setting", r["cell"]), (r, []))[1].append(v)
+  return [(r, float(np.nanmean(v)) if np.any(np.isfinite(v)) else np.nan)
+          for r, v in groups.values()]
 
 
 def _levels(rows, key) -> list:
@@ -139,32 +178,54 @@ def _fmt(v) -> str:
   return sweep_lib.format_value(v) if not isinstance(v, float) or np.isfinite(v) else "-"
 
 
+def _level_means(rows, key, score=None) -> dict:
+  """Each level of ``key``: the mean over settings at that level of their mean score."""
+  settings = _settings(rows, score)
+  out = {}
+  for level in _levels(rows, key):
+    vals = [m for r, m in settings if r[key] == level and np.isfinite(m)]
+    out[level] = float(np.mean(vals)) if vals else np.nan
+  return out
+
+
 def main_effects(rows: Sequence[dict], axes: Sequence[str]) -> dict:
-  """Per axis: each level's median log10 quality and stable fraction, and the effect size
-  (range of the level medians, in orders of magnitude)."""
-  score = _score(rows)
+  """Per axis: each level's mean log10 quality (over the settings at that level) and stable
+  fraction, and the effect size (range of the level means, in orders of magnitude)."""
   out = {}
   for key in axes:
-    levels = _levels(rows, key)
-    medians, stable = [], []
-    for level in levels:
-      idx = [i for i, r in enumerate(rows) if r[key] == level]
-      vals = score[idx]
-      medians.append(float(np.nanmedian(vals)) if np.any(np.isfinite(vals)) else np.nan)
-      stable.append(float(np.mean([rows[i]["stable"] for i in idx])))
-    finite = [m for m in medians if np.isfinite(m)]
-    out[key] = {"levels": levels, "median_log10": medians, "stable_fraction": stable,
+    means = _level_means(rows, key)
+    levels = list(means)
+    stable = [float(np.mean([r["stable"] for r in rows if r[key] == v])) for v in levels]
+    finite = [m for m in means.values() if np.isfinite(m)]
+    out[key] = {"levels": levels, "mean_log10": list(means.values()),
+                "stable_fraction": stable,
                 "effect": (max(finite) - min(finite)) if len(finite) > 1 else 0.0}
   return out
+
+
+def _effect(rows, key) -> float:
+  finite = [m for m in _level_means(rows, key).values() if np.isfinite(m)]
+  return (max(finite) - min(finite)) if len(finite) > 1 else 0.0
 
 
 def _subset(rows, **where):
   return [r for r in rows if all(r.get(k) == v for k, v in where.items())]
 
 
-def _matched_pairs(rows, key, a, b, axes):
-  """Pairs of rows with ``key`` = a and = b and every other swept value equal."""
+def _matched_settings(rows, key, a, b, axes, score=None):
+  """(mean score at ``key`` = a, at = b) for settings equal in every other swept value."""
   others = [k for k in axes if k != key]
+  means = {}
+  for r, m in _settings(rows, score):
+    means.setdefault(tuple(r[k] for k in others), {})[r[key]] = m
+  return [(v[a], v[b]) for v in means.values() if a in v and b in v]
+
+
+def _matched_pairs(rows, key, a, b, axes):
+  """Pairs of seed-level rows with ``key`` = a and = b, every other swept value (and the seed)
+  equal."""
+  others = [k for k in axes if k != key] + ([sweep_lib.SEED_KEY] if sweep_lib.SEED_KEY in
+                                            rows[0] else [])
   index = {tuple(r[k] for k in others): r for r in rows if r[key] == b}
   return [(r, index[tuple(r[k] for k in others)]) for r in rows
           if r[key] == a and tuple(r[k] for k in others) in index]
@@ -178,12 +239,12 @@ def _outcome(r) -> str:
   return f"{r['quality']:.3g} ({r['dynamics']})"
 
 
-def _untested(roles, axes, *needed) -> tuple[str, list[str]] | None:
+def _untested(roles, axes, *needed) -> ClaimResult | None:
   """("not tested", why) when the sweep does not vary a setting a claim needs."""
   missing = [n for n in needed if roles.get(n) not in axes]
   if missing:
-    return "not tested", [f"This sweep does not vary {', '.join(missing)} (roles "
-                          f"{', '.join(repr(n) for n in missing)})."]
+    return ClaimResult("not tested", [f"This sweep does not vary {', '.join(missing)} (roles "
+                                      f"{', '.join(repr(n) for n in missing)})."])
   return None
 
 
@@ -191,48 +252,84 @@ def _blew_up(row) -> bool:
   return row["status"] == "diverged" or row.get("dynamics") == "exploding"
 
 
-def claim_k_matters_most(rows, axes, roles, metric) -> tuple[str, list[str]]:
+class ClaimResult(NamedTuple):
+  verdict: str
+  lines: list
+  effect: str = ""          # the effect the verdict rests on, with its interval
+
+
+def _judge(interval: study_stats.Interval, threshold: float = 0.0) -> str:
+  """"supported" when the interval lies above ``threshold``, "not supported" when below,
+  "inconclusive" when it straddles it; one seed: the point estimate's side."""
+  if not np.isfinite(interval.estimate) and not np.isinf(interval.estimate):
+    return "not tested"
+  if not interval.replicated:
+    return "supported" if interval.estimate > threshold else "not supported"
+  if interval.low > threshold:
+    return "supported"
+  if interval.high <= threshold:      # an interval at exactly 0: no effect, not a doubt
+    return "not supported"
+  return "inconclusive"
+
+
+def _interval_note(interval: study_stats.Interval, threshold: float = 0.0) -> str:
+  if not interval.replicated:
+    return "one seed per setting: no interval, the verdict reads the point estimate"
+  side = "excludes" if interval.excludes(threshold) else "includes"
+  return f"95 % bootstrap interval over seeds {side} {threshold:g}"
+
+
+def claim_k_matters_most(rows, axes, roles, metric) -> ClaimResult:
   if _untested(roles, axes, "K"):
     return _untested(roles, axes, "K")
   k = roles["K"]
   effects = main_effects(rows, axes)
-  lines = [f"Main effect of each swept setting on log10 {metric} (range of the per-level "
-           "medians over all other settings; a diverged cell counts as the grid's worst):", "",
-           "| setting | levels | median log10 " + metric + " per level | stable fraction "
-           "per level | effect |", "|---|---|---|---|---|"]
+  lines = [f"Main effect of each swept setting on log10 {metric}: the range of its level "
+           "means (each level's mean over the settings at that level of their seed-mean "
+           "score; a diverged cell counts as the grid's worst), with its interval:", "",
+           "| setting | levels | mean log10 " + metric + " per level | stable fraction "
+           "per level | effect [95 % interval] |", "|---|---|---|---|---|"]
   for key, e in sorted(effects.items(), key=lambda kv: -kv[1]["effect"]):
+    interval = study_stats.bootstrap(rows, functools.partial(_effect, key=key))
     lines.append(f"| {key} | {', '.join(_fmt(v) for v in e['levels'])} | "
-                 f"{', '.join(f'{m:.2f}' for m in e['median_log10'])} | "
-                 f"{', '.join(f'{s:.2f}' for s in e['stable_fraction'])} | "
-                 f"{e['effect']:.2f} |")
+                 f"{', '.join(f'{m:.2f}' for m in e['mean_log10'])} | "
+                 f"{', '.join(f'{s:.2f}' for s in e['stable_fraction'])} | {interval} |")
+  others = [a for a in axes if a != k]
+
+  def k_lead(rs) -> float:
+    return _effect(rs, k) - max((_effect(rs, a) for a in others), default=0.0)
+
+  lead = study_stats.bootstrap(rows, k_lead)
   largest = max(effects, key=lambda key: effects[key]["effect"])
   lr = roles.get("lr")
   if lr in axes:
-    score = _score(rows)
     best = []
     for level in _levels(rows, k):
-      by_lr = {}
-      for v in _levels(rows, lr):
-        idx = [i for i, r in enumerate(rows) if r[k] == level and r[lr] == v]
-        by_lr[v] = np.nanmedian(score[idx]) if np.any(np.isfinite(score[idx])) else np.inf
-      best.append((level, min(by_lr, key=by_lr.get)))
-    lines += ["", "Best learning rate (lowest median log10 " + metric + ") at each K: " +
-              "; ".join(f"K={_fmt(a)}: {_fmt(b)}" for a, b in best) + "."]
-  verdict = "supported" if largest == k else "not supported"
-  lines += ["", f"Rule: supported when K has the largest main effect. Largest here: "
-            f"**{largest}** ({effects[largest]['effect']:.2f} orders of magnitude; K: "
-            f"{effects[k]['effect']:.2f})."]
-  return verdict, lines
+      means = _level_means(_subset(rows, **{k: level}), lr)
+      finite = {v: m for v, m in means.items() if np.isfinite(m)}
+      best.append((level, min(finite, key=finite.get) if finite else None))
+    lines += ["", "Best learning rate (lowest mean log10 " + metric + ") at each K: " +
+              "; ".join(f"K={_fmt(a)}: {_fmt(b) if b is not None else '-'}"
+                        for a, b in best) + "."]
+  verdict = _judge(lead)
+  effect = f"K's effect minus the largest other: {lead}"
+  lines += ["", f"Largest effect here: **{largest}** ({effects[largest]['effect']:.2f} orders "
+            f"of magnitude; K: {effects[k]['effect']:.2f}). K's effect minus the largest other "
+            f"effect: {lead} ({_interval_note(lead)}).",
+            "", "Rule: supported when K's effect exceeds every other setting's (the lead above "
+            "is positive over its whole interval), not supported when another's exceeds K's "
+            "over the whole interval, inconclusive otherwise."]
+  return ClaimResult(verdict, lines, effect)
 
 
-def claim_small_k_low_lr(rows, axes, roles, metric) -> tuple[str, list[str]]:
+def claim_small_k_low_lr(rows, axes, roles, metric) -> ClaimResult:
   if _untested(roles, axes, "K", "lr"):
     return _untested(roles, axes, "K", "lr")
   k, lr, sn = roles["K"], roles["lr"], roles.get("sn")
   ks = sorted(_levels(rows, k))
   lrs = sorted(_levels(rows, lr))
-  lines = [f"Outcome ({metric}, dynamics) by K and learning rate, pooled over the other "
-           "settings: fraction of stable cells / median " + metric + ".", "",
+  lines = [f"Outcome by K and learning rate, pooled over the other settings and seeds: "
+           f"fraction of stable cells / median {metric}.", "",
            "| K \\ lr | " + " | ".join(_fmt(v) for v in lrs) + " |",
            "|---|" + "---|" * len(lrs)]
   highest_stable = {}
@@ -246,55 +343,103 @@ def claim_small_k_low_lr(rows, axes, roles, metric) -> tuple[str, list[str]]:
       if sub and frac >= 0.5:
         highest_stable[kv] = v
     lines.append(f"| {_fmt(kv)} | " + " | ".join(cells) + " |")
-  small, large = ks[0], ks[-1]
+  small, large, low, high = ks[0], ks[-1], lrs[0], lrs[-1]
   hs_small, hs_large = highest_stable.get(small), highest_stable.get(large)
   lines += ["", f"Highest learning rate with at least half of its cells stable: K={_fmt(small)}:"
             f" {_fmt(hs_small) if hs_small is not None else 'none'}; K={_fmt(large)}: "
             f"{_fmt(hs_large) if hs_large is not None else 'none'}."]
-  if hs_small is None and hs_large is None:
-    lr_verdict = "not supported"
-  elif hs_small is None or (hs_large is not None and hs_small < hs_large):
-    lr_verdict = "supported"
-  else:
-    lr_verdict = "not supported"
+
+  def contrast(rs, value) -> float:
+    """value(high lr) - value(low lr) at the smallest K, minus the same at the largest K."""
+    def gap(kv):
+      sub = _subset(rs, **{k: kv})
+      return value(_subset(sub, **{lr: high})) - value(_subset(sub, **{lr: low}))
+    return gap(small) - gap(large)
+
+  def failed(rs) -> float:       # fraction of cells that diverged or did not train stably
+    return float(np.mean([not r["stable"] for r in rs])) if rs else np.nan
+
+  def score(rs) -> float:
+    return float(np.nanmean(_score(rs))) if rs else np.nan
+
+  unstable = study_stats.bootstrap(rows, functools.partial(contrast, value=failed))
+  # The quality contrast scores diverged cells as the worst finished cell of the grid.
+  quality = study_stats.bootstrap(rows, lambda rs: contrast(
+      [dict(r, quality=10 ** v, status="finished") for r, v in zip(rs, _score(rs))], score))
+  lr_verdict = _judge(unstable)
+  lines += ["", f"Interaction contrasts, (lr {_fmt(high)} minus lr {_fmt(low)}) at "
+            f"K={_fmt(small)} minus the same at K={_fmt(large)}: fraction of cells not stable "
+            f"{unstable} ({_interval_note(unstable)}); log10 {metric} {quality} "
+            f"({_interval_note(quality)}). Positive = the high learning rate costs more at "
+            "small K."]
   sn_verdict = None
   if sn in axes:
-    pairs = _matched_pairs(_subset(rows, **{k: small}), sn, True, False, axes)
+    small_rows = _subset(rows, **{k: small})
+    pairs = _matched_pairs(small_rows, sn, True, False, axes)
     if pairs:
       div_on = sum(_blew_up(a) for a, _ in pairs)
       div_off = sum(_blew_up(b) for _, b in pairs)
       stab_on = np.mean([a["stable"] for a, _ in pairs])
       stab_off = np.mean([b["stable"] for _, b in pairs])
-      sa, sb = _score([a for a, _ in pairs]), _score([b for _, b in pairs])
-      better = int(np.sum(sa < sb))
-      lines += ["", f"Spectral norm at K={_fmt(small)} ({len(pairs)} matched pairs): diverged "
+
+      def sn_gain(rs) -> float:     # log10 quality without minus with: positive = sn better
+        score = _score(rs)
+        matched = _matched_settings([r for r in rs if r[k] == small], sn, False, True, axes,
+                                    score[[r[k] == small for r in rs]])
+        return float(np.mean([a - b for a, b in matched])) if matched else np.nan
+
+      gain = study_stats.bootstrap(rows, sn_gain)
+      lines += ["", f"Spectral norm at K={_fmt(small)} ({len(pairs)} matched cells): diverged "
                 f"or exploding {div_on} with vs {div_off} without; stable fraction "
-                f"{stab_on:.2f} with vs {stab_off:.2f} without; better {metric} in "
-                f"{better}/{len(pairs)} pairs; "
-                f"median log10 {metric} {np.nanmedian(sa):.2f} with vs "
-                f"{np.nanmedian(sb):.2f} without."]
-      sn_verdict = "supported" if div_on < div_off or (
-          div_on == div_off and better > len(pairs) / 2) else "not supported"
-  lines += ["", "Rule: the learning-rate part is supported when the highest mostly-stable "
-            "learning rate is lower at the smallest K than at the largest (or none is stable "
-            "at the smallest K); the spectral-norm part when it prevents blow-ups (diverged or "
-            "exploding runs) at the smallest K, or, with as many blow-ups, wins most matched "
-            "pairs on quality."]
-  verdict = lr_verdict if sn_verdict is None else (
-      lr_verdict if lr_verdict == sn_verdict else "mixed")
+                f"{stab_on:.2f} with vs {stab_off:.2f} without; log10 {metric} without minus "
+                f"with (positive = spectral norm better): {gain} ({_interval_note(gain)})."]
+      if div_on < div_off:
+        sn_verdict = "supported"
+      elif div_on > div_off:
+        sn_verdict = "not supported"
+      else:
+        sn_verdict = _judge(gain)
+  lines += ["", "Rule: the learning-rate part is supported when the contrast of the fraction "
+            "of unstable cells is positive over its interval (the high learning rate "
+            "destabilises more at the smallest K than at the largest); the spectral-norm part "
+            "when it prevents blow-ups (diverged or exploding runs) at the smallest K or, with "
+            "as many blow-ups, improves quality over the gain's interval."]
+  if sn_verdict is None or lr_verdict == sn_verdict:
+    verdict = lr_verdict
+  else:
+    verdict = "mixed"
   lines.append(f"Learning rate: {lr_verdict}" + (f"; spectral norm: {sn_verdict}."
                                                  if sn_verdict else "."))
-  return verdict, lines
+  return ClaimResult(verdict, lines, f"K x lr contrast of the unstable fraction: {unstable}")
 
 
-def claim_large_k_stable_slow(rows, axes, roles, metric) -> tuple[str, list[str]]:
+def _lower_median(values) -> float:
+  return float(np.quantile(np.asarray(values, np.float64), 0.5, method="inverted_cdf"))
+
+
+def _first_time(curve: dict, target: float, axis: str = "wall_time") -> float:
+  """The first ``axis`` value at which the curve reaches ``target`` (inf: never)."""
+  hits = np.flatnonzero(curve["quality"] <= target) if len(curve["quality"]) else []
+  return float(curve[axis][hits[0]]) if len(hits) else np.inf
+
+
+def claim_large_k_stable_slow(rows, axes, roles, metric) -> ClaimResult:
   if _untested(roles, axes, "K"):
     return _untested(roles, axes, "K")
   k = roles["K"]
   ks = sorted(_levels(rows, k))
-  lines = ["| K | cells | stable fraction | diverged | median " + metric +
-           " | median seconds per update (group) | models per group |",
-           "|---|---|---|---|---|---|---|"]
+  finished = [m for r, m in _settings(rows) if np.isfinite(m)]
+  # Target: the upper quartile of the settings' final quality (three in four settings end at
+  # or below it), so the time to it is defined for most cells.
+  target = (10 ** float(np.quantile(finished, 0.75, method="inverted_cdf")) if finished
+            else np.nan)
+  lines = [f"Time to quality: the first wall-clock at which a cell's {metric} reaches "
+           f"{target:.3g} (the upper quartile of the settings' final {metric}), in s of the "
+           "cell's share of its group's wall-clock; medians are lower medians, so a level "
+           "whose cells half reach the target has a finite time.", "",
+           "| K | cells | stable fraction | diverged | median " + metric +
+           " | median s per update (group) | median time to target (s) | reached |",
+           "|---|---|---|---|---|---|---|---|"]
   stats = {}
   for kv in ks:
     sub = _subset(rows, **{k: kv})
@@ -304,53 +449,88 @@ def claim_large_k_stable_slow(rows, axes, roles, metric) -> tuple[str, list[str]
     sps = [r["steps_per_sec"] for r in sub if isinstance(r["steps_per_sec"], float)
            and r["steps_per_sec"] > 0]
     spu = float(np.median([1 / s for s in sps])) if sps else np.nan
+    times = [_first_time(r["_curve"], target) if r["status"] == "finished" else np.inf
+             for r in sub]
     stats[kv] = (stable, spu)
-    models = sorted({r["models_in_group"] for r in sub if r["models_in_group"] != ""})
     lines.append(f"| {_fmt(kv)} | {len(sub)} | {stable:.2f} | {div} | "
                  f"{np.median(q) if q else np.nan:.3g} | {spu:.3g} | "
-                 f"{', '.join(str(m) for m in models)} |")
+                 f"{_lower_median(times):.3g} | {sum(np.isfinite(times))}/{len(sub)} |")
   small, large = ks[0], ks[-1]
+
+  def time_ratio(rs) -> float:     # log10 of median time to target, largest K over smallest
+    def median_time(kv):
+      return _lower_median([_first_time(r["_curve"], target) if r["status"] == "finished"
+                            else np.inf for r in rs if r[k] == kv])
+    a, b = median_time(large), median_time(small)
+    if np.isinf(a) and np.isinf(b):
+      return np.nan
+    return float(np.log10(a / b)) if np.isfinite(a) and np.isfinite(b) else (
+        np.inf if np.isinf(a) else -np.inf)
+
+  ratio = study_stats.bootstrap(rows, time_ratio)
   stable_ok = stats[large][0] >= stats[small][0]
-  slow = stats[large][1] / stats[small][1] if stats[small][1] > 0 else np.nan
+  per_update = stats[large][1] / stats[small][1] if stats[small][1] > 0 else np.nan
   lines += ["", f"K={_fmt(large)} vs K={_fmt(small)}: stable fraction {stats[large][0]:.2f} vs "
-            f"{stats[small][0]:.2f}; one update takes {slow:.1f}x as long.",
+            f"{stats[small][0]:.2f}; one update takes {per_update:.1f}x as long; log10 of the "
+            f"median time to target, K={_fmt(large)} over K={_fmt(small)}: {ratio} "
+            f"({_interval_note(ratio)}).",
             "", "Rule: supported when the largest K is at least as often stable as the "
-            f"smallest and an update costs at least {SLOW_FACTOR}x as much (groups of equal "
-            "size; seconds per update from the cells' log windows, compilation and figure "
-            "writing left out)."]
-  verdict = "supported" if stable_ok and slow >= SLOW_FACTOR else "not supported"
-  return verdict, lines
+            "smallest and takes longer to reach the target (log10 time ratio positive over its "
+            "interval); not supported when it is less often stable or faster; inconclusive "
+            "otherwise (and not tested when neither K reaches the target)."]
+  time_verdict = _judge(ratio)
+  if time_verdict == "not tested":
+    return ClaimResult("not tested", lines + ["", "Neither K level reached the target."])
+  verdict = "not supported" if not stable_ok else time_verdict
+  return ClaimResult(verdict, lines, f"log10 time-to-target ratio: {ratio}")
 
 
-def claim_noiseless_comparable(rows, axes, roles, metric) -> tuple[str, list[str]]:
+def claim_noiseless_comparable(rows, axes, roles, metric) -> ClaimResult:
   if _untested(roles, axes, "noise"):
     return _untested(roles, axes, "noise")
   noise = roles["noise"]
   levels = sorted(_levels(rows, noise))
   if levels[0] != 0 or len(levels) < 2:
-    return "not tested", ["The noise axis has no noiseless (0) level."]
-  noisy = levels[-1]
-  pairs = _matched_pairs(rows, noise, 0.0, noisy, axes) or _matched_pairs(rows, noise, 0, noisy,
-                                                                            axes)
+    return ClaimResult("not tested", ["The noise axis has no noiseless (0) level."])
+  noiseless, noisy = levels[0], levels[-1]
+  pairs = _matched_pairs(rows, noise, noiseless, noisy, axes)
   both = [(a, b) for a, b in pairs if a["status"] == "finished" and b["status"] == "finished"
           and np.isfinite(a["quality"]) and np.isfinite(b["quality"]) and b["quality"] > 0]
   ratios = np.asarray([a["quality"] / b["quality"] for a, b in both])
   stab0 = np.mean([a["stable"] for a, _ in pairs]) if pairs else np.nan
   stab1 = np.mean([b["stable"] for _, b in pairs]) if pairs else np.nan
-  lines = [f"{len(pairs)} matched pairs (noise 0 vs {_fmt(noisy)}, all else equal); "
-           f"{len(both)} with both finished. Stable fraction: noiseless {stab0:.2f}, "
+  lines = [f"{len(pairs)} matched cells (noise 0 vs {_fmt(noisy)}, all else equal, seeds "
+           f"included); {len(both)} with both finished. Stable fraction: noiseless {stab0:.2f}, "
            f"noisy {stab1:.2f}."]
   if not len(ratios):
-    return "not tested", lines + ["No pair finished on both sides."]
-  within = float(np.mean((ratios <= COMPARABLE_FACTOR) & (ratios >= 1 / COMPARABLE_FACTOR)))
-  med = float(np.median(ratios))
-  lines += [f"{metric}(noiseless) / {metric}(noisy): median {med:.3g}, range "
-            f"{ratios.min():.3g}-{ratios.max():.3g}; within a factor {COMPARABLE_FACTOR} in "
-            f"{within:.0%} of pairs; noiseless better in {int(np.sum(ratios < 1))}/{len(ratios)}.",
-            "", f"Rule: supported when noiseless cells are no worse: the median ratio is at "
-            f"most {COMPARABLE_FACTOR} (below 1 they are better)."]
-  verdict = "supported" if med <= COMPARABLE_FACTOR else "not supported"
-  return verdict, lines
+    return ClaimResult("not tested", lines + ["No pair finished on both sides."])
+
+  def gap(rs) -> float:   # mean over matched settings of log10 quality, noiseless minus noisy
+    matched = _matched_settings(rs, noise, noiseless, noisy, axes)
+    diffs = [a - b for a, b in matched if np.isfinite(a) and np.isfinite(b)]
+    return float(np.mean(diffs)) if diffs else np.nan
+
+  interval = study_stats.bootstrap(rows, gap)
+  margin = float(np.log10(COMPARABLE_FACTOR))
+  lines += [f"{metric}(noiseless) / {metric}(noisy) per matched cell: median "
+            f"{np.median(ratios):.3g}, range {ratios.min():.3g}-{ratios.max():.3g}; noiseless "
+            f"better in {int(np.sum(ratios < 1))}/{len(ratios)}. Mean log10 gap (noiseless "
+            f"minus noisy, over settings): {interval}, i.e. a factor {10 ** interval.estimate:.3g}"
+            + (f" [{10 ** interval.low:.3g}, {10 ** interval.high:.3g}]"
+               if interval.replicated else "") + ".",
+            "", f"Rule (an equivalence test): supported when the noiseless cells are at most a "
+            f"factor {COMPARABLE_FACTOR} worse over the whole interval (log10 gap <= "
+            f"{margin:.3f}), not supported when more than that over the whole interval, "
+            "inconclusive otherwise."]
+  if not interval.replicated:
+    verdict = "supported" if interval.estimate <= margin else "not supported"
+  elif interval.high <= margin:
+    verdict = "supported"
+  elif interval.low > margin:
+    verdict = "not supported"
+  else:
+    verdict = "inconclusive"
+  return ClaimResult(verdict, lines, f"log10 gap noiseless - noisy: {interval}")
 
 
 CLAIMS = (
@@ -362,6 +542,75 @@ CLAIMS = (
     ("4. Proper MCMC is not needed: noiseless gradient descent gives comparable results.",
      claim_noiseless_comparable),
 )
+
+
+def anova_lines(rows, axes, metric) -> list[str]:
+  """The ANOVA table of log10 quality (diverged cells as the grid's worst)."""
+  score = _score(rows)
+  table = study_stats.anova([dict(r, _score=s) for r, s in zip(rows, score)], axes, "_score")
+  if not table:
+    return ["Too few cells for an ANOVA."]
+  lines = [f"ANOVA of log10 {metric} (ordinary least squares on every main effect and two-way "
+           "interaction, type-II sums of squares; the seeds are the residual; a diverged cell "
+           "scores as the grid's worst):", "",
+           "| term | df | share of the sum of squares | F | p |", "|---|---|---|---|---|"]
+  for t in sorted(table, key=lambda t: (t["term"] == "Residual", -t["sum_sq"])):
+    f_text = f"{t['F']:.3g}" if np.isfinite(t["F"]) else "-"
+    p_text = f"{t['p']:.2g}" if np.isfinite(t["p"]) else "-"
+    lines.append(f"| {t['term']} | {t['df']:.0f} | {t['share']:.3f} | {f_text} | {p_text} |")
+  return lines
+
+
+def _value_at(curve: dict, axis: str, budget: float) -> float:
+  """The quality last measured at or before ``budget`` on ``axis`` (nan: none yet)."""
+  idx = np.flatnonzero(curve[axis] <= budget * (1 + 1e-9))
+  return float(curve["quality"][idx[-1]]) if len(idx) else np.nan
+
+
+BUDGET_AXES = {"step": "equal updates", "wall_time": "equal wall-clock",
+               "grad_evals": "equal gradient evaluations"}
+
+
+def budget_lines(rows, axes, metric) -> list[str]:
+  """Each factor's level means at the end of training and at equal updates, equal wall-clock
+  and equal energy-gradient evaluations: for each, the budget every finished cell has spent."""
+  finished = [r for r in rows if r["status"] == "finished" and len(r["_curve"]["step"])]
+  if not finished:
+    return ["No finished cell has a quality curve."]
+  budgets = {axis: min(float(r["_curve"][axis][-1]) for r in finished) for axis in BUDGET_AXES}
+
+  def quality_at(axis):
+    def quality(r):
+      if r["status"] != "finished":
+        return np.nan
+      return r["quality"] if axis is None else _value_at(r["_curve"], axis, budgets[axis])
+    return quality
+
+  unmeasured = {axis: sum(not np.isfinite(quality_at(axis)(r)) for r in finished)
+                for axis in BUDGET_AXES}
+  lines = [f"Each level's mean log10 {metric} [95 % interval over seeds] at the end of training "
+           f"and at three budgets every finished cell has spent: {budgets['step']:.0f} updates, "
+           f"{budgets['wall_time']:.3g} s of wall-clock (a cell's share of its group) and "
+           f"{budgets['grad_evals']:.3g} energy-gradient evaluations. A cell's quality at a "
+           "budget is its last evaluation within it; diverged cells count as the worst; '-' = "
+           "no cell of the level was evaluated within the budget ("
+           + ", ".join(f"{n} of {len(finished)} cells unevaluated at {BUDGET_AXES[a]}"
+                       for a, n in unmeasured.items()) + ").", "",
+           "| setting | level | end of training | " + " | ".join(BUDGET_AXES.values()) + " |",
+           "|---|---|---|---|---|---|"]
+  for key in axes:
+    for level in _levels(rows, key):
+      cells = []
+      for axis in (None, *BUDGET_AXES):
+        values = quality_at(axis)
+
+        def level_mean(rs, values=values, level=level):
+          scored = [dict(r, quality=values(r)) for r in rs]
+          return _level_means(scored, key).get(level, np.nan)
+
+        cells.append(str(study_stats.bootstrap(rows, level_mean, num_resamples=500)))
+      lines.append(f"| {key} | {_fmt(level)} | " + " | ".join(cells) + " |")
+  return lines
 
 
 # ----------------------------------------------------------------------------- figures
@@ -392,19 +641,22 @@ def write_figures(rows, grid: sweep_lib.Grid, roles, metric, plots_dir) -> list[
     col_levels = sorted(_levels(sub, col_key)) if col_key else [None]
     values = np.full((len(row_levels), len(col_levels)), np.nan)
     marks = [["" for _ in col_levels] for _ in row_levels]
-    traces = {}
     for i, rv in enumerate(row_levels):
       for j, cv in enumerate(col_levels):
         match = _subset(sub, **{row_key: rv, **({col_key: cv} if col_key else {})})
         if not match:
           continue
-        r = match[0]
-        if r["status"] == "finished":
-          values[i, j] = r["quality"]
-          marks[i][j] = "" if r["dynamics"] == "stable" else r["dynamics"]
-        else:
-          marks[i][j] = (f"diverged@{r['diverged_at_step']}" if r["status"] == "diverged"
-                         else r["status"])
+        # The geometric mean over the setting's finished replicates; the others are counted.
+        q = [r["quality"] for r in match if r["status"] == "finished" and r["quality"] > 0]
+        if q:
+          values[i, j] = 10 ** float(np.mean(np.log10(q)))
+        outcomes = [(f"diverged@{r['diverged_at_step']}" if len(match) == 1 else "diverged")
+                    if r["status"] == "diverged" else
+                    (r["dynamics"] if r["status"] == "finished" else r["status"])
+                    for r in match]
+        odd = {o: outcomes.count(o) for o in outcomes if o != "stable"}
+        marks[i][j] = ", ".join(o if len(match) == 1 else f"{n}/{len(match)} {o}"
+                                for o, n in odd.items())
     name = f"{grid.name}-{_facet_name(facet)}"
     path = os.path.join(plots_dir, f"heatmap-{name}.png")
     plotting.save_heatmap(path, values, row_levels, col_levels, marks, row_name=row_key,
@@ -418,12 +670,24 @@ def write_figures(rows, grid: sweep_lib.Grid, roles, metric, plots_dir) -> list[
         trace = os.path.join(os.path.dirname(plots_dir), "cells", r["cell"], "diagnostics.npz")
         if os.path.exists(trace):
           with np.load(trace) as f:
-            traces[f"{col_key}={_fmt(r.get(col_key))}" if col_key else r["cell"]] = (
-                f["step"], f["d_s_t"], f["r_t"])
+            label = f"{col_key}={_fmt(r.get(col_key))}" if col_key else r["cell"]
+            if sweep_lib.SEED_KEY in r:
+              label += f" seed {r[sweep_lib.SEED_KEY]}"
+            traces[label] = (f["step"], f["d_s_t"], f["r_t"])
       if traces:
         tname = f"traces-{name}-{sweep_lib.short_name({row_key: rv})}.png"
         plotting.save_trace_overlay(os.path.join(plots_dir, tname), traces,
                                     f"{grid.name}, {_facet_name(facet)}, {row_key}={_fmt(rv)}")
+  curves = {f"{row_key}={_fmt(v)}": [r["_curve"] for r in rows if r[row_key] == v
+                                     and r["status"] == "finished"]
+            for v in sorted(_levels(rows, row_key))}
+  if any(len(c["quality"]) for members in curves.values() for c in members):
+    path = os.path.join(plots_dir, f"curves-{grid.name}.png")
+    plotting.save_quality_curves(
+        path, curves, {"wall_time": "wall-clock (s, the cell's share of its group)",
+                       "grad_evals": "energy-gradient evaluations", "step": "updates"},
+        metric, f"{grid.name}: {metric} against budgets, every cell, coloured by {row_key}")
+    paths.insert(0, path)
   return paths
 
 
@@ -434,6 +698,18 @@ def _base_name(grid: sweep_lib.Grid) -> str:
   if grid.base is None:
     return "--config"
   return grid.base if isinstance(grid.base, str) else "a config given in code"
+
+
+def _replicates_note(sweep: sweep_lib.Sweep, rows) -> str:
+  seeds = sorted({r[sweep_lib.SEED_KEY] for r in rows if sweep_lib.SEED_KEY in r})
+  if len(seeds) < 2:
+    return ("One seed per setting: the verdicts read point estimates and carry no interval; "
+            "give the sweep seeds=(0, 1, 2) for replicates.")
+  return (f"{len(seeds)} seeds per setting ({', '.join(map(str, seeds))}), trained in the same "
+          "vmapped groups. Every figure in brackets is a 95 % percentile-bootstrap interval "
+          f"over seeds ({study_stats.NUM_RESAMPLES:,} resamples of each setting's replicates, "
+          "settings never mixed); the heat maps show each setting's geometric mean over its "
+          "finished seeds.")
 
 
 def write_report(sweep: sweep_lib.Sweep, cells: Sequence[sweep_lib.Cell], workdir: str,
@@ -453,9 +729,9 @@ def write_report(sweep: sweep_lib.Sweep, cells: Sequence[sweep_lib.Cell], workdi
             "*Stable* means the run finished and ebm-anatomy's verdict on its d_s_t trace "
             "(last 500 steps) is \"oscillates around 0\" with r_t grown less than "
             f"{EXPLODING_R_T_GROWTH:.0f}x over the run (else *exploding*); *drift-* / *drift+* "
-            "mean d_s_t settled below / above 0. Quality: toy densities KL(true || KDE of 2,000 "
+            "mean d_s_t settled below / above 0. Quality: toy densities KL(true || KDE of the "
             "short-run samples); images classifier-feature FID of `samples.npz`. Lower is "
-            "better.", ""]
+            "better.", "", _replicates_note(sweep, rows), ""]
   summary = []
   for grid in sweep.grids:
     grid_rows = [r for r in rows if r["grid"] == grid.name]
@@ -471,15 +747,17 @@ def write_report(sweep: sweep_lib.Sweep, cells: Sequence[sweep_lib.Cell], workdi
       lines += ["No cell of this grid has run yet.", ""]
       continue
     for claim, fn in CLAIMS:
-      verdict, body = fn(ran, axes, sweep.roles, metric)
-      summary.append((grid.name, claim.split(" ")[0], verdict))
-      lines += [f"### Claim {claim}", "", f"**Verdict on `{grid.name}`: {verdict}.**", "",
-                *body, ""]
+      result = fn(ran, axes, sweep.roles, metric)
+      summary.append((grid.name, claim.split(" ")[0], result.verdict, result.effect))
+      lines += [f"### Claim {claim}", "", f"**Verdict on `{grid.name}`: {result.verdict}.**",
+                "", *result.lines, ""]
+    lines += ["### Main effects and interactions", "", *anova_lines(ran, axes, metric), "",
+              "### Budget-matched comparison", "", *budget_lines(ran, axes, metric), ""]
     figures = write_figures(grid_rows, grid, sweep.roles, metric, plots_dir)
     if len(ran) < len(grid_rows):
       lines.insert(len(lines) - 1, f"(Verdicts above use the {len(ran)} of {len(grid_rows)} "
                    "cells that have run.)")
-    lines += ["### Heat maps", ""] + [
+    lines += ["### Figures", ""] + [
         f"![{os.path.basename(p)}](plots/{os.path.basename(p)})" for p in figures] + [""]
     lines += ["### Cells", "", "| cell | outcome | d_s_t mean (2nd half) | r_t mean | "
               "steps/s (group) |", "|---|---|---|---|---|"]
@@ -491,8 +769,9 @@ def write_report(sweep: sweep_lib.Sweep, cells: Sequence[sweep_lib.Cell], workdi
                    f"{r['r_t_mean']:.3g} | - |")
     lines.append("")
   if summary:
-    lines[2:2] = ["## Summary", "", "| grid | claim | verdict |", "|---|---|---|"] + [
-        f"| {g} | {c} | {v} |" for g, c, v in summary] + [""]
+    lines[2:2] = ["## Summary", "", "| grid | claim | verdict | effect [95 % interval] |",
+                  "|---|---|---|---|"] + [
+        f"| {g} | {c} | {v} | {e or '-'} |" for g, c, v, e in summary] + [""]
   path = os.path.join(workdir, "report.md")
   rundir.write_text(path, "\n".join(lines) + "\n")
   return path

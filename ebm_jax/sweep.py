@@ -48,6 +48,9 @@ _ABBREVIATIONS = {
     "sampler.name": "sampler", "init.name": "init", "data.name": "data",
     "loss.l2_energy": "l2", "init.reinit_prob": "reinit", "optimizer.name": "opt",
 }
+# The replicate axis: cells that differ only in it are one *setting*, and the report averages
+# over it (with intervals) instead of treating it as a factor.
+SEED_KEY = "seed"
 
 STATUS_FILE = "sweep_cell.json"
 
@@ -82,19 +85,33 @@ class Sweep:
     roles: report roles -> config keys: ``K`` (sampler steps), ``lr`` (learning rate),
       ``sn`` (spectral norm), ``noise`` (sampler noise; 0 = noiseless gradient descent).
     description: a paragraph for the top of ``report.md``.
+    seeds: replicates of every setting (the ``seed`` key, appended as the last axis of every
+      grid; vmappable, so a setting's replicates train in one group). ``()``: one replicate
+      with the recipe's seed, and cell names without a seed part.
   """
   grids: Sequence[Grid]
   roles: dict = dataclasses.field(default_factory=dict)
   description: str = ""
+  seeds: Sequence[int] = ()
 
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
   name: str
   grid: str
-  overrides: dict            # swept key -> value
+  overrides: dict            # swept key -> value (the seed included, when replicated)
   config: ml_collections.ConfigDict
   workdir: str
+
+  @property
+  def setting(self) -> str:
+    """The cell's name without its seed: the replicates of one setting share it."""
+    factors = {k: v for k, v in self.overrides.items() if k != SEED_KEY}
+    return cell_name(self.grid, factors) if factors else self.grid
+
+  @property
+  def factors(self) -> dict:
+    return {k: v for k, v in self.overrides.items() if k != SEED_KEY}
 
 
 # ----------------------------------------------------------------------------- loading
@@ -166,8 +183,11 @@ def expand(sweep: Sweep, base_spec: str | None, workdir: str,
     for key, values in grid.axes.items():
       if not isinstance(values, (tuple, list)) or not values:
         raise SweepError(f"grid {grid.name!r}: {key} needs a non-empty tuple of values")
-    keys = list(grid.axes)
-    for values in itertools.product(*(grid.axes[k] for k in keys)):
+    if sweep.seeds and SEED_KEY in grid.axes:
+      raise SweepError(f"grid {grid.name!r} sweeps 'seed' and the sweep has seeds=; use one")
+    axes = {**grid.axes, **({SEED_KEY: tuple(sweep.seeds)} if sweep.seeds else {})}
+    keys = list(axes)
+    for values in itertools.product(*(axes[k] for k in keys)):
       overrides = dict(zip(keys, values))
       config = config_lib.from_dict(base.to_dict())
       name = cell_name(grid.name, overrides)

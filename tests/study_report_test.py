@@ -14,58 +14,131 @@ AXES = ["sampler.num_steps", "optimizer.learning_rate", "sampler.noise_std",
 ROLES = {"K": AXES[0], "lr": AXES[1], "noise": AXES[2], "sn": AXES[3]}
 
 
-def synthetic_rows(quality_fn, diverged_fn=lambda k, lr, noise, sn: False, sps=None):
+def synthetic_rows(quality_fn, diverged_fn=lambda k, lr, noise, sn: False, sps=None,
+                   seeds=(None,), noise_sd=0.0, seed_offsets=None):
+  """Seed-level rows of a 2x2x2x2 grid; quality_fn's value times a lognormal seed effect of sd
+  ``noise_sd`` (log10 units) and a fixed offset per seed (``seed_offsets``, log10). Each
+  cell's curve, evaluated at 10, 50 and 100 updates at the cell's speed, is quality x 100 /
+  step."""
+  rng = np.random.default_rng(0)
   rows = []
-  for k, lr, noise, sn in itertools.product((5, 100), (1e-3, 1e-2), (0.0, 0.1), (False, True)):
+  for k, lr, noise, sn, seed in itertools.product((5, 100), (1e-3, 1e-2), (0.0, 0.1),
+                                                  (False, True), seeds):
     diverged = diverged_fn(k, lr, noise, sn)
+    setting = f"K{k}-lr{lr}-n{noise}-sn{sn}"
+    speed = (sps or {5: 10.0, 100: 2.0})[k]
+    q = quality_fn(k, lr, noise, sn) * 10 ** (noise_sd * rng.normal()
+                                              + (seed_offsets or {}).get(seed, 0.0))
+    steps = np.array([10, 50, 100])
     rows.append({
-        "cell": f"K{k}-lr{lr}-n{noise}-sn{sn}", AXES[0]: k, AXES[1]: lr, AXES[2]: noise,
-        AXES[3]: sn, "status": "diverged" if diverged else "finished",
-        "diverged_at_step": 7 if diverged else "", "quality": np.nan if diverged else
-        quality_fn(k, lr, noise, sn), "stable": not diverged, "dynamics": "stable",
-        "models_in_group": 4, "steps_per_sec": (sps or {5: 10.0, 100: 2.0})[k]})
+        "cell": setting + ("" if seed is None else f"-seed{seed}"), "setting": setting,
+        AXES[0]: k, AXES[1]: lr, AXES[2]: noise, AXES[3]: sn,
+        **({} if seed is None else {"seed": seed}),
+        "status": "diverged" if diverged else "finished",
+        "diverged_at_step": 7 if diverged else "", "quality": np.nan if diverged else q,
+        "stable": not diverged, "dynamics": "stable", "models_in_group": 4,
+        "steps_per_sec": speed,
+        "_curve": {"step": steps, "wall_time": steps / speed, "grad_evals": steps * 10.0 * k,
+                   "quality": q * 100.0 / steps}})
   return rows
 
 
 def test_claim_1_names_the_setting_with_the_largest_effect():
   k_dominant = synthetic_rows(lambda k, lr, noise, sn: (10.0 if k == 5 else 0.1) * (1 + lr))
-  verdict, lines = study_report.claim_k_matters_most(k_dominant, AXES, ROLES, "kl")
+  verdict, lines, _ = study_report.claim_k_matters_most(k_dominant, AXES, ROLES, "kl")
   assert verdict == "supported"
   lr_dominant = synthetic_rows(lambda k, lr, noise, sn: (100.0 if lr == 1e-2 else 1.0) * k)
-  verdict, lines = study_report.claim_k_matters_most(lr_dominant, AXES, ROLES, "kl")
+  verdict, lines, _ = study_report.claim_k_matters_most(lr_dominant, AXES, ROLES, "kl")
   assert verdict == "not supported"
-  assert "Largest here: **optimizer.learning_rate** (2.00 orders" in "\n".join(lines)
+  assert "Largest effect here: **optimizer.learning_rate** (2.00 orders" in "\n".join(lines)
 
 
 def test_claim_2_reads_divergence_at_small_k_and_the_spectral_norm_rescue():
   rows = synthetic_rows(lambda *a: 1.0, diverged_fn=lambda k, lr, noise, sn: (
       k == 5 and lr == 1e-2 and (not sn or noise > 0)))
-  verdict, lines = study_report.claim_small_k_low_lr(rows, AXES, ROLES, "kl")
+  verdict, lines, _ = study_report.claim_small_k_low_lr(rows, AXES, ROLES, "kl")
   text = "\n".join(lines)
   assert "K=5: 0.001; K=100: 0.01" in text        # 3 of 4 K=5, lr=1e-2 cells diverged
   assert "diverged or exploding 1 with vs 2 without" in text
   assert verdict == "supported"
 
 
-def test_claim_3_needs_stability_and_cost():
-  rows = synthetic_rows(lambda *a: 1.0)
-  verdict, lines = study_report.claim_large_k_stable_slow(rows, AXES, ROLES, "kl")
+def test_claim_3_reads_time_to_quality_and_stability():
+  # Equal quality per update, K 100 five times slower per update: it reaches the target later.
+  rows = synthetic_rows(lambda k, lr, noise, sn: 1.0 + lr)
+  verdict, lines, effect = study_report.claim_large_k_stable_slow(rows, AXES, ROLES, "kl")
   assert verdict == "supported" and "one update takes 5.0x as long" in "\n".join(lines)
-  cheap = synthetic_rows(lambda *a: 1.0, sps={5: 10.0, 100: 9.0})
-  assert study_report.claim_large_k_stable_slow(cheap, AXES, ROLES, "kl")[0] == "not supported"
+  assert effect.startswith("log10 time-to-target ratio: 0.699")      # log10 5
+  # K 100 per update as cheap and ten times better per update: it is faster to the target.
+  fast = synthetic_rows(lambda k, lr, noise, sn: (0.1 if k == 100 else 1.0) * (1 + lr),
+                        sps={5: 10.0, 100: 9.0})
+  assert study_report.claim_large_k_stable_slow(fast, AXES, ROLES, "kl")[0] == "not supported"
+  unstable = synthetic_rows(lambda *a: 1.0, diverged_fn=lambda k, *a: k == 100)
+  assert study_report.claim_large_k_stable_slow(unstable, AXES, ROLES, "kl")[0] == (
+      "not supported")
 
 
 def test_claim_4_compares_matched_noiseless_and_noisy_cells():
   better = synthetic_rows(lambda k, lr, noise, sn: 1.0 if noise == 0 else 1.2)
-  verdict, lines = study_report.claim_noiseless_comparable(better, AXES, ROLES, "kl")
+  verdict, lines, _ = study_report.claim_noiseless_comparable(better, AXES, ROLES, "kl")
   assert verdict == "supported" and "median 0.833" in "\n".join(lines)
   worse = synthetic_rows(lambda k, lr, noise, sn: 3.0 if noise == 0 else 1.0)
   assert study_report.claim_noiseless_comparable(worse, AXES, ROLES, "kl")[0] == "not supported"
 
 
+def test_replicated_verdicts_carry_intervals_and_say_inconclusive_when_noise_wins():
+  # True effect of K: 1 order of magnitude; seed noise sd 0.05 decades: clearly supported.
+  quality = lambda k, lr, noise, sn: 10.0 if k == 5 else 1.0        # noqa: E731
+  clear = synthetic_rows(quality, seeds=(0, 1, 2, 3), noise_sd=0.05)
+  result = study_report.claim_k_matters_most(clear, AXES, ROLES, "kl")
+  assert result.verdict == "supported"
+  assert "excludes 0" in "\n".join(result.lines)
+  # Seed noise of 1 decade drowns a 0.1-decade effect: the interval straddles 0.
+  weak = synthetic_rows(lambda k, lr, noise, sn: 1.26 if k == 5 else 1.0, seeds=(0, 1, 2),
+                        noise_sd=1.0)
+  assert study_report.claim_k_matters_most(weak, AXES, ROLES, "kl").verdict == "inconclusive"
+  # Claim 4 as an equivalence test: a factor 1.2 worse with tight seeds is comparable; with
+  # wide seeds the interval reaches past a factor 1.5 and the verdict is inconclusive.
+  tight = synthetic_rows(lambda k, lr, noise, sn: 1.2 if noise == 0 else 1.0, seeds=(0, 1, 2),
+                         noise_sd=0.01)
+  assert study_report.claim_noiseless_comparable(tight, AXES, ROLES, "kl").verdict == (
+      "supported")
+  wide = synthetic_rows(lambda k, lr, noise, sn: 1.2 if noise == 0 else 1.0, seeds=(0, 1, 2),
+                        seed_offsets={0: -0.5, 1: 0.0, 2: 0.5})
+  assert study_report.claim_noiseless_comparable(wide, AXES, ROLES, "kl").verdict == (
+      "inconclusive")
+
+
+def test_budget_matched_table_reads_each_curve_at_the_common_budget():
+  # 100 updates each, evaluated at 10, 50, 100, quality q x 100 / step; K 5: q = 1 at 10
+  # updates/s, K 100: q = 0.5 at 2 updates/s. At the end K 100 is better (log10 0.5); at equal
+  # wall-clock (10 s, K 5's end) K 100 has only its first evaluation (5.0 at 5 s); at equal
+  # gradient evaluations (5,000 = K 5's end) K 100 has none (its first costs 10,000).
+  rows = synthetic_rows(lambda k, lr, noise, sn: 1.0 if k == 5 else 0.5)
+  text = "\n".join(study_report.budget_lines(rows, AXES, "kl"))
+  assert "100 updates, 10 s of wall-clock" in text and "5e+03 energy-gradient" in text
+  assert "8 of 16 cells unevaluated at equal gradient evaluations" in text
+  line = next(t for t in text.splitlines() if t.startswith("| sampler.num_steps | 100 |"))
+  end, updates, wall, grads = line.split(" | ")[2:6]
+  assert end.startswith("-0.301") and updates.startswith("-0.301")
+  assert wall.startswith("0.699") and grads == "- |"
+  k5 = next(t for t in text.splitlines() if t.startswith("| sampler.num_steps | 5 |"))
+  assert all(v.startswith("0 ") for v in k5.split(" | ")[2:6])
+
+
+def test_anova_finds_the_factor_and_the_interaction_that_made_the_data():
+  rows = synthetic_rows(lambda k, lr, noise, sn: 10 ** ((k == 5) + 0.5 * (k == 5) * (lr == 1e-2)),
+                        seeds=(0, 1, 2), noise_sd=0.05)
+  text = "\n".join(study_report.anova_lines(rows, AXES, "kl"))
+  table = [line.split(" | ") for line in text.splitlines() if line.startswith("| ")][1:]
+  assert table[0][0] == "| sampler.num_steps"
+  assert table[2][0] == "| sampler.num_steps x optimizer.learning_rate"
+  assert float(table[2][4].strip(" |")) < 1e-3         # p of the interaction
+
+
 def test_claims_without_their_axes_are_not_tested():
   rows = synthetic_rows(lambda *a: 1.0)
-  verdict, lines = study_report.claim_noiseless_comparable(rows, AXES[:2], ROLES, "kl")
+  verdict, lines, _ = study_report.claim_noiseless_comparable(rows, AXES[:2], ROLES, "kl")
   assert verdict == "not tested" and "noise" in lines[0]
 
 
@@ -74,12 +147,13 @@ def test_runaway_gradient_norm_is_not_called_stable():
   assert study_report._r_t_growth(np.full(100, 0.05)) == pytest.approx(1.0)
 
 
-def test_report_states_a_verdict_per_claim_with_its_figures(tmp_path):
+def test_report_states_a_verdict_per_claim_with_its_intervals_and_figures(tmp_path):
   grid = sweep.Grid("g", {"sampler.num_steps": (2, 4), "optimizer.learning_rate": (1e-3, 1e-2),
                           "sampler.noise_std": (0.0, 0.1)},
-                    base=tiny_toy_config(num_train_steps=4))
+                    base=tiny_toy_config(num_train_steps=4,
+                                         **{"diagnostics.landscape_every_steps": 2}))
   study = sweep.Sweep([grid], roles={"K": "sampler.num_steps", "lr": "optimizer.learning_rate",
-                                     "noise": "sampler.noise_std"})
+                                     "noise": "sampler.noise_std"}, seeds=(0, 1))
   cells = sweep.run_sweep(study, None, str(tmp_path), log=lambda m: None)
   path = study_report.write_report(study, cells, str(tmp_path), title="tiny")
   with open(path) as f:
@@ -87,12 +161,17 @@ def test_report_states_a_verdict_per_claim_with_its_figures(tmp_path):
   for claim in ("Claim 1.", "Claim 2.", "Claim 3.", "Claim 4."):
     assert claim in report
   assert "Learning rate: " in report and "Spectral norm at" not in report   # no sn axis
-  assert "8 cells (8 run" in report
+  assert "16 cells (16 run" in report and "2 seeds per setting (0, 1)" in report
+  assert "95 % bootstrap interval over seeds" in report
+  assert "### Main effects and interactions" in report and "| Residual |" in report
+  assert "### Budget-matched comparison" in report and "4 updates" in report
   with open(tmp_path / "results.csv") as f:
     header, *rows = f.read().splitlines()
-  assert len(rows) == 8
-  for column in ("sampler.num_steps", "status", "d_s_t_mean", "r_t_mean", "kl_true_kde",
-                 "steps_per_sec"):
+  assert len(rows) == 16
+  for column in ("sampler.num_steps", "seed", "setting", "status", "d_s_t_mean", "r_t_mean",
+                 "kl_true_kde", "steps_per_sec", "grad_evals_per_update"):
     assert column in header.split(",")
-  assert os.path.exists(tmp_path / "plots" / "heatmap-g-noise0.png")
-  assert any(p.startswith("traces-g-noise0.1-K") for p in os.listdir(tmp_path / "plots"))
+  assert "_curve" not in header
+  plots = os.listdir(tmp_path / "plots")
+  assert "heatmap-g-noise0.png" in plots and "curves-g.png" in plots
+  assert any(p.startswith("traces-g-noise0.1-K") for p in plots)

@@ -35,6 +35,21 @@ def test_grid_expansion_names_and_groups_cells(tmp_path):
   assert [len(g) for g in sweep.group_cells(cells, max_models=3)] == [3, 1, 3, 1]
 
 
+def test_seeds_are_the_last_axis_and_replicates_share_a_setting(tmp_path):
+  grid = sweep.Grid("toy", {"sampler.num_steps": (2, 3)}, base=tiny_toy_config())
+  cells = sweep.expand(sweep.Sweep([grid], seeds=(0, 1, 2)), None, str(tmp_path))
+  assert [c.name for c in cells[:3]] == ["toy-K2-seed0", "toy-K2-seed1", "toy-K2-seed2"]
+  assert [c.config.seed for c in cells[:3]] == [0, 1, 2]
+  assert {c.setting for c in cells} == {"toy-K2", "toy-K3"}
+  assert cells[0].factors == {"sampler.num_steps": 2}
+  assert [len(g) for g in sweep.group_cells(cells)] == [3, 3]     # replicates train together
+  unreplicated = sweep.expand(sweep.Sweep([grid]), None, str(tmp_path))
+  assert [c.name for c in unreplicated] == ["toy-K2", "toy-K3"]
+  both = sweep.Grid("toy", {"seed": (0, 1)}, base=tiny_toy_config())
+  with pytest.raises(sweep.SweepError, match="sweeps 'seed' and the sweep has seeds="):
+    sweep.expand(sweep.Sweep([both], seeds=(0, 1)), None, str(tmp_path))
+
+
 @pytest.mark.parametrize("axes, message", [
     ({"sampler.nope": (1,)}, "sampler.nope: unknown config key"),
     ({"sampler.num_steps": ("many",)}, "sampler.num_steps='many'"),
@@ -51,10 +66,11 @@ def test_vmapped_group_equals_separate_runs(tmp_path):
   # SGD: Adam divides near-zero gradients by their own magnitude, which turns float rounding
   # differences between a batched and an unbatched matmul into visible parameter differences.
   base = tiny_toy_config(**{"optimizer.name": "sgd", "optimizer.beta1": 0.0})
-  grid = sweep.Grid("g", {"seed": (0, 3), "optimizer.learning_rate": (0.05, 0.02),
+  grid = sweep.Grid("g", {"optimizer.learning_rate": (0.05, 0.02),
                           "sampler.step_size": (0.05, 0.02)}, base=base)
-  cells = sweep.expand(sweep.Sweep([grid]), None, str(tmp_path / "study"))
-  cells = [cells[0], cells[-1]]          # differ in all three keys
+  cells = sweep.expand(sweep.Sweep([grid], seeds=(0, 3)), None, str(tmp_path / "study"))
+  cells = [cells[0], cells[-1]]          # differ in all three keys, the seed included
+  assert [c.config.seed for c in cells] == [0, 3]
   sweep.train_group(cells, log=lambda m: None)
   for cell in cells:
     status = sweep.read_status(cell)
