@@ -132,6 +132,10 @@ def get_config():
   c.eval.at_end = False               # image runs: score samples.npz (classifier FID/KID/IS/coverage)
   c.eval.every_steps = 0              # image runs: also score num_final_samples every N steps (0 = off)
 
+  c.stop = ml_collections.ConfigDict()   # ending a run early, at a quality plateau
+  c.stop.plateau_patience = 0         # end after N evaluations without improvement (0 = off)
+  c.stop.plateau_min_improvement = 0.02  # an improvement: quality below (1 - this) x the best so far
+
   c.recovery = ml_collections.ConfigDict()   # what a rejected (diverging) update leads to
   c.recovery.max_retries = 3          # rewinds to the last checkpoint, new chain keys, lr x lr_factor (0 = stop)
   c.recovery.lr_factor = 0.5          # learning-rate multiplier of each recovery
@@ -359,6 +363,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("diagnostics.kde_bandwidth", positive, "a number > 0"),
       ("diagnostics.kde_samples", lambda v: v >= 10, "an int >= 10"),
       ("eval.every_steps", non_negative, "an int >= 0 (0 = off)"),
+      ("stop.plateau_patience", non_negative, "an int >= 0 (0 = off)"),
+      ("stop.plateau_min_improvement", lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
       ("parallel.num_devices", non_negative, "an int >= 0 (0 = all devices)"),
       ("parallel.cpu_devices", non_negative, "an int >= 0 (0 or 1 = one CPU device)"),
       ("parallel.distributed", lambda v: v in ("auto", "on", "off"), "one of auto, on, off"),

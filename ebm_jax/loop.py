@@ -62,7 +62,7 @@ class Outcome(NamedTuple):
   steps_per_sec: float         # updates per second of the group, compilation and outputs excluded
   wall_time_s: float           # this call's wall time until the model ended
   recoveries: int = 0          # recoveries from divergence over the model's whole run
-  cause: str = ""              # why the last rejected update was rejected
+  cause: str = ""              # why the last rejected update was rejected, or why it stopped early
 
 # fold_in tags of a recovered model's new base keys (step keys fold in step numbers < 2**31).
 RECOVERY_STREAM = 2 ** 32 - 16
@@ -86,6 +86,14 @@ class Model:
     self.report: reporting.RunReporter | None = None    # from the step training resumes at
     self.step = 0                                        # updates applied to this model
     self.ended: Outcome | None = None
+    self.metric = reporting.quality_metric(run.config)
+    self.quality: list[tuple[int, float]] = []           # (step, metric) at each evaluation
+    self.stop_reason = ""                                # set by an action: end at next update
+
+  def measured(self, step: int, record: dict) -> None:
+    """An evaluation's record (toy landscape KLs, image classifier metrics) at ``step``."""
+    if record.get(self.metric) is not None:
+      self.quality.append((step, float(record[self.metric])))
 
 
 class Tick:
@@ -151,6 +159,7 @@ class LogStep:
     if runner.toy is not None and (tick.final or every(self.landscape_every, tick.step)):
       extra = model.report.landscape(
           tick.step, runner.landscape(tick.state(i), tick.hparams(i), tick.step))
+      model.measured(tick.step, extra)
     self.last_row = model.report.log_step(tick.step, tick.batch_images(i), extra,
                                           final=tick.final)
 
@@ -170,6 +179,37 @@ class Evaluate:
       evaluate(model, path, tick.step)
 
 
+def plateaued(quality: Sequence[tuple[int, float]], patience: int,
+              min_improvement: float) -> bool:
+  """Whether the last ``patience`` evaluations all failed to improve on the best before them
+  by the fraction ``min_improvement``."""
+  if not patience or len(quality) <= patience:
+    return False
+  best_before = min(q for _, q in quality[:-patience])
+  return min(q for _, q in quality[-patience:]) > (1 - min_improvement) * best_before
+
+
+class PlateauStop:
+  """Ends the model at the update after its quality stopped improving
+  (``stop.plateau_patience`` evaluations without a ``stop.plateau_min_improvement`` gain)."""
+
+  def __init__(self, config):
+    self.patience = config.stop.plateau_patience
+    self.min_improvement = config.stop.plateau_min_improvement
+    self.seen: dict[int, int] = {}       # model -> evaluations judged so far
+
+  def __call__(self, tick, model, runner) -> None:
+    if (not self.patience or model.stop_reason
+        or len(model.quality) == self.seen.get(model.index, 0)):
+      return
+    self.seen[model.index] = len(model.quality)
+    if plateaued(model.quality, self.patience, self.min_improvement):
+      best = min(q for _, q in model.quality)
+      model.stop_reason = (f"quality plateau: {model.metric} {model.quality[-1][1]:.4g} after "
+                           f"{self.patience} evaluations without a "
+                           f"{self.min_improvement:.0%} gain on the best {best:.4g}")
+
+
 class Checkpoint:
   """Every ``checkpoint_every_steps``."""
 
@@ -184,7 +224,8 @@ class Checkpoint:
 def default_actions(config) -> list:
   """The periodic work of a run, in the order it happens at a step."""
   return [Record(), LongRun(config.longrun.every_steps), LogStep(config),
-          Evaluate(config.eval.every_steps), Checkpoint(config.checkpoint_every_steps)]
+          Evaluate(config.eval.every_steps), PlateauStop(config),
+          Checkpoint(config.checkpoint_every_steps)]
 
 
 class ProgressBar:
@@ -225,6 +266,7 @@ def evaluate(model: Model, path: str, step: int) -> None:
     return
   from ebm_jax import evaluation   # lazy: trains the classifier on first use
   record = evaluation.evaluate_run(model.workdir, path, log=model.log, step=step)
+  model.measured(step, record)
   model.report.scalars(step, {f"{writers.EVAL_NAMESPACE}/{k}": v for k, v in record.items()})
   model.log(f"step {step}: eval " + ", ".join(
       f"{k} {record[k]:.4g}" for k in ("fid", "kid", "inception_score", "class_entropy",
@@ -347,15 +389,27 @@ def _budget_spent(run: Run) -> bool:
   return bool(rows) and rows[-1]["wall_time"] >= budget
 
 
+def _stopped_early(run: Run) -> bool:
+  """Whether the run ended at a plateau (or was pruned): a ``stop`` event in its metrics."""
+  rows, _ = reporting.read_metrics(os.path.join(run.workdir, rundir.METRICS), events=True)
+  return any(r.get("event") == "stop" for r in rows)
+
+
 def _already_finished(runs: Sequence[Run], start: int) -> bool:
-  return (start >= runs[0].config.num_train_steps or all(map(_budget_spent, runs))) and all(
+  return (start >= runs[0].config.num_train_steps
+          or all(_budget_spent(r) or _stopped_early(r) for r in runs)) and all(
       os.path.exists(os.path.join(r.workdir, rundir.SAMPLES)) for r in runs)
 
 
 def _at_end(model: Model) -> bool:
-  """A model ends at ``num_train_steps`` or once its wall-clock budget is spent."""
+  """A model ends at ``num_train_steps``, once its wall-clock budget is spent, or when an
+  action asked it to stop (a quality plateau, a pruned search trial)."""
   budget = model.config.train_time_budget_s
   if model.step == model.config.num_train_steps:
+    return True
+  if model.stop_reason:
+    model.log(f"step {model.step}: {model.stop_reason}; the run ends here")
+    model.report.event(model.step, {"event": "stop", "reason": model.stop_reason})
     return True
   if budget and model.report.wall_time() >= budget:
     model.log(f"step {model.step}: the wall-clock budget of {budget:g} s is spent; the run "
@@ -411,6 +465,8 @@ def train(runs: Sequence[Run], log: Callable[[str], None] | None = None,
     rundir.write_config(model.workdir, model.config, start, model.log)
     model.report = reporting.RunReporter(model.config, model.workdir, start, runner.toy)
     model.step = start
+    m = reporting.measurements(model.workdir, (model.metric,))   # the plateau's history
+    model.quality = [(int(t), float(q)) for t, q in zip(m["step"], m[model.metric]) if t <= start]
   actions = list(actions) if actions is not None else default_actions(config)
   log_step = next((a for a in actions if isinstance(a, LogStep)), None)
   varying = hparams_lib.varying_keys([r.config for r in runs])
@@ -477,7 +533,8 @@ def train(runs: Sequence[Run], log: Callable[[str], None] | None = None,
           state = tick.state(i)
           finish(runner, model, state, tick.hparams(i))
           end(model, Outcome("finished", int(state.step), None, speed(),
-                             time.perf_counter() - t0, int(state.recoveries)))
+                             time.perf_counter() - t0, int(state.recoveries),
+                             model.stop_reason))
       bar(min(m.step for m in models), log_step.last_row if log_step is not None else None)
       t_outputs += time.perf_counter() - t_step
   finally:

@@ -57,6 +57,17 @@ def read_metrics(path: str, *, events: bool = False) -> tuple[list[dict], int]:
   return rows, torn
 
 
+TOY_QUALITY = "kl_true_kde"        # KL(true || KDE of the samples): comparable across samplers
+IMAGE_QUALITY = "fid"              # classifier-feature FID of the samples
+
+
+def quality_metric(config) -> str:
+  """The one number (lower = better) a run's quality is judged by: studies, searches and the
+  plateau stop all read it."""
+  from ebm_jax import data as data_lib
+  return TOY_QUALITY if data_lib.is_toy(config.data.name) else IMAGE_QUALITY
+
+
 def measurements(workdir: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
   """A run's quality curve: ``step``, ``wall_time`` (s of training, outputs included) and each
   of ``keys`` at every update where they were measured. Toy KLs come from the metrics rows of

@@ -27,8 +27,6 @@ from ebm_jax import rundir
 from ebm_jax import study_stats
 from ebm_jax import sweep as sweep_lib
 
-TOY_QUALITY = "kl_true_kde"        # KL(true || KDE of the samples): comparable across samplers
-IMAGE_QUALITY = "fid"              # classifier-feature FID of samples.npz
 IMAGE_METRICS = ("fid", "kid", "inception_score", "class_entropy", "class_coverage")
 TOY_METRICS = ("kl_true_kde", "kl_true_model")
 # A run whose sample-gradient norm r_t grew more than this factor from its first tenth to its
@@ -40,8 +38,7 @@ SLOW_FACTOR = 1.5
 COMPARABLE_FACTOR = 1.5
 
 
-def quality_metric(config) -> str:
-  return TOY_QUALITY if data_lib.is_toy(config.data.name) else IMAGE_QUALITY
+quality_metric = reporting.quality_metric
 
 
 def _verdict_class(verdict: str) -> str:

@@ -260,7 +260,7 @@ def train_group(cells: Sequence[Cell], log: Callable[[str], None]) -> None:
     else:
       write_status(cells[i], status="finished", final_step=outcome.step, models_in_group=m,
                    recoveries=outcome.recoveries, group_wall_time_s=outcome.wall_time_s,
-                   group_steps_per_sec=outcome.steps_per_sec)
+                   group_steps_per_sec=outcome.steps_per_sec, stopped_early=outcome.cause)
 
   varying = ", ".join(varying_keys(cells)) or "no key"
   log(f"group of {m} model{'s' if m > 1 else ''} ({varying} vmapped): "

@@ -55,3 +55,37 @@ def test_a_wall_clock_budget_ends_the_run_like_its_last_step_and_a_rerun_does_no
   lines = []
   (again,), _ = loop.train([run], log=lines.append)
   assert again.step == outcome.step and any("already finished" in m for m in lines)
+
+
+def test_plateaued_reads_the_last_evaluations_against_the_best_before_them():
+  improving = [(i, 1.0 / (i + 1)) for i in range(6)]
+  flat = [(0, 1.0), (1, 0.5), (2, 0.495), (3, 0.51), (4, 0.499)]
+  assert not loop.plateaued(improving, 3, 0.02)
+  assert loop.plateaued(flat, 3, 0.02)              # 0.495 is not 2 % below 0.5
+  assert not loop.plateaued(flat, 3, 0.0)           # any gain counts: 0.495 < 0.5
+  assert not loop.plateaued(flat[:3], 3, 0.02)      # too few evaluations to judge
+  assert not loop.plateaued(flat, 0, 0.02)          # off
+
+
+class ConstantQuality:
+  """Reports the same quality at every step, as an evaluation that stopped improving."""
+
+  def __call__(self, tick, model, runner):
+    model.measured(tick.step, {"kl_true_kde": 0.5})
+
+
+def test_a_quality_plateau_ends_the_run_and_a_rerun_does_nothing(tmp_path):
+  config = tiny_toy_config(**{"num_train_steps": 1000, "stop.plateau_patience": 3,
+                              "diagnostics.landscape_every_steps": 0})
+  run = loop.Run(config, str(tmp_path / "run"))
+  (outcome,), _ = loop.train([run], log=lambda m: None,
+                             actions=loop.default_actions(config) + [ConstantQuality()])
+  # Measured at the end of steps 1-4, judged at the next step: at step 5 the last 3 do not
+  # beat step 1's, so step 6 is the last.
+  assert outcome.status == "finished" and outcome.step == 6
+  assert outcome.cause.startswith("quality plateau: kl_true_kde 0.5 after 3 evaluations")
+  assert (tmp_path / "run" / "samples.npz").exists()
+  assert "the run ends here" in (tmp_path / "run" / "log.txt").read_text()
+  lines = []
+  (again,), _ = loop.train([run], log=lines.append)
+  assert again.step == 6 and any("already finished" in m for m in lines)
