@@ -11,6 +11,17 @@ interrupted ones. At the end ``<workdir>`` holds ``results.csv``, ``plots/`` and
     --cells=a,b         train only these cells (e.g. to resume or extend one alone)
     --report_only       rebuild results.csv, plots and report.md from what has run
     --set key=value     override a config key in every cell (repeatable)
+
+An adaptive search (Optuna ask-and-tell; the journal file in the workdir may be shared by any
+number of such processes, here or on other machines)::
+
+    python sweep.py --search=sweeps/search_toy.py --workdir=runs/search-toy
+
+A study's groups as Slurm array jobs (submitit), one group per task, into a shared workdir;
+``--launcher=local`` runs the same tasks as local processes::
+
+    python sweep.py --sweep=sweeps/thesis_claims_toy.py --workdir=/shared/study-toy \
+        --launcher=slurm --slurm_partition=gpu --timeout_min=120 --gpus_per_node=1 --wait
 """
 
 import ast
@@ -26,6 +37,7 @@ from ebm_jax import cli
 _CONFIG = flags.DEFINE_string(
     "config", None, "Base recipe for grids that name none, e.g. configs/toy_gmm.py[:variant].")
 _SWEEP = flags.DEFINE_string("sweep", None, "Sweep file, e.g. sweeps/thesis_claims_toy.py[:gpu].")
+_SEARCH = flags.DEFINE_string("search", None, "Search file (Optuna), e.g. sweeps/search_toy.py.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Study directory (default runs/study-<sweep>).")
 _CELLS = flags.DEFINE_list("cells", [], "Train only these cells.")
 _MAX_MODELS = flags.DEFINE_integer("max_models", 0,
@@ -35,7 +47,16 @@ _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Only rebuild the report.
 _CPU_DEVICES = flags.DEFINE_integer(
     "cpu_devices", None, "CPU only: split the host into N devices (default: the largest "
     "parallel.cpu_devices of the cells' recipes).")
-flags.mark_flags_as_required(["sweep"])
+_LAUNCHER = flags.DEFINE_enum("launcher", "none", ["none", "slurm", "local"],
+                              "Submit the groups as submitit jobs instead of training here.")
+_SLURM_PARTITION = flags.DEFINE_string("slurm_partition", None, "--launcher=slurm: partition.")
+_TIMEOUT_MIN = flags.DEFINE_integer("timeout_min", 60, "--launcher: minutes per task.")
+_CPUS_PER_TASK = flags.DEFINE_integer("cpus_per_task", None, "--launcher: CPUs per task.")
+_GPUS_PER_NODE = flags.DEFINE_integer("gpus_per_node", None, "--launcher: GPUs per task.")
+_ARRAY_PARALLELISM = flags.DEFINE_integer("slurm_array_parallelism", None,
+                                          "--launcher=slurm: tasks running at once.")
+_WAIT = flags.DEFINE_bool("wait", False, "--launcher: wait for the tasks, then write the report.")
+flags.mark_flags_as_mutual_exclusive(["sweep", "search"], required=True)
 
 
 def parse_overrides(items):
@@ -51,26 +72,66 @@ def parse_overrides(items):
   return out
 
 
-def run(name: str, workdir: str) -> None:
+def launcher_parameters() -> dict:
+  params = {"timeout_min": _TIMEOUT_MIN.value, "cpus_per_task": _CPUS_PER_TASK.value,
+            "gpus_per_node": _GPUS_PER_NODE.value}
+  if _LAUNCHER.value == "slurm":
+    params.update(slurm_partition=_SLURM_PARTITION.value,
+                  slurm_array_parallelism=_ARRAY_PARALLELISM.value)
+  return {k: v for k, v in params.items() if v is not None}
+
+
+def run_study(name: str, workdir: str) -> None:
   from ebm_jax import study_report
   from ebm_jax import sweep as sweep_lib   # imports jax, but starts no backend
   sweep = sweep_lib.load_sweep(_SWEEP.value)
-  cells = sweep_lib.expand(sweep, _CONFIG.value, workdir, parse_overrides(_SET.value))
-  devices = (_CPU_DEVICES.value if _CPU_DEVICES.value is not None
-             else max(c.config.parallel.cpu_devices for c in cells))
-  cli.start_devices(devices)   # before the first jax.devices() call
+  overrides = parse_overrides(_SET.value)
+  cells = sweep_lib.expand(sweep, _CONFIG.value, workdir, overrides)
   os.makedirs(workdir, exist_ok=True)
   log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
-  if not _REPORT_ONLY.value:
-    sweep_lib.train_cells(cells, only=_CELLS.value, max_models=_MAX_MODELS.value, log=log)
+  if _LAUNCHER.value != "none" and not _REPORT_ONLY.value:
+    from ebm_jax import launch     # lazy: submitit only on this path
+    jobs = launch.launch(_SWEEP.value, _CONFIG.value, workdir, overrides,
+                         cluster=_LAUNCHER.value, max_models=_MAX_MODELS.value,
+                         parameters=launcher_parameters(), log=log)
+    if not _WAIT.value:
+      log("the report: the same command with --report_only once the jobs have ended")
+      return
+    for job in jobs:
+      job.result()      # raises the task's error, if one failed
+  else:
+    devices = (_CPU_DEVICES.value if _CPU_DEVICES.value is not None
+               else max(c.config.parallel.cpu_devices for c in cells))
+    cli.start_devices(devices)   # before the first jax.devices() call
+    if not _REPORT_ONLY.value:
+      sweep_lib.train_cells(cells, only=_CELLS.value, max_models=_MAX_MODELS.value, log=log)
   log(f"report: {study_report.write_report(sweep, cells, workdir, title=f'Study {name}')}")
+
+
+def run_search(workdir: str) -> None:
+  from ebm_jax import search as search_lib
+  search = search_lib.load_search(_SEARCH.value)
+  log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+  if _REPORT_ONLY.value:
+    study = search_lib.open_study(search, workdir)
+    log(f"report: {search_lib.write_report(search, study, workdir)}")
+    return
+  cli.start_devices(_CPU_DEVICES.value or 0)
+  search_lib.run_search(search, workdir, log=log)
+  log(f"report: {os.path.join(workdir, search_lib.REPORT)}")
 
 
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  name = os.path.splitext(os.path.basename(_SWEEP.value.partition(":")[0]))[0]
-  cli.call(run, name, _WORKDIR.value or os.path.join("runs", f"study-{name}"), code=2)
+  spec = _SWEEP.value or _SEARCH.value
+  name = os.path.splitext(os.path.basename(spec.partition(":")[0]))[0]
+  kind = "study" if _SWEEP.value else "search"
+  workdir = _WORKDIR.value or os.path.join("runs", f"{kind}-{name}")
+  if _SWEEP.value:
+    cli.call(run_study, name, workdir, code=2)
+  else:
+    cli.call(run_search, workdir, code=2)
 
 
 if __name__ == "__main__":

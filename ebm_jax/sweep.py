@@ -246,9 +246,11 @@ def write_status(cell: Cell, **fields) -> None:
 # ----------------------------------------------------------------------------- training
 
 
-def train_group(cells: Sequence[Cell], log: Callable[[str], None]) -> None:
+def train_group(cells: Sequence[Cell], log: Callable[[str], None],
+                extra_actions: Sequence[Callable] = ()) -> None:
   """Trains a group of cells (one or more) as one stacked group in the one loop, writing each
-  cell's run outputs and, as each model ends, its status file."""
+  cell's run outputs and, as each model ends, its status file. ``extra_actions`` run after the
+  default periodic actions at every update (e.g. a search's pruning)."""
   m = len(cells)
 
   def on_end(i: int, outcome: loop.Outcome) -> None:
@@ -265,7 +267,9 @@ def train_group(cells: Sequence[Cell], log: Callable[[str], None]) -> None:
   varying = ", ".join(varying_keys(cells)) or "no key"
   log(f"group of {m} model{'s' if m > 1 else ''} ({varying} vmapped): "
       + ", ".join(c.name for c in cells))
-  loop.train([loop.Run(c.config, c.workdir) for c in cells], log=log, on_end=on_end)
+  actions = loop.default_actions(cells[0].config) + list(extra_actions)
+  loop.train([loop.Run(c.config, c.workdir) for c in cells], log=log, on_end=on_end,
+             actions=actions)
 
 
 def run_sweep(sweep: Sweep, base_spec: str | None, workdir: str, *,

@@ -127,3 +127,30 @@ def test_sweep_command_trains_a_vmapped_group_reports_and_reruns_for_free(tmp_pa
   assert bad.returncode == 2
   assert bad.stderr.strip().splitlines()[-1] == (
       "error: sampler.nope: unknown config key (see ebm_jax/config.py)")
+
+
+TINY_SEARCH = """
+from ebm_jax.search import Float, Search
+def get_search(variant=None):
+  return Search("tiny", "configs/toy_gmm.py",
+                {"optimizer.learning_rate": Float(1e-4, 1e-2, log=True)},
+                fixed={"num_train_steps": 3, "sampler.num_steps": 3, "log_every_steps": 3,
+                       "num_final_samples": 10, "init.bank_size": 200, "batch_size": 16,
+                       "model.n_f": 8, "diagnostics.kde_samples": 50,
+                       "diagnostics.landscape_res": 30},
+                num_trials=2, trials_per_group=2)
+"""
+
+
+def test_search_command_asks_trains_and_tells_into_a_journal(tmp_path):
+  spec = tmp_path / "tiny_search.py"
+  spec.write_text(TINY_SEARCH)
+  args = [sys.executable, os.path.join(ROOT, "sweep.py"), f"--search={spec}",
+          f"--workdir={tmp_path / 'search'}"]
+  result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "trial 0: complete" in result.stderr and "trial 1: complete" in result.stderr
+  report = (tmp_path / "search" / "search.md").read_text()
+  assert "2 trials in `journal.log`: 2 complete" in report
+  both = subprocess.run(args + ["--sweep=x.py"], cwd=ROOT, capture_output=True, text=True)
+  assert both.returncode != 0 and "sweep" in both.stderr and "search" in both.stderr

@@ -1,0 +1,272 @@
+"""Adaptive studies: Optuna's ask-and-tell on top of the study engine's vmapped groups.
+
+A search file (``sweeps/*.py`` defining ``get_search(variant)``) returns a :class:`Search`: a
+base recipe, fixed overrides, and a space of config keys to search. Each round asks Optuna for
+``trials_per_group`` trials, turns each into a cell (``<workdir>/cells/trial-0007``, an ordinary
+run directory), trains the cells as vmapped groups in the one loop (trials that differ only in
+vmappable values share one compiled step) and tells Optuna each cell's final quality
+(``reporting.quality_metric``: KL(true || KDE) on toys, the classifier FID on images). A cell
+that diverges is told as failed. At every intermediate evaluation each trial reports its
+quality, and Optuna's median pruner may end it early (the cell finishes where it stands and is
+told as pruned).
+
+The study lives in a journal file (``<workdir>/journal.log``, Optuna's ``JournalFileBackend``)
+that any number of processes, on one machine or on machines sharing the directory, append to
+under a file lock: start the same command several times and they share the trials, each asking
+for its own (trial numbers, and so cell names, are never reused). A round stops asking once the
+journal holds ``num_trials`` trials, so concurrent workers may overshoot by at most
+``trials_per_group - 1`` each.
+
+    python sweep.py --search=sweeps/search_toy.py --workdir=runs/search-toy
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Callable, Sequence
+
+import ml_collections
+
+from ebm_jax import config as config_lib
+from ebm_jax import data as data_lib
+from ebm_jax import reporting
+from ebm_jax import rundir
+from ebm_jax import sweep as sweep_lib
+
+JOURNAL = "journal.log"
+REPORT = "search.md"
+
+
+@dataclasses.dataclass(frozen=True)
+class Float:
+  """A real value in ``[low, high]``, searched on a log scale when ``log``."""
+  low: float
+  high: float
+  log: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+  """One of ``values`` (a static value such as K makes its own vmapped groups)."""
+  values: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Search:
+  """An adaptive study.
+
+  Attributes:
+    name: the Optuna study's name in the journal.
+    base: recipe file (``configs/x.py[:variant]``) or a config.
+    space: config key -> :class:`Float` or :class:`Choice`.
+    fixed: overrides of every trial, applied before the searched values.
+    num_trials: trials the journal should hold when the search is done.
+    trials_per_group: trials asked for, and trained, at once.
+    prune: let Optuna's median pruner end hopeless trials at intermediate evaluations.
+    description: a paragraph for the top of ``search.md``.
+  """
+  name: str
+  base: str | ml_collections.ConfigDict
+  space: dict
+  fixed: dict = dataclasses.field(default_factory=dict)
+  num_trials: int = 16
+  trials_per_group: int = 4
+  prune: bool = True
+  description: str = ""
+
+
+def load_search(spec: str) -> Search:
+  """``sweeps/x.py`` or ``sweeps/x.py:variant`` -> its :class:`Search`."""
+  path, _, variant = spec.partition(":")
+  try:
+    module = config_lib.load_module(path, "search")
+  except config_lib.ConfigError as e:
+    raise sweep_lib.SweepError(str(e)) from e
+  if not hasattr(module, "get_search"):
+    raise sweep_lib.SweepError(f"{path} defines no get_search(variant=None)")
+  try:
+    search = module.get_search(variant or None)
+  except ValueError as e:
+    raise sweep_lib.SweepError(f"{path}: {e}") from e
+  if not isinstance(search, Search):
+    raise sweep_lib.SweepError(f"{path}: get_search() returned {type(search).__name__}, "
+                               "not search.Search")
+  validate(search)
+  return search
+
+
+def validate(search: Search) -> None:
+  """One-line errors for a space that names unknown keys or empty ranges."""
+  reference = config_lib.get_config()
+  if search.num_trials < 1 or search.trials_per_group < 1:
+    raise sweep_lib.SweepError("num_trials and trials_per_group must be positive")
+  for key, dist in {**search.fixed, **search.space}.items():
+    try:
+      config_lib.get_value(reference, key)
+    except config_lib.ConfigError as e:
+      raise sweep_lib.SweepError(str(e)) from e
+  for key, dist in search.space.items():
+    if isinstance(dist, Float):
+      if not dist.low < dist.high or (dist.log and dist.low <= 0):
+        raise sweep_lib.SweepError(f"{key}: Float needs low < high (and low > 0 on a log scale)")
+    elif isinstance(dist, Choice):
+      if not dist.values:
+        raise sweep_lib.SweepError(f"{key}: Choice needs at least one value")
+    else:
+      raise sweep_lib.SweepError(f"{key}: expected search.Float or search.Choice, got "
+                                 f"{type(dist).__name__}")
+
+
+def open_study(search: Search, workdir: str, seed: int | None = None):
+  """The search's Optuna study in ``<workdir>/journal.log`` (created on first use)."""
+  import optuna          # lazy: only the search path needs it
+  from optuna.storages import JournalStorage
+  from optuna.storages.journal import JournalFileBackend
+  optuna.logging.set_verbosity(optuna.logging.WARNING)
+  os.makedirs(workdir, exist_ok=True)
+  storage = JournalStorage(JournalFileBackend(os.path.join(workdir, JOURNAL)))
+  pruner = (optuna.pruners.MedianPruner(n_startup_trials=search.trials_per_group,
+                                        n_warmup_steps=0) if search.prune
+            else optuna.pruners.NopPruner())
+  return optuna.create_study(study_name=search.name, storage=storage, load_if_exists=True,
+                             direction="minimize", pruner=pruner,
+                             sampler=optuna.samplers.TPESampler(seed=seed))
+
+
+def suggest(trial, search: Search) -> dict:
+  """The trial's values of the searched keys."""
+  values = {}
+  for key, dist in search.space.items():
+    if isinstance(dist, Float):
+      values[key] = trial.suggest_float(key, dist.low, dist.high, log=dist.log)
+    else:
+      values[key] = trial.suggest_categorical(key, list(dist.values))
+  return values
+
+
+def trial_cell(search: Search, number: int, values: dict, workdir: str) -> sweep_lib.Cell:
+  """Trial ``number``'s cell: the base recipe, the fixed overrides, then the trial's values."""
+  base = (search.base if isinstance(search.base, ml_collections.ConfigDict)
+          else config_lib.load_recipe(search.base))
+  config = config_lib.from_dict(base.to_dict())
+  name = f"trial-{number:04d}"
+  try:
+    for key, value in {**search.fixed, **values}.items():
+      config_lib.set_value(config, key, value)
+    if not data_lib.is_toy(config.data.name):
+      config.eval.at_end = True          # the told value is the final samples' FID
+    config_lib.validate(config)
+  except config_lib.ConfigError as e:
+    raise sweep_lib.SweepError(f"{name}: {e}") from e
+  return sweep_lib.Cell(name, search.name, dict(values), config,
+                        os.path.join(workdir, "cells", name))
+
+
+class ReportToTrial:
+  """A loop action: every new evaluation of a model is reported to its trial, and a trial the
+  pruner gives up on ends at the next update."""
+
+  def __init__(self, trials: Sequence):
+    self.trials = list(trials)
+    self.seen: dict[int, int] = {}
+
+  def __call__(self, tick, model, runner) -> None:
+    if model.stop_reason or len(model.quality) == self.seen.get(model.index, 0):
+      return
+    self.seen[model.index] = len(model.quality)
+    step, value = model.quality[-1]
+    trial = self.trials[model.index]
+    trial.report(value, step)
+    if trial.should_prune():
+      model.stop_reason = f"pruned by the search at step {step} ({model.metric} {value:.4g})"
+
+
+def final_quality(cell: sweep_lib.Cell) -> float | None:
+  """The cell's last measured quality (None when it has none)."""
+  metric = reporting.quality_metric(cell.config)
+  values = reporting.measurements(cell.workdir, (metric,))[metric]
+  return float(values[-1]) if len(values) and math.isfinite(values[-1]) else None
+
+
+def train_trials(cells: Sequence[sweep_lib.Cell], trials: Sequence,
+                 log: Callable[[str], None]) -> list[tuple[str, float | None]]:
+  """Trains the trials' cells in vmapped groups; returns (state, value) per cell: "complete",
+  "pruned" or "fail" (diverged, or no quality measured)."""
+  by_name = dict(zip((c.name for c in cells), trials))
+  for group in sweep_lib.group_cells(cells):
+    sweep_lib.train_group(group, log, extra_actions=[ReportToTrial([by_name[c.name]
+                                                                    for c in group])])
+  results = []
+  for cell in cells:
+    status = sweep_lib.read_status(cell) or {}
+    value = final_quality(cell)
+    if status.get("status") != "finished" or value is None:
+      results.append(("fail", None))
+    elif str(status.get("stopped_early", "")).startswith("pruned"):
+      results.append(("pruned", value))
+    else:
+      results.append(("complete", value))
+  return results
+
+
+TrainFn = Callable[[Sequence[sweep_lib.Cell], Sequence, Callable[[str], None]],
+                   list[tuple[str, float | None]]]
+
+
+def run_search(search: Search, workdir: str, *, train: TrainFn = train_trials,
+               seed: int | None = None, log: Callable[[str], None] = print):
+  """Asks, trains and tells rounds of ``trials_per_group`` trials until the journal holds
+  ``num_trials``; returns the Optuna study. ``train`` replaces the training (tests pass a
+  synthetic objective)."""
+  import optuna
+  study = open_study(search, workdir, seed)
+  states = {"complete": optuna.trial.TrialState.COMPLETE,
+            "pruned": optuna.trial.TrialState.PRUNED, "fail": optuna.trial.TrialState.FAIL}
+  while True:
+    remaining = search.num_trials - len(study.get_trials(deepcopy=False))
+    if remaining <= 0:
+      break
+    trials = [study.ask() for _ in range(min(search.trials_per_group, remaining))]
+    cells = [trial_cell(search, t.number, suggest(t, search), workdir) for t in trials]
+    log(f"trials {', '.join(str(t.number) for t in trials)}: "
+        + "; ".join(sweep_lib.short_name(c.overrides) for c in cells))
+    for trial, cell, (state, value) in zip(trials, cells, train(cells, trials, log)):
+      study.tell(trial, value if state == "complete" else None, state=states[state])
+      if state == "pruned":     # Optuna keeps a pruned trial's last reported value
+        log(f"trial {trial.number}: pruned at {value:.4g}")
+      else:
+        log(f"trial {trial.number}: {state}" + (f" {value:.4g}" if value is not None else ""))
+  write_report(search, study, workdir)
+  return study
+
+
+def write_report(search: Search, study, workdir: str) -> str:
+  """``search.md``: every trial of the journal by quality, and the best one's values."""
+  import optuna
+  trials = study.get_trials(deepcopy=False)
+  done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+  keys = list(search.space)
+  lines = [f"# Search `{search.name}`", ""]
+  if search.description:
+    lines += [search.description, ""]
+  counts = {s.name.lower(): sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
+  lines += [f"{len(trials)} trials in `{JOURNAL}`: " + ", ".join(
+      f"{n} {name}" for name, n in counts.items() if n) + ". Each is a run directory "
+      "`cells/trial-NNNN/`; lower is better.", ""]
+  if done:
+    best = min(done, key=lambda t: t.value)
+    lines += [f"Best: trial {best.number}, value {best.value:.4g}, with " + ", ".join(
+        f"`{k}={sweep_lib.format_value(best.params[k])}`" for k in keys if k in best.params)
+        + ".", ""]
+  lines += ["| trial | state | value | " + " | ".join(keys) + " |",
+            "|---|---|---|" + "---|" * len(keys)]
+  order = sorted(trials, key=lambda t: (t.value is None, t.value if t.value is not None else 0))
+  for t in order:
+    value = f"{t.value:.4g}" if t.value is not None else "-"
+    lines.append(f"| {t.number} | {t.state.name.lower()} | {value} | " + " | ".join(
+        sweep_lib.format_value(t.params[k]) if k in t.params else "-" for k in keys) + " |")
+  path = os.path.join(workdir, REPORT)
+  rundir.write_text(path, "\n".join(lines) + "\n")
+  return path

@@ -1,0 +1,139 @@
+"""The adaptive search: Optuna ask-and-tell over vmapped groups, in a shared journal file."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from ebm_jax import search as search_lib
+from ebm_jax import sweep
+from testutil import tiny_toy_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def synthetic(cells, trials, log):
+  """A known objective: (log10 lr + 2)^2 + (step_size - 0.3)^2, minimum at lr 1e-2, step 0.3.
+  Writes a marker into each cell's directory, refusing one that exists (a duplicated cell)."""
+  del trials, log
+  out = []
+  for cell in cells:
+    os.makedirs(cell.workdir, exist_ok=True)
+    with open(os.path.join(cell.workdir, "claimed"), "x") as f:
+      f.write(str(os.getpid()))
+    lr, step = cell.overrides["optimizer.learning_rate"], cell.overrides["sampler.step_size"]
+    out.append(("complete", (np.log10(lr) + 2) ** 2 + (step - 0.3) ** 2))
+  return out
+
+
+def synthetic_search(num_trials=24, per_group=4):
+  return search_lib.Search(
+      "synthetic", tiny_toy_config(),
+      {"optimizer.learning_rate": search_lib.Float(1e-5, 1.0, log=True),
+       "sampler.step_size": search_lib.Float(0.01, 1.0)},
+      num_trials=num_trials, trials_per_group=per_group, prune=False)
+
+
+def test_search_finds_the_known_optimum_of_a_synthetic_objective(tmp_path):
+  study = search_lib.run_search(synthetic_search(), str(tmp_path), train=synthetic, seed=0,
+                                log=lambda m: None)
+  assert len(study.trials) == 24
+  best = study.best_trial
+  assert abs(np.log10(best.params["optimizer.learning_rate"]) + 2) < 0.5
+  assert abs(best.params["sampler.step_size"] - 0.3) < 0.25
+  assert best.value < 0.1
+  report = (tmp_path / "search.md").read_text()
+  assert "24 trials in `journal.log`: 24 complete" in report
+  assert f"Best: trial {best.number}" in report
+  # The same command again: the journal holds 24 trials, nothing new is asked.
+  again = search_lib.run_search(synthetic_search(), str(tmp_path), train=synthetic,
+                                log=lambda m: None)
+  assert len(again.trials) == 24
+
+
+def test_two_processes_share_one_journal_without_duplicating_a_cell(tmp_path):
+  # Both workers start together (a file barrier) and take 0.2 s per round, so both get work.
+  script = textwrap.dedent(f"""
+      import os, sys, time
+      sys.path[:0] = [{ROOT!r}, {os.path.join(ROOT, 'tests')!r}]
+      from search_test import synthetic, synthetic_search
+      from ebm_jax import search
+      barrier = {str(tmp_path / "ready")!r}
+      os.makedirs(barrier, exist_ok=True)
+      open(os.path.join(barrier, str(os.getpid())), "w").close()
+      while len(os.listdir(barrier)) < 2:
+        time.sleep(0.05)
+      def slow(cells, trials, log):
+        time.sleep(0.2)
+        return synthetic(cells, trials, log)
+      search.run_search(synthetic_search(num_trials=12, per_group=2), {str(tmp_path)!r},
+                        train=slow, log=lambda m: None)
+  """)
+  workers = [subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+  for w in workers:
+    assert w.wait(timeout=300) == 0, w.stderr.read()
+  cells = sorted(os.listdir(tmp_path / "cells"))
+  study = search_lib.open_study(synthetic_search(), str(tmp_path))
+  numbers = [t.number for t in study.trials]
+  assert len(numbers) == len(set(numbers)) and 12 <= len(numbers) <= 13   # overshoot <= 1
+  assert cells == [f"trial-{n:04d}" for n in sorted(numbers)]
+  assert all(t.state.name == "COMPLETE" for t in study.trials)
+  owners = {open(tmp_path / "cells" / c / "claimed").read() for c in cells}
+  assert len(owners) == 2                                  # both processes did work
+
+
+def test_a_search_trains_toy_trials_as_one_group_and_tells_their_quality(tmp_path):
+  search = search_lib.Search(
+      "toy", tiny_toy_config(**{"num_train_steps": 4, "diagnostics.landscape_every_steps": 2}),
+      {"optimizer.learning_rate": search_lib.Float(1e-4, 1e-2, log=True)},
+      num_trials=2, trials_per_group=2, prune=True)
+  lines = []
+  study = search_lib.run_search(search, str(tmp_path), seed=0, log=lines.append)
+  assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+  assert any("group of 2 models" in m for m in lines)
+  for t in study.trials:
+    cell = tmp_path / "cells" / f"trial-{t.number:04d}"
+    status = json.loads((cell / sweep.STATUS_FILE).read_text())
+    assert status["status"] == "finished" and status["models_in_group"] == 2
+    rows = [json.loads(line) for line in (cell / "metrics.jsonl").read_text().splitlines()]
+    kls = [r["kl_true_kde"] for r in rows if "kl_true_kde" in r]
+    assert t.value == pytest.approx(kls[-1])              # the final evaluation is told
+    # Every evaluation was reported on the way, the final one included.
+    assert t.intermediate_values == {2: pytest.approx(kls[0]), 4: pytest.approx(kls[1])}
+
+
+class PruneAll:
+  """A stand-in trial whose pruner gives up at the first report."""
+
+  def __init__(self):
+    self.reports = []
+
+  def report(self, value, step):
+    self.reports.append((step, value))
+
+  def should_prune(self):
+    return True
+
+
+def test_a_pruned_trial_ends_early_and_is_told_as_pruned(tmp_path):
+  config = tiny_toy_config(**{"num_train_steps": 50, "diagnostics.landscape_every_steps": 2})
+  cell = sweep.Cell("trial-0000", "toy", {}, config, str(tmp_path / "cells" / "trial-0000"))
+  trial = PruneAll()
+  [(state, value)] = search_lib.train_trials([cell], [trial], log=lambda m: None)
+  assert state == "pruned" and trial.reports[0][0] == 2
+  status = sweep.read_status(cell)
+  assert status["final_step"] == 3 and status["stopped_early"].startswith("pruned by the search")
+
+
+def test_bad_search_spaces_fail_in_one_line():
+  for space, message in (({"sampler.nope": search_lib.Float(0, 1)}, "sampler.nope"),
+                         ({"optimizer.learning_rate": search_lib.Float(0.0, 1.0, log=True)},
+                          "low > 0 on a log scale"),
+                         ({"sampler.num_steps": (5, 10)}, "expected search.Float")):
+    with pytest.raises(sweep.SweepError, match=message):
+      search_lib.validate(search_lib.Search("s", tiny_toy_config(), space))
