@@ -118,6 +118,7 @@ def get_config():
   c.longrun.num_steps = 2000          # sampler steps per long run (ebm-anatomy: 100,000)
   c.longrun.init = "data"             # uniform | gaussian | data | persistent | replay (anatomy: data)
   c.longrun.num_chains = 64           # chains per long run
+  c.longrun.at_end = False            # the convergence check at the end: long runs from data and noise, scored
 
   c.diagnostics = ml_collections.ConfigDict()
   c.diagnostics.figures_every_secs = 60  # refresh the plots/ figures at most this often (and at the end)

@@ -141,7 +141,7 @@ class Runner:
     self._start_fns: dict[tuple[str, int], Callable] = {}
     self._long_runner = None
     self._chains = None
-    self._kde_floor = None      # KL(true || KDE) of exact toy samples: one per run
+    self._kde_floors: dict[int, float] = {}   # KL(true || KDE) of n exact toy samples, per n
     # The config the chains of samples.npz / evaluations run under (their own K).
     self.final_config = config
     if config.final_num_steps:
@@ -273,9 +273,10 @@ class Runner:
     key = jax.random.fold_in(jax.random.fold_in(state.rng, FINAL_SAMPLES_STREAM), state.step)
     return self.draw_samples(state, hp, key, self.config.num_final_samples)
 
-  def long_run(self, state, hp: HParams, step: int) -> sampling.LongRun:
+  def long_run(self, state, hp: HParams, step: int,
+               init: str | None = None) -> sampling.LongRun:
     """ebm-anatomy's long-run check: ``longrun.num_steps`` of the training sampler from
-    ``longrun.init`` on the current model."""
+    ``init`` (default ``longrun.init``) on the current model."""
     lc = self.config.longrun
     if self._long_runner is None:
       sc = self.config.sampler
@@ -284,7 +285,7 @@ class Runner:
           chunk_steps=min(lc.num_steps, 1000))
     key = jax.random.fold_in(jax.random.fold_in(state.rng, LONGRUN_STREAM), step)
     k_start, k_chain = jax.random.split(key)
-    x0 = self.starts_fn(lc.init, lc.num_chains)(state, hp, self.images, k_start)
+    x0 = self.starts_fn(init or lc.init, lc.num_chains)(state, hp, self.images, k_start)
     return self._long_runner.run(k_chain, self.eval_variables(state),
                                  (hp.step_size, hp.noise_std), x0, lc.num_steps)
 
@@ -294,18 +295,22 @@ class Runner:
     c = samplers.temperature(self.config.sampler)
     return 1.0 if c is None else float(c)
 
-  def landscape(self, state, hp: HParams, step: int) -> diagnostics.Landscape:
-    """True / model / KDE densities of a toy run, from ``diagnostics.kde_samples`` samples."""
+  def landscape(self, state, hp: HParams, step: int,
+                samples: np.ndarray | None = None) -> diagnostics.Landscape:
+    """True / model / KDE densities of a toy run, from ``diagnostics.kde_samples`` samples of
+    the training sampler (or from ``samples``), with the KDE floor of as many exact samples."""
     dc = self.config.diagnostics
-    key = jax.random.fold_in(jax.random.fold_in(state.rng, LANDSCAPE_STREAM), step)
-    samples = self.draw_samples(state, hp, key, dc.kde_samples)
-    if self._kde_floor is None:
-      self._kde_floor = diagnostics.kde_floor(self.toy, dc.kde_samples, self.toy.plot_limit,
-                                              dc.landscape_res, dc.kde_bandwidth)
+    if samples is None:
+      key = jax.random.fold_in(jax.random.fold_in(state.rng, LANDSCAPE_STREAM), step)
+      samples = self.draw_samples(state, hp, key, dc.kde_samples)
+    n = len(samples)
+    if n not in self._kde_floors:
+      self._kde_floors[n] = diagnostics.kde_floor(self.toy, n, self.toy.plot_limit,
+                                                  dc.landscape_res, dc.kde_bandwidth)
     return diagnostics.toy_landscape(self.toy.log_density, self.energy_fn(state),
                                      self.toy.plot_limit, self.temperature(), samples,
                                      dc.landscape_res, dc.kde_bandwidth)._replace(
-                                         kl_kde_floor=self._kde_floor)
+                                         kl_kde_floor=self._kde_floors[n])
 
   # --- checkpoints
 

@@ -7,11 +7,12 @@ Per dataset: K in {5, 20, 100} x Adam learning rate in {1e-4, 1e-3, 1e-2} x samp
 with 3 seeds: 108 cells per dataset, trained in 6 vmapped groups of 18 models (K and spectral
 norm change the compiled step; learning rate, noise and seed do not).
 
-Budget-matched: every group trains for the same wall-clock (3.5 min on 2 CPU cores), so small-K
+Budget-matched: every group trains for the same wall-clock (3 min on 2 CPU cores), so small-K
 groups make more updates than large-K ones, and every cell is evaluated (KL(true || KDE of 2,000
 samples), from the one loop's landscape step) every 500 updates, so the report can compare
-settings at equal updates, equal wall-clock and equal energy-gradient evaluations. About 55 min
-in all. The base recipes are the CPU toys (``configs/toy_gmm.py``, ``configs/toy_rings.py``:
+settings at equal updates, equal wall-clock and equal energy-gradient evaluations. At the end
+every cell gets ebm-anatomy's long-run check (2,000 Langevin steps from data and from uniform
+noise, scored like the short-run samples: convergent or not). About 55 min in all. The base recipes are the CPU toys (``configs/toy_gmm.py``, ``configs/toy_rings.py``:
 Adam, EMA 0.99 of the weights for the samples, persistent bank).
 
 ``single_seed``: the settings of the committed single-seed report before replicates
@@ -28,7 +29,7 @@ AXES = {
 }
 ROLES = {"K": "sampler.num_steps", "lr": "optimizer.learning_rate",
          "noise": "sampler.noise_std", "sn": "model.spectral_norm"}
-GROUP_BUDGET_S = 210.0
+GROUP_BUDGET_S = 180.0
 
 
 def get_sweep(variant=None):
@@ -43,6 +44,10 @@ def get_sweep(variant=None):
         "diagnostics.figures_every_secs": 10**9,   # per-cell figures at the end only
         "diagnostics.kde_samples": 2000,
         "num_final_samples": 2000,
+        # ebm-anatomy's convergence check at the end: 2,000 steps from data and from noise.
+        "longrun.at_end": True,
+        "longrun.num_steps": 2000,
+        "longrun.num_chains": 2000,
     }
     seeds = (0, 1, 2)
     description = (
