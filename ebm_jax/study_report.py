@@ -19,6 +19,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from ebm_jax import convergence
 from ebm_jax import data as data_lib
 from ebm_jax import diagnostics
 from ebm_jax import plotting
@@ -122,8 +123,14 @@ def cell_row(cell: sweep_lib.Cell) -> dict:
     for key in IMAGE_METRICS:
       row[key] = records[-1].get(key, np.nan) if records else np.nan
   row["quality"] = row[quality_metric(cell.config)]
+  check = convergence.read(cell.workdir) if row["status"] == "finished" else None
+  metric = quality_metric(cell.config)
+  row["longrun_from_data"] = check["from_data"][metric] if check else np.nan
+  row["longrun_from_noise"] = check["from_noise"][metric] if check else np.nan
+  row["convergence"] = check["verdict"] if check else "not checked"
   row["grad_evals_per_update"] = grad_evals_per_update(cell.config)
   row["_curve"] = cell_curve(cell, row["models_in_group"])
+  row["_workdir"] = cell.workdir
   return row
 
 
@@ -519,6 +526,15 @@ def claim_noiseless_comparable(rows, axes, roles, metric) -> ClaimResult:
             f"factor {COMPARABLE_FACTOR} worse over the whole interval (log10 gap <= "
             f"{margin:.3f}), not supported when more than that over the whole interval, "
             "inconclusive otherwise."]
+  checked = [(a, b) for a, b in pairs if a.get("convergence") in VERDICTS
+             and b.get("convergence") in VERDICTS]
+  if checked:
+    lines += ["", "Long-run check of the same pairs (ebm-anatomy; the claim is about samples, "
+              "this says whether a valid density was learned): convergent "
+              f"{np.mean([a['convergence'] == 'convergent' for a, _ in checked]):.2f} of the "
+              "noiseless cells vs "
+              f"{np.mean([b['convergence'] == 'convergent' for _, b in checked]):.2f} of the "
+              f"noisy ones ({len(checked)} pairs checked)."]
   if not interval.replicated:
     verdict = "supported" if interval.estimate <= margin else "not supported"
   elif interval.high <= margin:
@@ -562,6 +578,42 @@ def _value_at(curve: dict, axis: str, budget: float) -> float:
   """The quality last measured at or before ``budget`` on ``axis`` (nan: none yet)."""
   idx = np.flatnonzero(curve[axis] <= budget * (1 + 1e-9))
   return float(curve["quality"][idx[-1]]) if len(idx) else np.nan
+
+
+VERDICTS = ("convergent", "non-mixing", "non-convergent")
+
+
+def convergence_lines(rows, axes, metric) -> list[str]:
+  """Per level of each factor: the fractions of checked cells with each long-run verdict."""
+  checked = [r for r in rows if r.get("convergence", "not checked") in VERDICTS]
+  if not checked:
+    return ["No cell has a long-run check (`longrun.at_end`, or `python -m "
+            "ebm_jax.convergence --sweep=... --study=...` afterwards)."]
+  lines = [f"ebm-anatomy's long-run check of {len(checked)} finished cells: chains of the "
+           f"training sampler run {_longrun_steps(checked)} steps from data and from uniform "
+           f"noise with the evaluation weights, scored by {metric} like the short-run samples. "
+           f"*Convergent*: both within {convergence.FACTOR:g}x of the short-run {metric}; "
+           "*non-mixing*: from data within it, from noise not; *non-convergent*: from data "
+           "worse (a short-run sampler, not a density). Fraction of checked cells per level "
+           "(convergent / non-mixing / non-convergent):", "",
+           "| setting | level | cells | convergent | non-mixing | non-convergent | median "
+           f"{metric} short-run / long-run from data / from noise |",
+           "|---|---|---|---|---|---|---|"]
+  for key in axes:
+    for level in _levels(checked, key):
+      sub = [r for r in checked if r[key] == level]
+      fractions = [np.mean([r["convergence"] == v for r in sub]) for v in VERDICTS]
+      medians = [np.median([r[k] for r in sub]) for k in ("quality", "longrun_from_data",
+                                                         "longrun_from_noise")]
+      lines.append(f"| {key} | {_fmt(level)} | {len(sub)} | " + " | ".join(
+          f"{f:.2f}" for f in fractions) + " | " + " / ".join(f"{m:.3g}" for m in medians)
+          + " |")
+  return lines
+
+
+def _longrun_steps(rows) -> str:
+  steps = sorted({convergence.read(r["_workdir"])["num_steps"] for r in rows})
+  return "/".join(f"{s:,}" for s in steps)
 
 
 BUDGET_AXES = {"step": "equal updates", "wall_time": "equal wall-clock",
@@ -749,7 +801,8 @@ def write_report(sweep: sweep_lib.Sweep, cells: Sequence[sweep_lib.Cell], workdi
       lines += [f"### Claim {claim}", "", f"**Verdict on `{grid.name}`: {result.verdict}.**",
                 "", *result.lines, ""]
     lines += ["### Main effects and interactions", "", *anova_lines(ran, axes, metric), "",
-              "### Budget-matched comparison", "", *budget_lines(ran, axes, metric), ""]
+              "### Budget-matched comparison", "", *budget_lines(ran, axes, metric), "",
+              "### Convergent or not", "", *convergence_lines(ran, axes, metric), ""]
     figures = write_figures(grid_rows, grid, sweep.roles, metric, plots_dir)
     if len(ran) < len(grid_rows):
       lines.insert(len(lines) - 1, f"(Verdicts above use the {len(ran)} of {len(grid_rows)} "

@@ -151,7 +151,9 @@ def test_report_states_a_verdict_per_claim_with_its_intervals_and_figures(tmp_pa
   grid = sweep.Grid("g", {"sampler.num_steps": (2, 4), "optimizer.learning_rate": (1e-3, 1e-2),
                           "sampler.noise_std": (0.0, 0.1)},
                     base=tiny_toy_config(num_train_steps=4,
-                                         **{"diagnostics.landscape_every_steps": 2}))
+                                         **{"diagnostics.landscape_every_steps": 2,
+                                            "longrun.at_end": True, "longrun.num_steps": 10,
+                                            "longrun.num_chains": 64}))
   study = sweep.Sweep([grid], roles={"K": "sampler.num_steps", "lr": "optimizer.learning_rate",
                                      "noise": "sampler.noise_std"}, seeds=(0, 1))
   cells = sweep.run_sweep(study, None, str(tmp_path), log=lambda m: None)
@@ -165,11 +167,15 @@ def test_report_states_a_verdict_per_claim_with_its_intervals_and_figures(tmp_pa
   assert "95 % bootstrap interval over seeds" in report
   assert "### Main effects and interactions" in report and "| Residual |" in report
   assert "### Budget-matched comparison" in report and "4 updates" in report
+  assert "long-run check of 16 finished cells: chains of the training sampler run 10 steps" in (
+      report)
+  assert "| sampler.num_steps | 2 | 8 |" in report
   with open(tmp_path / "results.csv") as f:
     header, *rows = f.read().splitlines()
   assert len(rows) == 16
   for column in ("sampler.num_steps", "seed", "setting", "status", "d_s_t_mean", "r_t_mean",
-                 "kl_true_kde", "steps_per_sec", "grad_evals_per_update"):
+                 "kl_true_kde", "steps_per_sec", "grad_evals_per_update", "convergence",
+                 "longrun_from_data", "longrun_from_noise"):
     assert column in header.split(",")
   assert "_curve" not in header
   plots = os.listdir(tmp_path / "plots")
