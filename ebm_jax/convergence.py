@@ -6,7 +6,8 @@ from models that learned a valid density (convergent: long-run chains from data 
 stay near the data). The check runs ``longrun.num_steps`` of the training sampler with the
 evaluation weights from data and from noise (``longrun.num_chains`` chains each), scores the
 final positions with the run's quality metric (KL(true || KDE) on toys, the classifier FID on
-images), and compares them with the short-run quality at the same step:
+images), and compares them with as many short-run samples of the same model (the chain of
+``samples.npz``):
 
 - *convergent*: both long-run scores within ``FACTOR`` of the short-run score (or better);
 - *non-mixing*: from data within the factor, from noise not (the chains keep the data's modes
@@ -24,6 +25,7 @@ import functools
 import os
 from typing import Callable
 
+import jax
 import numpy as np
 
 from ebm_jax import rundir
@@ -31,6 +33,7 @@ from ebm_jax import rundir
 FACTOR = 2.0
 RECORD = "longrun.json"
 STARTS = {"from_data": "data", "from_noise": "uniform"}
+SHORT_RUN_STREAM = 2 ** 32 - 32      # fold_in tag of the short-run samples' key
 
 
 def score(runner, state, x: np.ndarray, log: Callable[[str], None]) -> dict:
@@ -62,17 +65,22 @@ def verdict(short_run: float, from_data: float, from_noise: float,
   return "non-convergent"
 
 
-def check(runner, state, hp, short_run: float, metric: str,
-          log: Callable[[str], None]) -> dict:
-  """Long runs from data and from noise on the model in ``state``, scored and judged."""
+def check(runner, state, hp, metric: str, log: Callable[[str], None]) -> dict:
+  """Long runs from data and from noise on the model in ``state``, scored and judged against
+  as many short-run samples (the chain of ``samples.npz``), so the three scores share their
+  sample count (FID's and the KDE's bias depend on it)."""
   lc = runner.config.longrun
-  record = {"step": int(state.step), "num_steps": lc.num_steps, "num_chains": lc.num_chains,
-            "metric": metric, "short_run": short_run, "factor": FACTOR}
+  step = int(state.step)
+  key = jax.random.fold_in(jax.random.fold_in(state.rng, SHORT_RUN_STREAM), step)
+  short = score(runner, state, runner.draw_samples(state, hp, key, lc.num_chains), log)
+  record = {"step": step, "num_steps": lc.num_steps, "num_chains": lc.num_chains,
+            "metric": metric, "short_run": short[metric], "short_run_scores": short,
+            "factor": FACTOR}
   for name, init in STARTS.items():
-    run = runner.long_run(state, hp, int(state.step), init=init)
+    run = runner.long_run(state, hp, step, init=init)
     record[name] = {**score(runner, state, run.positions, log),
                     "final_energy": run.final_energy, "nonfinite": run.num_nonfinite}
-  record["verdict"] = verdict(short_run, record["from_data"][metric],
+  record["verdict"] = verdict(record["short_run"], record["from_data"][metric],
                               record["from_noise"][metric])
   return record
 
@@ -94,8 +102,7 @@ def read(workdir: str) -> dict | None:
 
 def check_run(workdir: str, *, num_steps: int | None = None, num_chains: int | None = None,
               log: Callable[[str], None] = print) -> dict:
-  """The check on a finished run's latest checkpoint; the short-run score is its last
-  evaluation (``metrics.jsonl`` landscape rows, ``eval.json``)."""
+  """The check on a finished run's latest checkpoint."""
   from ebm_jax import reporting
   from ebm_jax import runner as runner_lib
   config, runner, state, hp = runner_lib.load_run(workdir)
@@ -103,12 +110,7 @@ def check_run(workdir: str, *, num_steps: int | None = None, num_chains: int | N
     config.longrun.num_steps = num_steps
   if num_chains:
     config.longrun.num_chains = num_chains
-  metric = reporting.quality_metric(config)
-  values = reporting.measurements(workdir, (metric,))[metric]
-  if not len(values):
-    raise ValueError(f"{workdir}: no {metric} measured, so nothing to compare the long runs "
-                     "with; train it to the end first")
-  record = check(runner, state, hp, float(values[-1]), metric, log)
+  record = check(runner, state, hp, reporting.quality_metric(config), log)
   write(workdir, record, functools.partial(rundir.log_line, workdir))
   return record
 

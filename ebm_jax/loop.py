@@ -365,9 +365,9 @@ def finish(runner, model: Model, state, hp) -> None:
                          model.log)
     if model.config.eval.at_end or model.config.eval.every_steps:
       evaluate(model, path, int(state.step))
-  if model.config.longrun.at_end and model.quality:   # every process: the chains are sharded
+  if model.config.longrun.at_end:   # on every process: the chains are sharded
     from ebm_jax import convergence
-    record = convergence.check(runner, state, hp, model.quality[-1][1], model.metric, model.log)
+    record = convergence.check(runner, state, hp, model.metric, model.log)
     convergence.write(model.workdir, record, model.log)
 
 
