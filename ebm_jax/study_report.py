@@ -363,13 +363,15 @@ def claim_small_k_low_lr(rows, axes, roles, metric) -> ClaimResult:
   def failed(rs) -> float:       # fraction of cells that diverged or did not train stably
     return float(np.mean([not r["stable"] for r in rs])) if rs else np.nan
 
-  def score(rs) -> float:
-    return float(np.nanmean(_score(rs))) if rs else np.nan
+  def mean_score(rs) -> float:   # rows carry "_s": log10 quality, diverged = the grid's worst
+    values = [r["_s"] for r in rs if np.isfinite(r["_s"])]
+    return float(np.mean(values)) if values else np.nan
+
+  def quality_contrast(rs) -> float:
+    return contrast([dict(r, _s=v) for r, v in zip(rs, _score(rs))], mean_score)
 
   unstable = study_stats.bootstrap(rows, functools.partial(contrast, value=failed))
-  # The quality contrast scores diverged cells as the worst finished cell of the grid.
-  quality = study_stats.bootstrap(rows, lambda rs: contrast(
-      [dict(r, quality=10 ** v, status="finished") for r, v in zip(rs, _score(rs))], score))
+  quality = study_stats.bootstrap(rows, quality_contrast)
   lr_verdict = _judge(unstable)
   lines += ["", f"Interaction contrasts, (lr {_fmt(high)} minus lr {_fmt(low)}) at "
             f"K={_fmt(small)} minus the same at K={_fmt(large)}: fraction of cells not stable "
