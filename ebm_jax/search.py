@@ -228,8 +228,16 @@ def run_search(search: Search, workdir: str, *, train: TrainFn = train_trials,
     remaining = search.num_trials - len(study.get_trials(deepcopy=False))
     if remaining <= 0:
       break
-    trials = [study.ask() for _ in range(min(search.trials_per_group, remaining))]
-    cells = [trial_cell(search, t.number, suggest(t, search), workdir) for t in trials]
+    trials, cells = [], []
+    for trial in [study.ask() for _ in range(min(search.trials_per_group, remaining))]:
+      try:
+        cells.append(trial_cell(search, trial.number, suggest(trial, search), workdir))
+        trials.append(trial)
+      except sweep_lib.SweepError as e:    # e.g. a sampled lr below the recipe's lr_min
+        study.tell(trial, None, state=states["fail"])
+        log(f"trial {trial.number}: fail, invalid config ({e})")
+    if not trials:
+      continue
     log(f"trials {', '.join(str(t.number) for t in trials)}: "
         + "; ".join(sweep_lib.short_name(c.overrides) for c in cells))
     for trial, cell, (state, value) in zip(trials, cells, train(cells, trials, log)):

@@ -130,6 +130,22 @@ def test_a_pruned_trial_ends_early_and_is_told_as_pruned(tmp_path):
   assert status["final_step"] == 3 and status["stopped_early"].startswith("pruned by the search")
 
 
+def test_a_trial_with_an_invalid_config_is_told_as_failed_and_the_search_goes_on(tmp_path):
+  # The recipe's lr_min is 1e-3: a sampled learning rate below it makes an invalid config.
+  search = search_lib.Search("s", tiny_toy_config(**{"optimizer.lr_min": 1e-3}),
+                             {"optimizer.learning_rate": search_lib.Float(1e-5, 1e-2, log=True),
+                              "sampler.step_size": search_lib.Float(0.01, 1.0)},
+                             num_trials=8, trials_per_group=2, prune=False)
+  lines = []
+  study = search_lib.run_search(search, str(tmp_path), train=synthetic, seed=0,
+                                log=lines.append)
+  states = [t.state.name for t in study.trials]
+  assert len(states) == 8 and "FAIL" in states and "COMPLETE" in states
+  assert any("fail, invalid config" in m and "lr_min" in m for m in lines)
+  assert all(t.params["optimizer.learning_rate"] < 1e-3 for t in study.trials
+             if t.state.name == "FAIL")
+
+
 def test_bad_search_spaces_fail_in_one_line():
   for space, message in (({"sampler.nope": search_lib.Float(0, 1)}, "sampler.nope"),
                          ({"optimizer.learning_rate": search_lib.Float(0.0, 1.0, log=True)},
