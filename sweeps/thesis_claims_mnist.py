@@ -7,7 +7,7 @@ vanilla ConvNet n_f 16 with SiLU at 28x28, replay buffer, Adam 2e-3 annealed, EM
 weights, 60-step chains for the samples), K in {5, 20 (the recipe's)} x sampler noise in
 {0 (noiseless gradient descent), 0.01 (the recipe's Langevin)}, 3 seeds each: 12 cells in 2
 vmapped groups of 6 models (K changes the compiled step; noise and seed do not). Each group
-trains for 18 min of wall-clock (so K 5 makes more updates than K 20), with the classifier
+trains for 14 min of wall-clock (so K 5 makes more updates than K 20), with the classifier
 FID / confident fraction of 1,000 samples every 250 updates and at the end, then ebm-anatomy's
 long-run check (200 steps from data and from noise, 256 chains, scored against 256 short-run
 samples; FID of 256 samples is biased up, alike for the three). Learning rate and spectral
@@ -41,13 +41,13 @@ def get_sweep(variant=None):
   seeds = (0, 1, 2)
   if variant is None:
     axes = {"sampler.num_steps": (5, 20), "sampler.noise_std": (0.0, 0.01)}
-    grid = Grid("mnist", axes, base="configs/mnist.py", fixed=_cpu_fixed(1080.0))
+    grid = Grid("mnist", axes, base="configs/mnist.py", fixed=_cpu_fixed(840.0))
     description = (
         "MNIST 28x28, the CPU recipe (vanilla ConvNet n_f 16, SiLU, replay buffer of 10,000 "
         "with 1% fresh uniform starts, Langevin step 1 with noise 0.01 or none, chains clipped "
         "to [-1, 1], data noise 0.03, Adam 2e-3 (beta1 0.5) annealed 10x over 4,000 updates, "
         "EMA 0.995 of the weights for the samples, 60-step chains, batch 64); each vmapped "
-        "group of 6 models trains for 18 min of wall-clock. Quality: classifier-feature FID "
+        "group of 6 models trains for 14 min of wall-clock. Quality: classifier-feature FID "
         "of 1,000 samples (real training images: 5.7).")
   elif variant == "full":
     axes = {
