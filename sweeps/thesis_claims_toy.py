@@ -68,8 +68,8 @@ def get_sweep(variant=None):
         "model.n_f": 32,
     }
     seeds = ()
-    description = ("The single-seed study (docs/study/single_seed/toy) before replicates: toy MLP n_f 32, "
-                   "no EMA, 1,500 updates, KDE bandwidth 0.1 on both densities.")
+    description = ("The single-seed study (docs/study/single_seed/toy) before replicates: toy "
+                   "MLP n_f 32, no EMA, 1,500 updates, KDE bandwidth 0.1 on both densities.")
   else:
     raise ValueError(f"unknown variant {variant!r}; expected 'single_seed' or none")
   return Sweep(
