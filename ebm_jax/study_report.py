@@ -370,12 +370,21 @@ def claim_small_k_low_lr(rows, axes, roles, metric) -> ClaimResult:
   def quality_contrast(rs) -> float:
     return contrast([dict(r, _s=v) for r, v in zip(rs, _score(rs))], mean_score)
 
+  def penalty_at_small_k(rs) -> float:
+    sub = _subset(rs, **{k: small})
+    return failed(_subset(sub, **{lr: high})) - failed(_subset(sub, **{lr: low}))
+
+  penalty = study_stats.bootstrap(rows, penalty_at_small_k)
   unstable = study_stats.bootstrap(rows, functools.partial(contrast, value=failed))
   quality = study_stats.bootstrap(rows, quality_contrast)
-  lr_verdict = _judge(unstable)
-  lines += ["", f"Interaction contrasts, (lr {_fmt(high)} minus lr {_fmt(low)}) at "
-            f"K={_fmt(small)} minus the same at K={_fmt(large)}: fraction of cells not stable "
-            f"{unstable} ({_interval_note(unstable)}); log10 {metric} {quality} "
+  parts = {_judge(penalty), _judge(unstable)}
+  lr_verdict = ("supported" if parts == {"supported"} else
+                "not supported" if "not supported" in parts else "inconclusive")
+  lines += ["", f"At K={_fmt(small)}, the fraction of cells not stable at lr {_fmt(high)} minus "
+            f"at lr {_fmt(low)}: {penalty} ({_interval_note(penalty)}). Interaction contrasts, "
+            f"(lr {_fmt(high)} minus lr {_fmt(low)}) at K={_fmt(small)} minus the same at "
+            f"K={_fmt(large)}: fraction of cells not stable {unstable} "
+            f"({_interval_note(unstable)}); log10 {metric} {quality} "
             f"({_interval_note(quality)}). Positive = the high learning rate costs more at "
             "small K."]
   sn_verdict = None
@@ -405,9 +414,11 @@ def claim_small_k_low_lr(rows, axes, roles, metric) -> ClaimResult:
         sn_verdict = "not supported"
       else:
         sn_verdict = _judge(gain)
-  lines += ["", "Rule: the learning-rate part is supported when the contrast of the fraction "
-            "of unstable cells is positive over its interval (the high learning rate "
-            "destabilises more at the smallest K than at the largest); the spectral-norm part "
+  lines += ["", "Rule: the learning-rate part is supported when, over their intervals, the high "
+            "learning rate leaves more cells unstable than the low one at the smallest K, and "
+            "more so than at the largest K (both the penalty and the contrast positive; a "
+            "positive contrast alone can come from the low learning rate failing at large K); "
+            "the spectral-norm part "
             "when it prevents blow-ups (diverged or exploding runs) at the smallest K or, with "
             "as many blow-ups, improves quality over the gain's interval."]
   if sn_verdict is None or lr_verdict == sn_verdict:

@@ -61,6 +61,12 @@ def test_claim_2_reads_divergence_at_small_k_and_the_spectral_norm_rescue():
   assert "K=5: 0.001; K=100: 0.01" in text        # 3 of 4 K=5, lr=1e-2 cells diverged
   assert "diverged or exploding 1 with vs 2 without" in text
   assert verdict == "supported"
+  # A positive contrast that comes from the *low* learning rate failing at large K is not the
+  # claim: at small K the high learning rate is as stable as the low one.
+  low_fails = synthetic_rows(lambda k, lr, *a: 1.0 + lr, diverged_fn=lambda k, lr, noise, sn: (
+      k == 100 and lr == 1e-3))
+  result = study_report.claim_small_k_low_lr(low_fails, AXES, ROLES, "kl")
+  assert "Learning rate: not supported" in "\n".join(result.lines)
 
 
 def test_claim_3_reads_time_to_quality_and_stability():
