@@ -102,7 +102,7 @@ def validate(search: Search) -> None:
   reference = config_lib.get_config()
   if search.num_trials < 1 or search.trials_per_group < 1:
     raise sweep_lib.SweepError("num_trials and trials_per_group must be positive")
-  for key, dist in {**search.fixed, **search.space}.items():
+  for key in {**search.fixed, **search.space}:
     try:
       config_lib.get_value(reference, key)
     except config_lib.ConfigError as e:
