@@ -31,6 +31,7 @@ import numpy as np
 
 from ebm_jax import checkpointing
 from ebm_jax import config as config_lib
+from ebm_jax import data as data_lib
 from ebm_jax import hparams as hparams_lib
 from ebm_jax import parallel
 from ebm_jax import reporting
@@ -437,6 +438,12 @@ def train(runs: Sequence[Run], log: Callable[[str], None] | None = None,
   config = runs[0].config
   for run in runs:
     config_lib.validate(run.config)
+    if (run.config.stop.plateau_patience and jax.process_count() > 1
+        and not data_lib.is_toy(run.config.data.name)):
+      # Image evaluations run on the main process only, so the others could not take part in
+      # the decision; a toy's landscape KL is computed on every process alike.
+      raise ValueError("stop.plateau_patience: not supported for image datasets on more than "
+                       "one process; use train_time_budget_s or num_train_steps")
     os.makedirs(run.workdir, exist_ok=True)
   log = log or functools.partial(rundir.log_line, runs[0].workdir)
   t0 = time.perf_counter()
