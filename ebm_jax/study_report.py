@@ -427,7 +427,8 @@ def claim_small_k_low_lr(rows, axes, roles, metric) -> ClaimResult:
     verdict = "mixed"
   lines.append(f"Learning rate: {lr_verdict}" + (f"; spectral norm: {sn_verdict}."
                                                  if sn_verdict else "."))
-  return ClaimResult(verdict, lines, f"K x lr contrast of the unstable fraction: {unstable}")
+  return ClaimResult(verdict, lines, f"unstable fraction, high minus low lr at the smallest K: "
+                     f"{penalty}; K x lr contrast: {unstable}")
 
 
 def _lower_median(values) -> float:
