@@ -13,8 +13,8 @@ samples), from the one loop's landscape step) every 500 updates, so the report c
 settings at equal updates, equal wall-clock and equal energy-gradient evaluations. At the end
 every cell gets ebm-anatomy's long-run check (2,000 Langevin steps from data and from uniform
 noise, scored like the short-run samples: convergent or not). 66 min 30 s here (Intel
-Xeon, 2 cores). The base recipes are the CPU toys (``configs/toy_gmm.py``, ``configs/toy_rings.py``: Adam, EMA 0.99 of
-the weights for the samples, persistent bank).
+Xeon, 2 cores). The base recipes are the CPU toys (``configs/toy_gmm.py``,
+``configs/toy_rings.py``: Adam, EMA 0.99 of the weights for the samples, persistent bank).
 
 ``single_seed``: the settings of the committed single-seed report before replicates
 (1,500 updates, no EMA, n_f 32, one seed), for comparison.
