@@ -79,20 +79,7 @@ class Search:
 
 def load_search(spec: str) -> Search:
   """``sweeps/x.py`` or ``sweeps/x.py:variant`` -> its :class:`Search`."""
-  path, _, variant = spec.partition(":")
-  try:
-    module = config_lib.load_module(path, "search")
-  except config_lib.ConfigError as e:
-    raise sweep_lib.SweepError(str(e)) from e
-  if not hasattr(module, "get_search"):
-    raise sweep_lib.SweepError(f"{path} defines no get_search(variant=None)")
-  try:
-    search = module.get_search(variant or None)
-  except ValueError as e:
-    raise sweep_lib.SweepError(f"{path}: {e}") from e
-  if not isinstance(search, Search):
-    raise sweep_lib.SweepError(f"{path}: get_search() returned {type(search).__name__}, "
-                               "not search.Search")
+  search = sweep_lib.load_spec(spec, "get_search", Search, "search.Search")
   validate(search)
   return search
 

@@ -117,22 +117,28 @@ class Cell:
 # ----------------------------------------------------------------------------- loading
 
 
-def load_sweep(spec: str) -> Sweep:
-  """``sweeps/x.py`` or ``sweeps/x.py:variant`` -> its :class:`Sweep`."""
+def load_spec(spec: str, getter: str, kind: type, kind_name: str):
+  """``path.py`` or ``path.py:variant`` -> what its ``getter(variant)`` returns, checked to be a
+  ``kind`` (a sweep file's ``get_sweep``, a search file's ``get_search``)."""
   path, _, variant = spec.partition(":")
   try:
-    module = config_lib.load_module(path, "sweep")
+    module = config_lib.load_module(path, getter.removeprefix("get_"))
   except config_lib.ConfigError as e:
     raise SweepError(str(e)) from e
-  if not hasattr(module, "get_sweep"):
-    raise SweepError(f"{path} defines no get_sweep(variant=None)")
+  if not hasattr(module, getter):
+    raise SweepError(f"{path} defines no {getter}(variant=None)")
   try:
-    sweep = module.get_sweep(variant or None)
+    value = getattr(module, getter)(variant or None)
   except ValueError as e:
     raise SweepError(f"{path}: {e}") from e
-  if not isinstance(sweep, Sweep):
-    raise SweepError(f"{path}: get_sweep() returned {type(sweep).__name__}, not sweep.Sweep")
-  return sweep
+  if not isinstance(value, kind):
+    raise SweepError(f"{path}: {getter}() returned {type(value).__name__}, not {kind_name}")
+  return value
+
+
+def load_sweep(spec: str) -> Sweep:
+  """``sweeps/x.py`` or ``sweeps/x.py:variant`` -> its :class:`Sweep`."""
+  return load_spec(spec, "get_sweep", Sweep, "sweep.Sweep")
 
 
 # ----------------------------------------------------------------------------- cells
