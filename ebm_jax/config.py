@@ -44,6 +44,8 @@ def get_config():
   c.num_final_samples = 1000          # samples written to samples.npz at the end
   c.final_num_steps = 0               # K of the chains that make samples.npz, evaluations and
                                       # toy KDEs (0 = the training K)
+  c.final_step_fraction = 1.0         # those chains' Langevin step size x f and noise x sqrt(f):
+                                      # the same target density, less discretisation bias
   c.num_grid_images = 64              # images per PNG grid
   c.tensorboard = True                # also TensorBoard events in the workdir (tensorboardX)
 
@@ -301,6 +303,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("keep_checkpoints", positive, "a positive int"),
       ("num_final_samples", non_negative, "a non-negative int"),
       ("final_num_steps", non_negative, "an int >= 0 (0 = the training sampler's K)"),
+      ("final_step_fraction", lambda v: 0 < v <= 1, "a fraction in (0, 1]"),
       ("num_grid_images", positive, "a positive int"),
       ("ema.decay", unit, "a decay in [0, 1) (0 = no EMA)"),
       ("data.name", lambda v: v in data_lib.DATASET_NAMES, f"one of {data_lib.DATASET_NAMES}"),
@@ -417,6 +420,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check(c.init.bank_size >= c.batch_size, "init.bank_size",
            f"at least batch_size ({c.batch_size}) for init.name={c.init.name!r}",
            c.init.bank_size)
+  # Langevin's stationary density exp(-2 step E / noise^2) is unchanged by step x f, noise x
+  # sqrt(f); the other samplers' targets (or their lack of one) are not.
+  if c.final_step_fraction != 1:
+    _check(c.sampler.name == "langevin", "final_step_fraction",
+           f"1 for sampler {c.sampler.name!r} (fractions keep only Langevin's target)",
+           c.final_step_fraction)
   spec = samplers.SAMPLERS[c.sampler.name]
   if not spec.clip_options:
     for key in ("clip_x", "max_grad_norm"):

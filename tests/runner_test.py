@@ -87,3 +87,26 @@ def test_final_num_steps_sets_the_chains_of_samples_only():
   assert not np.allclose(default, longer)
   assert "K = 5 " in run0.sampling_protocol(32) and "K = 40 " in run7.sampling_protocol(32)
   assert run7.config.sampler.num_steps == 5             # training chains keep their K
+
+
+def test_final_step_fraction_scales_the_final_chains_step_and_noise_only():
+  def samples(**overrides):
+    config = tiny_toy_config(**{"init.name": "uniform", **overrides})
+    run = runner.Runner(config, None)
+    hp = run.hparams([config])
+    state = runner.unstack(run.init(hp), 0)
+    x = run.draw_samples(state, runner.unstack(hp, 0), jax.random.key(3), 32)
+    return run, x
+
+  run_f, fraction = samples(final_step_fraction=0.25)
+  _, explicit = samples(**{"sampler.step_size": 0.05 * 0.25, "sampler.noise_std": 0.1 * 0.5})
+  np.testing.assert_allclose(fraction, explicit, rtol=1e-6, atol=1e-6)
+  assert "step 0.0125, noise 0.05)" in run_f.sampling_protocol(32)
+  assert run_f.config.sampler.step_size == 0.05               # training chains keep theirs
+
+
+def test_final_step_fraction_is_refused_for_samplers_it_would_retarget():
+  from ebm_jax import config
+  with pytest.raises(config.ConfigError, match=r"config.final_step_fraction: expected 1 for "
+                                               r"sampler 'mala'"):
+    config.validate(tiny_toy_config(**{"sampler.name": "mala", "final_step_fraction": 0.5}))

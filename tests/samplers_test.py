@@ -57,6 +57,17 @@ def test_ula_stationary_variance_is_the_unadjusted_value_not_one(compute_dtype):
   np.testing.assert_allclose(info.acceptance_rate, 1.0)
 
 
+def test_a_fraction_of_the_step_with_sqrt_noise_keeps_the_target_and_shrinks_the_bias():
+  # The runner's final_step_fraction: step x f, noise x sqrt(f) keep the density Langevin
+  # targets, exp(-2 step E / noise^2) (variance noise^2 / (2 step) = 0.125 here), while the
+  # unadjusted chain's own variance noise^2 / (step (2 - step)) moves towards it.
+  step, noise = 1.0, 0.5
+  for f, expected in ((1.0, 0.25), (0.25, 0.0625 / (0.25 * 1.75))):
+    var, _ = stationary_variance(samplers.langevin(step * f, noise * f ** 0.5), burn=400)
+    assert abs(var / expected - 1) < 0.04, (f, var)
+  assert abs(0.0625 / (0.25 * 1.75) / 0.125 - 1) < 0.15      # bias 100 % -> 14 %
+
+
 def test_mala_removes_the_discretisation_bias():
   eps = 0.5
   var, info = stationary_variance(samplers.mala(eps ** 2 / 2))
