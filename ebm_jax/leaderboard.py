@@ -59,7 +59,9 @@ def _toy_entries(recipe: str) -> list[Entry]:
                                           "sampler.momentum": 0.0, "sampler.noise_std": 0.0,
                                           "init.name": "uniform", "ema.decay": 0.0,
                                           "optimizer.learning_rate": 1e-4,
-                                          "optimizer.lr_min": 1e-4},
+                                          "optimizer.lr_min": 1e-4,
+                                          # descent has no target a smaller step would keep
+                                          "final_step_fraction": 1.0},
             "the thesis code (noise-free descent from noise, Adam 1e-4)"),
   ]
 
