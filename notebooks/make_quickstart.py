@@ -72,6 +72,7 @@ directory as `train.py` does (metrics, checkpoints, grids, figures, TensorBoard 
 if QUICK:
   gmm_config.num_train_steps = 20
   gmm_config.sampler.num_steps = 5
+  gmm_config.final_num_steps = 10
   gmm_config.log_every_steps = 10
   gmm_config.init.bank_size = 200
   gmm_config.num_final_samples = 200
@@ -150,6 +151,7 @@ if "normalised_langevin" not in samplers.SAMPLERS:      # rerunning the cell kee
 new_config = gmm_config.copy_and_resolve_references()
 new_config.sampler.name = "normalised_langevin"
 new_config.sampler.step_size = 0.01
+new_config.final_step_fraction = 1.0   # quarter-step final chains keep only Langevin's target
 new_state = train.train_and_evaluate(new_config, os.path.join(WORKDIR, "gmm_normalised"))
 show("gmm_normalised/images/points_*.png")
 show("gmm_normalised/plots/landscape_*.png")"""),

@@ -71,18 +71,19 @@ def test_more_devices_than_exist_is_a_one_line_error():
     runner.Runner(c, None)
 
 
-def test_final_num_steps_sets_the_chains_of_samples_only():
-  def samples(**overrides):
-    config = tiny_toy_config(**{"init.name": "uniform", **overrides})
-    run = runner.Runner(config, None)
-    hp = run.hparams([config])
-    state = runner.unstack(run.init(hp), 0)
-    x = run.draw_samples(state, runner.unstack(hp, 0), jax.random.key(3), 32)
-    return run, x
+def _uniform_samples(**overrides):
+  """A fresh tiny toy model's runner and its 32 samples from uniform starts."""
+  config = tiny_toy_config(**{"init.name": "uniform", **overrides})
+  run = runner.Runner(config, None)
+  hp = run.hparams([config])
+  state = runner.unstack(run.init(hp), 0)
+  return run, run.draw_samples(state, runner.unstack(hp, 0), jax.random.key(3), 32)
 
-  run0, default = samples()
-  _, same = samples(final_num_steps=5)                  # the training K of tiny_toy_config
-  run7, longer = samples(final_num_steps=40)
+
+def test_final_num_steps_sets_the_chains_of_samples_only():
+  run0, default = _uniform_samples()
+  _, same = _uniform_samples(final_num_steps=5)        # the training K of tiny_toy_config
+  run7, longer = _uniform_samples(final_num_steps=40)
   np.testing.assert_array_equal(default, same)
   assert not np.allclose(default, longer)
   assert "K = 5 " in run0.sampling_protocol(32) and "K = 40 " in run7.sampling_protocol(32)
@@ -90,16 +91,9 @@ def test_final_num_steps_sets_the_chains_of_samples_only():
 
 
 def test_final_step_fraction_scales_the_final_chains_step_and_noise_only():
-  def samples(**overrides):
-    config = tiny_toy_config(**{"init.name": "uniform", **overrides})
-    run = runner.Runner(config, None)
-    hp = run.hparams([config])
-    state = runner.unstack(run.init(hp), 0)
-    x = run.draw_samples(state, runner.unstack(hp, 0), jax.random.key(3), 32)
-    return run, x
-
-  run_f, fraction = samples(final_step_fraction=0.25)
-  _, explicit = samples(**{"sampler.step_size": 0.05 * 0.25, "sampler.noise_std": 0.1 * 0.5})
+  run_f, fraction = _uniform_samples(final_step_fraction=0.25)
+  _, explicit = _uniform_samples(**{"sampler.step_size": 0.05 * 0.25,
+                                    "sampler.noise_std": 0.1 * 0.5})
   np.testing.assert_allclose(fraction, explicit, rtol=1e-6, atol=1e-6)
   assert "step 0.0125, noise 0.05)" in run_f.sampling_protocol(32)
   assert run_f.config.sampler.step_size == 0.05               # training chains keep theirs
