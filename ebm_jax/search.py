@@ -17,18 +17,30 @@ for its own (trial numbers, and so cell names, are never reused). A round stops 
 journal holds ``num_trials`` trials, so concurrent workers may overshoot by at most
 ``trials_per_group - 1`` each.
 
+A worker that dies (killed, out of memory, a lost node) leaves its trials RUNNING in the journal,
+and Optuna's journal storage has no heartbeat of its own. So the worker training a trial touches
+``<cell>/heartbeat`` every ``stale_after_s / 6`` seconds, and every worker, before asking for new
+trials, adopts RUNNING trials whose heartbeat is older than ``stale_after_s``: the first to
+create ``<cell>/adopted-<heartbeat time>`` (an exclusive create, so exactly one wins) rebuilds
+the trial's cell from its journalled values, resumes it from its checkpoints and tells the result.
+An adopter that dies in turn leaves a newer stale heartbeat, and the trial is adopted again.
+
     python sweep.py --search=sweeps/search_toy.py --workdir=runs/search-toy
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
+import threading
+import time
 from typing import Callable, Sequence
 
 import ml_collections
 
+from ebm_jax import checkpointing
 from ebm_jax import config as config_lib
 from ebm_jax import data as data_lib
 from ebm_jax import reporting
@@ -37,6 +49,7 @@ from ebm_jax import sweep as sweep_lib
 
 JOURNAL = "journal.log"
 REPORT = "search.md"
+HEARTBEAT = "heartbeat"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +79,10 @@ class Search:
     trials_per_group: trials asked for, and trained, at once.
     prune: let Optuna's median pruner end hopeless trials at intermediate evaluations.
     description: a paragraph for the top of ``search.md``.
+    stale_after_s: a RUNNING trial whose heartbeat is older than this is an orphan of a dead
+      worker and is adopted; longer than any pause of a live worker (its heartbeat is a
+      thread, so compiles and evaluations do not pause it), plus the clock skew between
+      machines sharing the workdir.
   """
   name: str
   base: str | ml_collections.ConfigDict
@@ -75,6 +92,7 @@ class Search:
   trials_per_group: int = 4
   prune: bool = True
   description: str = ""
+  stale_after_s: float = 900.0
 
 
 def load_search(spec: str) -> Search:
@@ -89,6 +107,8 @@ def validate(search: Search) -> None:
   reference = config_lib.get_config()
   if search.num_trials < 1 or search.trials_per_group < 1:
     raise sweep_lib.SweepError("num_trials and trials_per_group must be positive")
+  if not search.stale_after_s > 0:
+    raise sweep_lib.SweepError(f"stale_after_s must be positive, got {search.stale_after_s}")
   for key in {**search.fixed, **search.space}:
     try:
       config_lib.get_value(reference, key)
@@ -182,7 +202,7 @@ def train_trials(cells: Sequence[sweep_lib.Cell], trials: Sequence,
   """Trains the trials' cells in vmapped groups; returns (state, value) per cell: "complete",
   "pruned" or "fail" (diverged, or no quality measured)."""
   by_name = dict(zip((c.name for c in cells), trials))
-  for group in sweep_lib.group_cells(cells):
+  for group in split_by_checkpoint(sweep_lib.group_cells(cells)):
     sweep_lib.train_group(group, log, extra_actions=[ReportToTrial([by_name[c.name]
                                                                     for c in group])])
   results = []
@@ -196,6 +216,94 @@ def train_trials(cells: Sequence[sweep_lib.Cell], trials: Sequence,
     else:
       results.append(("complete", value))
   return results
+
+
+def split_by_checkpoint(groups: Sequence[Sequence[sweep_lib.Cell]]) -> list[list]:
+  """Splits groups so that the models of each resume from the same step: adopted orphans hold
+  checkpoints, fresh trials none, and a stacked group restores one common step."""
+  out = []
+  for group in groups:
+    by_step: dict = {}
+    for cell in group:
+      step = None
+      if checkpointing.may_hold_checkpoints(cell.workdir, cell.config.checkpoint_dir):
+        ckpt = checkpointing.Checkpointer(cell.workdir, cell.config.keep_checkpoints,
+                                          cell.config.checkpoint_dir)
+        step = ckpt.latest_step()
+        ckpt.close()
+      by_step.setdefault(step, []).append(cell)
+    out.extend(by_step.values())
+  return out
+
+
+@contextlib.contextmanager
+def heartbeat(cells: Sequence[sweep_lib.Cell], every_s: float):
+  """Touches each cell's heartbeat file now and every ``every_s`` seconds until the block ends
+  (a daemon thread, so a long compile or evaluation does not look like a dead worker)."""
+  paths = []
+  for cell in cells:
+    os.makedirs(cell.workdir, exist_ok=True)
+    paths.append(os.path.join(cell.workdir, HEARTBEAT))
+
+  def touch():
+    for path in paths:
+      with open(path, "a"):
+        pass
+      os.utime(path)
+
+  touch()
+  done = threading.Event()
+
+  def beat():
+    while not done.wait(every_s):
+      touch()
+
+  thread = threading.Thread(target=beat, name="search-heartbeat", daemon=True)
+  thread.start()
+  try:
+    yield
+  finally:
+    done.set()
+    thread.join()
+
+
+def last_sign_of_life(trial, workdir: str) -> float:
+  """When the worker of a RUNNING trial last showed it was alive: its cell's heartbeat, or the
+  trial's start when it died before making one."""
+  path = os.path.join(workdir, "cells", f"trial-{trial.number:04d}", HEARTBEAT)
+  try:
+    return os.path.getmtime(path)
+  except FileNotFoundError:
+    return trial.datetime_start.timestamp()
+
+
+def adopt_orphans(search: Search, study, workdir: str, log: Callable[[str], None]):
+  """RUNNING trials of dead workers (heartbeat older than ``stale_after_s``) that this worker
+  claimed, as ``(trial, cell)`` pairs; claiming is an exclusive create, so one worker wins."""
+  import optuna
+  adopted = []
+  running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+  for frozen in running:
+    alive = last_sign_of_life(frozen, workdir)
+    if time.time() - alive < search.stale_after_s:
+      continue
+    values = {k: frozen.params[k] for k in search.space if k in frozen.params}
+    try:
+      cell = trial_cell(search, frozen.number, values, workdir)
+    except sweep_lib.SweepError:
+      continue        # its worker would have told it failed; ask() never leaves one running
+    os.makedirs(cell.workdir, exist_ok=True)
+    try:
+      os.close(os.open(os.path.join(cell.workdir, f"adopted-{int(alive)}"),
+                       os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+      continue        # another worker adopted it first
+    # A Trial handle on the journalled trial, so the adopter reports and prunes as its owner.
+    trial = optuna.trial.Trial(study, frozen._trial_id)
+    log(f"trial {frozen.number}: adopted (its worker's heartbeat stopped "
+        f"{time.time() - alive:.0f} s ago); resuming {cell.workdir}")
+    adopted.append((trial, cell))
+  return adopted
 
 
 TrainFn = Callable[[Sequence[sweep_lib.Cell], Sequence, Callable[[str], None]],
@@ -212,22 +320,28 @@ def run_search(search: Search, workdir: str, *, train: TrainFn = train_trials,
   states = {"complete": optuna.trial.TrialState.COMPLETE,
             "pruned": optuna.trial.TrialState.PRUNED, "fail": optuna.trial.TrialState.FAIL}
   while True:
+    # Orphans first (they count towards num_trials already); they train as a round of their
+    # own, since they resume from checkpoints and fresh trials start from none.
+    adopted = adopt_orphans(search, study, workdir, log)
+    trials, cells = [t for t, _ in adopted], [c for _, c in adopted]
     remaining = search.num_trials - len(study.get_trials(deepcopy=False))
-    if remaining <= 0:
-      break
-    trials, cells = [], []
-    for trial in [study.ask() for _ in range(min(search.trials_per_group, remaining))]:
-      try:
-        cells.append(trial_cell(search, trial.number, suggest(trial, search), workdir))
-        trials.append(trial)
-      except sweep_lib.SweepError as e:    # e.g. a sampled lr below the recipe's lr_min
-        study.tell(trial, None, state=states["fail"])
-        log(f"trial {trial.number}: fail, invalid config ({e})")
+    if not adopted:
+      if remaining <= 0:
+        break
+      for trial in [study.ask() for _ in range(min(search.trials_per_group, remaining))]:
+        try:
+          cells.append(trial_cell(search, trial.number, suggest(trial, search), workdir))
+          trials.append(trial)
+        except sweep_lib.SweepError as e:    # e.g. a sampled lr below the recipe's lr_min
+          study.tell(trial, None, state=states["fail"])
+          log(f"trial {trial.number}: fail, invalid config ({e})")
     if not trials:
       continue
     log(f"trials {', '.join(str(t.number) for t in trials)}: "
         + "; ".join(sweep_lib.short_name(c.overrides) for c in cells))
-    for trial, cell, (state, value) in zip(trials, cells, train(cells, trials, log)):
+    with heartbeat(cells, search.stale_after_s / 6):
+      results = train(cells, trials, log)
+    for trial, cell, (state, value) in zip(trials, cells, results):
       study.tell(trial, value if state == "complete" else None, state=states[state])
       if state == "pruned":     # Optuna keeps a pruned trial's last reported value
         log(f"trial {trial.number}: pruned at {value:.4g}")

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -30,12 +31,13 @@ def synthetic(cells, trials, log):
   return out
 
 
-def synthetic_search(num_trials=24, per_group=4):
+def synthetic_search(num_trials=24, per_group=4, stale_after_s=900.0):
   return search_lib.Search(
       "synthetic", tiny_toy_config(),
       {"optimizer.learning_rate": search_lib.Float(1e-5, 1.0, log=True),
        "sampler.step_size": search_lib.Float(0.01, 1.0)},
-      num_trials=num_trials, trials_per_group=per_group, prune=False)
+      num_trials=num_trials, trials_per_group=per_group, prune=False,
+      stale_after_s=stale_after_s)
 
 
 def test_search_finds_the_known_optimum_of_a_synthetic_objective(tmp_path):
@@ -128,6 +130,10 @@ def test_a_pruned_trial_ends_early_and_is_told_as_pruned(tmp_path):
   assert state == "pruned" and trial.reports[0][0] == 2
   status = sweep.read_status(cell)
   assert status["final_step"] == 3 and status["stopped_early"].startswith("pruned by the search")
+  # An adopted trial resumes from its checkpoints and a fresh one starts from none: a stacked
+  # group restores one common step, so they train in separate groups.
+  fresh = sweep.Cell("trial-0001", "toy", {}, config, str(tmp_path / "cells" / "trial-0001"))
+  assert search_lib.split_by_checkpoint([[cell, fresh]]) == [[cell], [fresh]]
 
 
 def test_a_trial_with_an_invalid_config_is_told_as_failed_and_the_search_goes_on(tmp_path):
@@ -153,3 +159,60 @@ def test_bad_search_spaces_fail_in_one_line():
                          ({"sampler.num_steps": (5, 10)}, "expected search.Float")):
     with pytest.raises(sweep.SweepError, match=message):
       search_lib.validate(search_lib.Search("s", tiny_toy_config(), space))
+
+
+def test_a_dead_worker_s_trial_is_adopted_and_a_live_worker_s_is_left_alone(tmp_path):
+  search = synthetic_search(num_trials=2, per_group=1, stale_after_s=60.0)
+  study = search_lib.open_study(search, str(tmp_path))
+  dead, live = study.ask(), study.ask()
+  for trial, age in ((dead, 3600), (live, 0)):
+    cell = search_lib.trial_cell(search, trial.number, search_lib.suggest(trial, search),
+                                 str(tmp_path))
+    with search_lib.heartbeat([cell], every_s=60):
+      pass
+    beat = os.path.join(cell.workdir, search_lib.HEARTBEAT)
+    os.utime(beat, (time.time() - age,) * 2)
+  lines = []
+  study = search_lib.run_search(search, str(tmp_path), train=synthetic, log=lines.append)
+  states = {t.number: t.state.name for t in study.trials}
+  assert states == {dead.number: "COMPLETE", live.number: "RUNNING"}     # no trial asked
+  assert any(f"trial {dead.number}: adopted" in m for m in lines)
+  cells = tmp_path / "cells"
+  assert (cells / f"trial-{dead.number:04d}" / "claimed").exists()
+  assert not (cells / f"trial-{live.number:04d}" / "claimed").exists()
+  # Its journalled values, not new ones, were trained and told.
+  told = next(t for t in study.trials if t.number == dead.number)
+  lr, step = told.params["optimizer.learning_rate"], told.params["sampler.step_size"]
+  assert told.value == pytest.approx((np.log10(lr) + 2) ** 2 + (step - 0.3) ** 2)
+
+
+def test_a_killed_worker_s_trials_are_adopted_once_its_heartbeat_stops(tmp_path):
+  # The worker hangs in training; its heartbeat thread keeps its trials fresh until SIGKILL.
+  script = textwrap.dedent(f"""
+      import sys, time
+      sys.path[:0] = [{ROOT!r}, {os.path.join(ROOT, 'tests')!r}]
+      from search_test import synthetic_search
+      from ebm_jax import search
+      def hang(cells, trials, log):
+        time.sleep(600)
+      search.run_search(synthetic_search(num_trials=2, per_group=2, stale_after_s=1.5),
+                        {str(tmp_path)!r}, train=hang, log=lambda m: None)
+  """)
+  worker = subprocess.Popen([sys.executable, "-c", script])
+  search = synthetic_search(num_trials=2, per_group=2, stale_after_s=1.5)
+  beats = [tmp_path / "cells" / f"trial-{n:04d}" / search_lib.HEARTBEAT for n in (0, 1)]
+  try:
+    deadline = time.time() + 120
+    while not all(b.exists() for b in beats):
+      assert time.time() < deadline and worker.poll() is None, "the worker never started"
+      time.sleep(0.1)
+    time.sleep(2.0)             # longer than stale_after_s: only the heartbeat keeps them fresh
+    study = search_lib.run_search(search, str(tmp_path), train=synthetic, log=lambda m: None)
+    assert [t.state.name for t in study.trials] == ["RUNNING", "RUNNING"]
+  finally:
+    worker.kill()
+    worker.wait()
+  time.sleep(2.0)
+  study = search_lib.run_search(search, str(tmp_path), train=synthetic, log=lambda m: None)
+  assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+  assert sorted(os.listdir(tmp_path / "cells")) == ["trial-0000", "trial-0001"]
