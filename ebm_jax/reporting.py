@@ -113,7 +113,9 @@ class RunReporter:
     self.wall_offset = self.history[-1]["wall_time"] if self.history else 0.0
     self.t_start = time.time()
     self.t_window = time.perf_counter()
-    self.t_figures = -float("inf")
+    # The first figures wait figures_every_secs (or the final step): early ones show nothing yet
+    # and, in short runs and many-cell sweeps, drawing them cost more than the training.
+    self.t_figures = time.perf_counter()
     self.writer = writers.create_default_writer(workdir, tensorboard=config.tensorboard,
                                                 start_step=start_step)
 

@@ -91,7 +91,7 @@ print({k: round(last[k], 4) for k in ("step", "loss", "d_s_t", "r_t", "kl_true_k
                                        "kl_kde_floor") if k in last})"""),
     md("""## 2. A short MNIST run
 
-`configs/mnist.py` trains 4,500 updates in 17 minutes on 2 CPU cores (README); here a few
+`configs/mnist.py` trains up to 4,500 updates or 17 minutes on 2 CPU cores (README); here a few
 hundred, which already draws digit-like strokes. The evaluation classifier is skipped to keep
 this short (`eval.at_end=False`)."""),
     code("""mnist_config = mnist.get_config()

@@ -94,7 +94,7 @@ def test_inception_fid_of_a_run_with_its_protocol(tmp_path, monkeypatch, random_
                                      inception_num_samples=10, log=logs.append)
     # ... and from a samples file.
     from_file = evaluation.inception_fid(str(workdir), str(weights), samples_path=str(
-        workdir / "samples.npz"), batch_size=8, log=logs.append)
+        workdir / "samples.npz"), batch_size=16, log=logs.append)
   assert np.isfinite(record["inception_fid"]) and record["inception_fid"] > 0
   assert record["inception_num_samples"] == 10 and from_file["inception_num_samples"] == 20
   saved = json.loads((workdir / "eval.json").read_text())[-1]
