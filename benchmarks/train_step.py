@@ -2,6 +2,7 @@
 
     python benchmarks/train_step.py                     # the default MNIST recipe (CPU)
     python benchmarks/train_step.py --case vanilla_k100 --n_f 64
+    python benchmarks/train_step.py --n_f 24             # the MNIST recipe at another width
 
 Cases:
   mnist_default   configs/mnist.py as shipped (its net, K, batch and chain init).
@@ -30,12 +31,13 @@ def build_config(case, n_f, steps, batch=0):
   c = (toy_gmm if case == "toy_gmm" else mnist).get_config()
   if case == "vanilla_k100":
     c.data.image_size = 32
-    c.model.name, c.model.n_f, c.model.leak = "vanilla", n_f, 0.05
+    c.model.name, c.model.n_f, c.model.leak = "vanilla", n_f or 64, 0.05
     c.sampler.num_steps = steps or 100
     c.init.name = "uniform"
     c.batch_size = 100
-  elif steps:
-    c.sampler.num_steps = steps
+  else:
+    c.sampler.num_steps = steps or c.sampler.num_steps
+    c.model.n_f = n_f or c.model.n_f
   if batch:
     c.batch_size = batch
   return c
@@ -45,7 +47,8 @@ def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--case", default="mnist_default",
                  choices=["mnist_default", "vanilla_k100", "toy_gmm"])
-  p.add_argument("--n_f", type=int, default=64, help="vanilla_k100: width")
+  p.add_argument("--n_f", type=int, default=0,
+                 help="width (default: the case's own; vanilla_k100: 64)")
   p.add_argument("--steps", type=int, default=0, help="override K")
   p.add_argument("--repeats", type=int, default=5)
   p.add_argument("--threads", type=int, default=2)
