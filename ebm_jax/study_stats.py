@@ -61,7 +61,7 @@ def replicated(rows: Sequence[dict], key: str = "setting") -> bool:
 
 
 def bootstrap(rows: Sequence[dict], statistic: Callable[[Sequence[dict]], float], *,
-              key: str = "setting", num_resamples: int = NUM_RESAMPLES, level: float = LEVEL,
+              key: str = "setting", num_resamples: int | None = None, level: float = LEVEL,
               seed: int = 0) -> Interval:
   """``statistic(rows)`` with its stratified percentile-bootstrap interval over replicates.
 
@@ -72,6 +72,7 @@ def bootstrap(rows: Sequence[dict], statistic: Callable[[Sequence[dict]], float]
   if not replicated(rows, key):
     return Interval(estimate, estimate, estimate, False)
   rng = np.random.default_rng(seed)
+  num_resamples = num_resamples or NUM_RESAMPLES      # read at call time (tests lower it)
   values = np.asarray([statistic(resample(rows, rng, key)) for _ in range(num_resamples)],
                       np.float64)
   values = values[~np.isnan(values)]

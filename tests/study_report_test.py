@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from ebm_jax import study_report, sweep
+from ebm_jax import study_report, study_stats, sweep
 from testutil import tiny_toy_config
 
 AXES = ["sampler.num_steps", "optimizer.learning_rate", "sampler.noise_std",
@@ -153,7 +153,10 @@ def test_runaway_gradient_norm_is_not_called_stable():
   assert study_report._r_t_growth(np.full(100, 0.05)) == pytest.approx(1.0)
 
 
-def test_report_states_a_verdict_per_claim_with_its_intervals_and_figures(tmp_path):
+def test_report_states_a_verdict_per_claim_with_its_intervals_and_figures(tmp_path, monkeypatch):
+  # The report's wiring, not its intervals (tested above and in study_stats_test): 200
+  # resamples instead of 2,000.
+  monkeypatch.setattr(study_stats, "NUM_RESAMPLES", 200)
   grid = sweep.Grid("g", {"sampler.num_steps": (2, 4), "optimizer.learning_rate": (1e-3, 1e-2),
                           "sampler.noise_std": (0.0, 0.1)},
                     base=tiny_toy_config(num_train_steps=4,
