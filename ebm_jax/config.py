@@ -124,6 +124,9 @@ def get_config():
 
   c.diagnostics = ml_collections.ConfigDict()
   c.diagnostics.figures_every_secs = 60  # refresh the plots/ figures at most this often (and at the end)
+  # False: no matplotlib figures in plots/ (metrics, grids and the landscapes' KL are still
+  # written); each figure costs about a second, per cell of a many-cell sweep.
+  c.diagnostics.figures = True
   c.diagnostics.window = 2000         # recent steps in the d_s_t / r_t correlations (anatomy: 2000)
   c.diagnostics.max_lag = 15          # largest lag of the correlation plots (anatomy: 15)
   c.diagnostics.landscape_every_steps = 500  # toy densities: landscape figure + KL every N steps

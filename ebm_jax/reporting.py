@@ -229,7 +229,8 @@ class RunReporter:
     self.log(f"step {step}: loss {row['loss']:.4g}, d_s_t {row['d_s_t']:.4g}, r_t "
              f"{row['r_t']:.4g}, {row['samples_per_sec']:.0f} samples/s; {verdict}")
     now = time.perf_counter()
-    if final or now - self.t_figures >= self.config.diagnostics.figures_every_secs:
+    if self.config.diagnostics.figures and (
+        final or now - self.t_figures >= self.config.diagnostics.figures_every_secs):
       self.t_figures = now
       plotting.save_training_curves(os.path.join(self.workdir, rundir.PLOTS, "training.png"),
                                     self.history)
@@ -264,8 +265,10 @@ class RunReporter:
     traces = {"mean energy": run.energy, "mean gradient norm": run.grad_norm}
     if np.any(run.acceptance_rate < 1):
       traces["acceptance rate"] = run.acceptance_rate
-    plotting.save_chain_trace(os.path.join(self.workdir, rundir.PLOTS, f"longrun_{step:06d}.png"),
-                              traces, f"long run at training step {step}")
+    if self.config.diagnostics.figures:
+      plotting.save_chain_trace(
+          os.path.join(self.workdir, rundir.PLOTS, f"longrun_{step:06d}.png"), traces,
+          f"long run at training step {step}")
     self.log(f"step {step}: long run of {len(run.energy)} steps: mean energy "
              f"{run.energy[0]:.4g} -> {run.final_energy:.4g}"
              + (f", {run.num_nonfinite} non-finite chains" if run.num_nonfinite else ""))
@@ -273,8 +276,9 @@ class RunReporter:
   def landscape(self, step: int, landscape) -> dict:
     if not self.main:
       return {}
-    plotting.save_toy_landscape(
-        os.path.join(self.workdir, rundir.PLOTS, f"landscape_{step:06d}.png"), landscape,
-        f"step {step}")
+    if self.config.diagnostics.figures:
+      plotting.save_toy_landscape(
+          os.path.join(self.workdir, rundir.PLOTS, f"landscape_{step:06d}.png"), landscape,
+          f"step {step}")
     return {"kl_true_model": landscape.kl_true_model, "kl_true_kde": landscape.kl_true_kde,
             "kl_kde_floor": landscape.kl_kde_floor}

@@ -133,7 +133,8 @@ def test_image_cells_train_as_a_group_with_every_periodic_output(tmp_path, monke
   monkeypatch.setenv("EBM_CACHE_DIR", str(tmp_path / "cache"))
   base = tiny_image_config(**{"data.dir": str(tmp_path / "nodata"), "init.name": "replay",
                               "eval.every_steps": 4, "longrun.every_steps": 3,
-                              "longrun.num_steps": 5, "longrun.num_chains": 8})
+                              "longrun.num_steps": 5, "longrun.num_chains": 8,
+                              "diagnostics.figures": True})
   grid = sweep.Grid("img", {"optimizer.learning_rate": (1e-3, 3e-3),
                             "init.reinit_prob": (0.05, 0.5)}, base=base)
   cells = sweep.expand(sweep.Sweep([grid]), None, str(tmp_path / "study"))
@@ -152,7 +153,8 @@ def test_image_cells_train_as_a_group_with_every_periodic_output(tmp_path, monke
 
 def test_toy_cells_write_landscapes_and_long_runs_inside_a_group(tmp_path):
   base = tiny_toy_config(**{"longrun.every_steps": 3, "longrun.num_steps": 10,
-                            "longrun.num_chains": 16, "diagnostics.landscape_every_steps": 3})
+                            "longrun.num_chains": 16, "diagnostics.landscape_every_steps": 3,
+                            "diagnostics.figures": True})
   grid = sweep.Grid("g", {"seed": (0, 1)}, base=base)
   cells = sweep.expand(sweep.Sweep([grid]), None, str(tmp_path))
   sweep.train_group(cells, log=lambda m: None)

@@ -41,6 +41,7 @@ def tiny_toy_config(**overrides):
   c.num_final_samples = 20
   c.diagnostics.landscape_res = 30
   c.diagnostics.kde_samples = 50
+  c.diagnostics.figures = False   # a second each; the tests of figures turn them on
   return override(c, overrides)
 
 

@@ -88,7 +88,7 @@ def test_nonfinite_update_is_not_applied_to_any_part_of_the_state(init):
 
 def test_training_writes_the_contract_outputs(tmp_path):
   workdir = str(tmp_path / "run")
-  train.train_and_evaluate(tiny_toy_config(), workdir)
+  train.train_and_evaluate(tiny_toy_config(**{"diagnostics.figures": True}), workdir)
   rows = read_metrics(workdir)
   assert [r["step"] for r in rows] == [2, 4, 6]
   assert CONTRACT_KEYS <= set(rows[0])
@@ -205,11 +205,18 @@ def test_diagnostics_long_runs_and_landscapes_are_written(tmp_path):
   config = tiny_toy_config(**{"longrun.every_steps": 3, "longrun.num_steps": 20,
                               "longrun.num_chains": 16, "longrun.init": "persistent",
                               "diagnostics.landscape_every_steps": 3,
-                              "diagnostics.landscape_res": 30, "diagnostics.kde_samples": 50})
+                              "diagnostics.landscape_res": 30, "diagnostics.kde_samples": 50,
+                              "diagnostics.figures": True})
   train.train_and_evaluate(config, str(workdir))
   for name in ("plots/diagnostics.png", "plots/landscape_000006.png", "plots/longrun_000003.png",
                "plots/longrun_000006.png", "images/longrun_000003.png"):
     assert (workdir / name).exists(), name
+  # Without figures: the same measurements and grids, no matplotlib files.
+  config.diagnostics.figures = False
+  train.train_and_evaluate(config, str(tmp_path / "no_figures"))
+  assert not (tmp_path / "no_figures" / "plots").exists()
+  assert (tmp_path / "no_figures" / "images" / "longrun_000003.png").exists()
+  assert "kl_true_kde" in read_metrics(tmp_path / "no_figures")[-1]
   rows = read_metrics(str(workdir))
   assert "kl_true_model" in rows[-1] and "kl_true_kde" in rows[-1]
   assert "kl_true_model" not in rows[0]
