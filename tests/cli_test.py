@@ -100,7 +100,7 @@ def get_sweep(variant=None):
                      fixed={"num_train_steps": 3, "sampler.num_steps": 3, "log_every_steps": 3,
                             "num_final_samples": 10, "init.bank_size": 200, "batch_size": 16,
                             "model.n_f": 8, "diagnostics.kde_samples": 50,
-                            "diagnostics.landscape_res": 30})],
+                            "diagnostics.landscape_res": 30, "diagnostics.figures": False})],
                roles={"lr": "optimizer.learning_rate"})
 """
 
@@ -137,7 +137,8 @@ def get_search(variant=None):
                 fixed={"num_train_steps": 3, "sampler.num_steps": 3, "log_every_steps": 3,
                        "num_final_samples": 10, "init.bank_size": 200, "batch_size": 16,
                        "model.n_f": 8, "diagnostics.kde_samples": 50,
-                       "diagnostics.landscape_res": 30, "optimizer.lr_min": 0.0},
+                       "diagnostics.landscape_res": 30, "optimizer.lr_min": 0.0,
+                       "diagnostics.figures": False},
                 num_trials=2, trials_per_group=2)
 """
 

@@ -20,7 +20,8 @@ def get_sweep(variant=None):
                             "checkpoint_every_steps": 10, "num_final_samples": 10,
                             "init.bank_size": 200, "batch_size": 16, "model.n_f": 8,
                             "diagnostics.kde_samples": 50, "diagnostics.landscape_res": 30,
-                            "diagnostics.landscape_every_steps": 0, "ema.decay": 0.0}})],
+                            "diagnostics.landscape_every_steps": 0, "ema.decay": 0.0,
+                            "diagnostics.figures": False}})],
                seeds=(0, 1))
 """
 

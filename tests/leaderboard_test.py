@@ -65,7 +65,7 @@ def test_a_tiny_leaderboard_trains_two_entries_at_a_time_once_and_reports_them(t
                                                                              monkeypatch):
   tiny = leaderboard.Entry("tiny", "configs/toy_gmm.py",
                            {"model.n_f": 8, "sampler.num_steps": 5, "init.bank_size": 64,
-                            "batch_size": 16}, "test")
+                            "batch_size": 16, "diagnostics.figures": False}, "test")
   other = leaderboard.Entry("other", tiny.recipe, {**tiny.overrides, "sampler.num_steps": 2},
                             "test")
   monkeypatch.setattr(leaderboard, "ENTRIES", {"gmm": [tiny, other]})
