@@ -232,18 +232,23 @@ class RunReporter:
     if self.config.diagnostics.figures and (
         final or now - self.t_figures >= self.config.diagnostics.figures_every_secs):
       self.t_figures = now
-      plotting.save_training_curves(os.path.join(self.workdir, rundir.PLOTS, "training.png"),
-                                    self.history)
+      self._plot(plotting.save_training_curves, "training.png", self.history)
       if len(self.trace["d_s_t"]) >= 3:
         correlations = diagnostics.anatomy_correlations(
             self.trace["d_s_t"], self.trace["r_t"], self.config.diagnostics.max_lag,
             self.config.diagnostics.window)
-        plotting.save_anatomy_diagnostics(
-            os.path.join(self.workdir, rundir.PLOTS, "diagnostics.png"), self.trace["step"],
-            self.trace["d_s_t"], self.trace["r_t"], correlations, f"step {step}: {verdict}")
+        self._plot(plotting.save_anatomy_diagnostics, "diagnostics.png", self.trace["step"],
+                   self.trace["d_s_t"], self.trace["r_t"], correlations,
+                   f"step {step}: {verdict}")
     self.window = []
     self.t_window = time.perf_counter()    # figure time is not counted as training time
     return row
+
+  def _plot(self, save, name: str, *args) -> None:
+    """``save(plots/<name>, *args)``: every matplotlib figure of a run, none with
+    ``diagnostics.figures`` off."""
+    if self.config.diagnostics.figures:
+      save(os.path.join(self.workdir, rundir.PLOTS, name), *args)
 
   def _save_batch_images(self, step: int, host: dict) -> None:
     if self.toy is not None:
@@ -265,10 +270,8 @@ class RunReporter:
     traces = {"mean energy": run.energy, "mean gradient norm": run.grad_norm}
     if np.any(run.acceptance_rate < 1):
       traces["acceptance rate"] = run.acceptance_rate
-    if self.config.diagnostics.figures:
-      plotting.save_chain_trace(
-          os.path.join(self.workdir, rundir.PLOTS, f"longrun_{step:06d}.png"), traces,
-          f"long run at training step {step}")
+    self._plot(plotting.save_chain_trace, f"longrun_{step:06d}.png", traces,
+               f"long run at training step {step}")
     self.log(f"step {step}: long run of {len(run.energy)} steps: mean energy "
              f"{run.energy[0]:.4g} -> {run.final_energy:.4g}"
              + (f", {run.num_nonfinite} non-finite chains" if run.num_nonfinite else ""))
@@ -276,9 +279,7 @@ class RunReporter:
   def landscape(self, step: int, landscape) -> dict:
     if not self.main:
       return {}
-    if self.config.diagnostics.figures:
-      plotting.save_toy_landscape(
-          os.path.join(self.workdir, rundir.PLOTS, f"landscape_{step:06d}.png"), landscape,
-          f"step {step}")
+    self._plot(plotting.save_toy_landscape, f"landscape_{step:06d}.png", landscape,
+               f"step {step}")
     return {"kl_true_model": landscape.kl_true_model, "kl_true_kde": landscape.kl_true_kde,
             "kl_kde_floor": landscape.kl_kde_floor}

@@ -72,7 +72,8 @@ def bootstrap(rows: Sequence[dict], statistic: Callable[[Sequence[dict]], float]
   if not replicated(rows, key):
     return Interval(estimate, estimate, estimate, False)
   rng = np.random.default_rng(seed)
-  num_resamples = num_resamples or NUM_RESAMPLES      # read at call time (tests lower it)
+  if num_resamples is None:
+    num_resamples = NUM_RESAMPLES                     # read at call time (tests lower it)
   values = np.asarray([statistic(resample(rows, rng, key)) for _ in range(num_resamples)],
                       np.float64)
   values = values[~np.isnan(values)]

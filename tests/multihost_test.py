@@ -43,11 +43,11 @@ def test_two_processes_train_like_one_and_their_checkpoint_restores_on_one(tmp_p
   coordinator = {"JAX_COORDINATOR_ADDRESS": f"localhost:{free_port()}", "JAX_NUM_PROCESSES": "2"}
   workers = [check("train", str(two), str(STEPS), env={**coordinator, "JAX_PROCESS_ID": str(i)})
              for i in range(2)]
-  single = check("single", str(one), str(STEPS))   # alongside: the pair idles on collectives
+  one_process = check("single", str(one), str(STEPS))   # alongside: the pair idles on collectives
   outputs = [finish(w) for w in workers]
   assert "process 0 of 2, 1 local of 2 devices" in outputs[0]
   assert "process 1 of 2, 1 local of 2 devices" in outputs[1]
-  finish(single)
+  finish(one_process)
   finish(check("restore", str(two)))
 
   multi, single = leaves(two / "final.npz"), leaves(one / "final.npz")
