@@ -30,9 +30,12 @@ class ChainStart(NamedTuple):
 
 class StartSpec(NamedTuple):
   """A registry entry: ``make(ic, sample_shape, propose) -> ChainStart``; ``has_store`` when
-  the start keeps chains between updates (a bank or buffer in the train state)."""
+  the start keeps chains between updates (a bank or buffer in the train state); ``learned``
+  when the starts are a trained model's proposals (CoopNets' generator), scored beside the
+  samples they start."""
   make: Callable[..., ChainStart]
   has_store: bool = False
+  learned: bool = False
 
 
 def _no_store(key, hp):
@@ -110,7 +113,7 @@ STARTS: dict[str, StartSpec] = {
     "data": StartSpec(_data),
     "persistent": StartSpec(_persistent, has_store=True),
     "replay": StartSpec(_replay, has_store=True),
-    "generator": StartSpec(_generator),
+    "generator": StartSpec(_generator, learned=True),
 }
 
 

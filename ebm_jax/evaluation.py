@@ -272,12 +272,16 @@ def evaluate_run(workdir: str, samples_path: str | None = None, log=print,
     raise FileNotFoundError(f"{samples_path} not found: the run has not finished")
   with np.load(samples_path) as f:
     x = f["x"]
+    proposals = f["proposals"] if "proposals" in f.files else None
   model, test = load_feature_model(name, config["data"]["image_size"],
                                    data_dir=config["data"]["dir"], log=log)
   classes = list(config["data"].get("classes", ()))
+  reference = reference_images(test, classes)
   record = {"samples": os.path.abspath(samples_path), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
             **({"step": step} if step is not None else {}), "reference_classes": classes or "all",
-            **score_samples(model, reference_images(test, classes), x)}
+            **score_samples(model, reference, x)}
+  if proposals is not None:   # CoopNets: the generator's proposals, before the chains
+    record["proposals"] = score_samples(model, reference, proposals)
   if inception_weights:
     record.update(inception_fid(workdir, inception_weights, num_samples=inception_num_samples,
                                 log=log))

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ebm_jax import chain_starts
 from ebm_jax import checkpointing
 from ebm_jax import config as config_lib
 from ebm_jax import data as data_lib
@@ -254,10 +255,17 @@ class ProgressBar:
 def write_samples(runner, state, hp, path: str, log) -> str:
   """``num_final_samples`` of the model (training sampler and init) into ``path``; an earlier
   file there is set aside."""
-  x = runner.final_samples(state, hp)
+  if chain_starts.STARTS[runner.config.init.name].learned:
+    starts, x = runner.final_samples(state, hp, with_starts=True)
+    arrays = {"x": x, "proposals": starts}
+    starts_note = "; key proposals: the generator's proposals the chains started from"
+  else:
+    x = runner.final_samples(state, hp)
+    arrays, starts_note = {"x": x}, ""
   rundir.set_aside(path, f"before_step_{int(state.step)}")
-  rundir.write_npz(path, x=x)
-  log(f"wrote {x.shape[0]} samples to {path}: {runner.sampling_protocol(x.shape[0])}")
+  rundir.write_npz(path, **arrays)
+  log(f"wrote {x.shape[0]} samples to {path}: {runner.sampling_protocol(x.shape[0])}"
+      f"{starts_note}")
   return path
 
 
@@ -269,9 +277,11 @@ def evaluate(model: Model, path: str, step: int) -> None:
   record = evaluation.evaluate_run(model.workdir, path, log=model.log, step=step)
   model.measured(step, record)
   model.report.scalars(step, {f"{writers.EVAL_NAMESPACE}/{k}": v for k, v in record.items()})
-  model.log(f"step {step}: eval " + ", ".join(
-      f"{k} {record[k]:.4g}" for k in ("fid", "kid", "inception_score", "class_entropy",
-                                       "confident_fraction")))
+  keys = ("fid", "kid", "inception_score", "class_entropy", "confident_fraction")
+  model.log(f"step {step}: eval " + ", ".join(f"{k} {record[k]:.4g}" for k in keys))
+  if "proposals" in record:
+    model.log(f"step {step}: eval of the generator's proposals " + ", ".join(
+        f"{k} {record['proposals'][k]:.4g}" for k in keys))
 
 
 def save_last_good(runner, model: Model, state, hp, step: int) -> None:

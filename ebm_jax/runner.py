@@ -245,25 +245,32 @@ class Runner:
       return hp
     return hp.replace(step_size=hp.step_size * f, noise_std=hp.noise_std * f ** 0.5)
 
-  def draw_samples(self, state, hp: HParams, key: Array, n: int) -> np.ndarray:
+  def draw_samples(self, state, hp: HParams, key: Array, n: int, *,
+                   with_starts: bool = False):
     """``n`` samples of the model in ``state``: the training sampler from the training init, in
     batches. With a bank or buffer holding the whole batches, ``n`` distinct chains of it (a
     random subset) are continued, so no sample is another's duplicate; a
-    buffer's starts are its chains, without noise restarts."""
+    buffer's starts are its chains, without noise restarts. ``with_starts``: ``(starts,
+    samples)``, row ``i`` of ``starts`` the start of chain ``i``."""
     b, store = self.config.batch_size, state.chain_store
     batches = range(-(-n // b))
     if store is not None and store.samples.shape[0] >= len(batches) * b:
       chains = self._chains_from()
       k_rows, key = jax.random.split(key)
       rows = np.asarray(jax.random.permutation(k_rows, store.samples.shape[0]))
-      chunks = [chains(state, hp, store.samples[rows[i * b:(i + 1) * b]].astype(jnp.float32),
-                       jax.random.fold_in(key, i)) for i in batches]
+      starts = [store.samples[rows[i * b:(i + 1) * b]].astype(jnp.float32) for i in batches]
+      chunks = [(x0, chains(state, hp, x0, jax.random.fold_in(key, i)))
+                for i, x0 in zip(batches, starts)]
     else:
       sample = self.sample_fn(final=True)
-      chunks = [sample(state, hp, self.images, jax.random.fold_in(key, i))[1] for i in batches]
-    chunks = [parallel.fetch(x).astype(np.float32) for x in chunks]
-    return (np.concatenate(chunks)[:n] if chunks
-            else np.zeros((0, *self.comps.data.sample_shape), np.float32))
+      chunks = [sample(state, hp, self.images, jax.random.fold_in(key, i)) for i in batches]
+
+    def gathered(j):   # j = 0: the starts, 1: the samples
+      if not chunks:
+        return np.zeros((0, *self.comps.data.sample_shape), np.float32)
+      return np.concatenate([parallel.fetch(c[j]).astype(np.float32) for c in chunks])[:n]
+
+    return (gathered(0), gathered(1)) if with_starts else gathered(1)
 
   def sampling_protocol(self, n: int) -> str:
     """How :meth:`draw_samples` makes ``n`` samples, in words (logged beside them)."""
@@ -280,11 +287,12 @@ class Runner:
     return (f"{start}, continued K = {k} {sc.name} steps (step {sc.step_size * f:g}, "
             f"noise {samplers.effective_noise_std(sc) * f ** 0.5:g}) with the {weights}")
 
-  def final_samples(self, state, hp: HParams) -> np.ndarray:
+  def final_samples(self, state, hp: HParams, *, with_starts: bool = False):
     """``samples.npz``: ``num_final_samples`` chains of the training sampler (K steps, the
     evaluation weights) from the training init (distinct chains of a bank or buffer)."""
     key = jax.random.fold_in(jax.random.fold_in(state.rng, FINAL_SAMPLES_STREAM), state.step)
-    return self.draw_samples(state, hp, key, self.config.num_final_samples)
+    return self.draw_samples(state, hp, key, self.config.num_final_samples,
+                             with_starts=with_starts)
 
   def long_run(self, state, hp: HParams, step: int,
                init: str | None = None) -> sampling.LongRun:

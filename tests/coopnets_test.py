@@ -74,7 +74,9 @@ def test_coopnets_run_checkpoints_the_generator_and_resumes_bit_exactly(tmp_path
   assert resumed.generator is not None and jax.tree.leaves(resumed.generator.batch_stats)
   rows = (tmp_path / "a" / "metrics.jsonl").read_text()
   assert '"gen_loss"' in rows and '"recon_loss"' in rows
-  assert np.load(tmp_path / "a" / "samples.npz")["x"].shape == (20, 28, 28, 1)
+  with np.load(tmp_path / "a" / "samples.npz") as f:   # the samples and, apart, their starts
+    chex.assert_shape([f["x"], f["proposals"]], (20, 28, 28, 1))
+    assert np.abs(f["x"] - f["proposals"]).max() > 0
 
 
 def test_without_noise_a_chain_is_deterministic_for_a_fixed_start():

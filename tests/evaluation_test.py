@@ -92,12 +92,18 @@ def test_evaluate_run_appends_to_eval_json_and_caches_the_classifier(tmp_path, m
   (workdir / "config.json").write_text(json.dumps(
       {"data": {"name": "mnist", "image_size": 28, "dir": str(tmp_path / "nodata")}}))
   np.savez(workdir / "samples.npz", x=np.zeros((20, 28, 28, 1), np.float32))
+  noise = np.random.default_rng(0).uniform(-1, 1, (20, 28, 28, 1)).astype(np.float32)
+  np.savez(workdir / "coop.npz", x=np.zeros((20, 28, 28, 1), np.float32), proposals=noise)
   with tfds.testing.mock_data(num_examples=64):
     first = evaluation.evaluate_run(str(workdir), log=lambda m: None)
     second = evaluation.evaluate_run(str(workdir), log=lambda m: None)
+    coop = evaluation.evaluate_run(str(workdir), str(workdir / "coop.npz"), log=lambda m: None)
   assert len(list((tmp_path / "cache").iterdir())) == 1
   records = json.loads((workdir / "eval.json").read_text())
-  assert len(records) == 2 and records[0]["fid"] == first["fid"] == second["fid"]
+  assert len(records) == 3 and records[0]["fid"] == first["fid"] == second["fid"]
+  # A CoopNets file's proposals are scored apart from its samples, in the same record.
+  assert "proposals" not in first and coop["fid"] == first["fid"]
+  assert records[2]["proposals"]["fid"] == coop["proposals"]["fid"] != coop["fid"]
   assert evaluation.export_png(str(workdir / "samples.npz"), str(tmp_path / "png")) == 20
 
 
