@@ -66,7 +66,7 @@ def show(pattern):
     md("""## 1. The 8-mode Gaussian mixture
 
 The recipe of `configs/toy_gmm.py`: a small MLP energy, a persistent bank of 10,000 chains,
-K = 100 Langevin steps per update, Adam, an EMA of the weights for sampling. The run writes its
+K = 20 Langevin steps per update, Adam, an EMA of the weights for sampling. The run writes its
 directory as `train.py` does (metrics, checkpoints, grids, figures, TensorBoard events)."""),
     code("""gmm_config = toy_gmm.get_config()
 if QUICK:
