@@ -3,8 +3,9 @@
 Variants:
   (none)   CPU-sized: the GMM's CPU recipe (Adam, EMA 0.99, final chains at a quarter step) at
            K = 100 and Adam 1e-3, with the bank started over the rings' whole range and
-           ebm-anatomy's KDE bandwidth for rings. With the final chains' smaller step the GMM's n_f 32 is enough
-           (KL(true || KDE) 0.092 in 79 s, against 0.091 in 170 s with n_f 64; floor 0.099).
+           ebm-anatomy's KDE bandwidth for rings. With the final chains' smaller step the
+           GMM's n_f 32 is enough (KL(true || KDE) 0.092 in 79 s, against 0.091 in 170 s with
+           n_f 64; floor 0.099).
   paper    ebm-anatomy's rings_convergent.json: 200,000 updates of K = 500 steps.
 """
 

@@ -90,10 +90,12 @@ class Model:
     self.ended: Outcome | None = None
     self.metric = reporting.quality_metric(run.config)
     self.quality: list[tuple[int, float]] = []           # (step, metric) at each evaluation
+    self.evaluations: list[tuple[int, dict]] = []        # (step, record) of every evaluation
     self.stop_reason = ""                                # set by an action: end at next update
 
   def measured(self, step: int, record: dict) -> None:
     """An evaluation's record (toy landscape KLs, image classifier metrics) at ``step``."""
+    self.evaluations.append((step, record))
     if record.get(self.metric) is not None:
       self.quality.append((step, float(record[self.metric])))
 

@@ -6,9 +6,10 @@ base recipe, fixed overrides, and a space of config keys to search. Each round a
 run directory), trains the cells as vmapped groups in the one loop (trials that differ only in
 vmappable values share one compiled step) and tells Optuna each cell's final quality
 (``reporting.quality_metric``: KL(true || KDE) on toys, the classifier FID on images). A cell
-that diverges is told as failed. At every intermediate evaluation each trial reports its
-quality, and Optuna's median pruner may end it early (the cell finishes where it stands and is
-told as pruned).
+that diverges is told as failed. A search may tell another number of the evaluations instead
+(``Search.objective``, e.g. the confident fraction, with ``maximize``). At every intermediate
+evaluation each trial reports that value, and Optuna's median pruner may end it early (the
+cell finishes where it stands and is told as pruned).
 
 The study lives in a journal file (``<workdir>/journal.log``, Optuna's ``JournalFileBackend``)
 that any number of processes, on one machine or on machines sharing the directory, append to
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import threading
@@ -50,6 +52,10 @@ from ebm_jax import sweep as sweep_lib
 JOURNAL = "journal.log"
 REPORT = "search.md"
 HEARTBEAT = "heartbeat"
+# What a search may tell Optuna: the evaluation records' numbers (evaluation.score_samples for
+# images, the landscape rows' KLs for toys).
+OBJECTIVES = ("fid", "kid", "inception_score", "class_entropy", "class_coverage",
+              "confident_fraction", "min_class_fraction", "kl_true_kde", "kl_true_model")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +85,9 @@ class Search:
     trials_per_group: trials asked for, and trained, at once.
     prune: let Optuna's median pruner end hopeless trials at intermediate evaluations.
     description: a paragraph for the top of ``search.md``.
+    objective: the evaluation number told to Optuna (one of :data:`OBJECTIVES`); empty: the
+      run's quality metric (KL(true || KDE) on toys, the classifier FID on images).
+    maximize: higher ``objective`` is better (e.g. ``confident_fraction``).
     stale_after_s: a RUNNING trial whose heartbeat is older than this is an orphan of a dead
       worker and is adopted; longer than any pause of a live worker (its heartbeat is a
       thread, so compiles and evaluations do not pause it), plus the clock skew between
@@ -92,6 +101,8 @@ class Search:
   trials_per_group: int = 4
   prune: bool = True
   description: str = ""
+  objective: str = ""
+  maximize: bool = False
   stale_after_s: float = 900.0
 
 
@@ -107,6 +118,12 @@ def validate(search: Search) -> None:
   reference = config_lib.get_config()
   if search.num_trials < 1 or search.trials_per_group < 1:
     raise sweep_lib.SweepError("num_trials and trials_per_group must be positive")
+  if search.objective and search.objective not in OBJECTIVES:
+    raise sweep_lib.SweepError(f"objective {search.objective!r} is not an evaluation number; "
+                               f"expected one of {', '.join(OBJECTIVES)}")
+  if search.maximize and not search.objective:
+    raise sweep_lib.SweepError("maximize needs an objective: the default quality metric is "
+                               "lower-is-better")
   if not search.stale_after_s > 0:
     raise sweep_lib.SweepError(f"stale_after_s must be positive, got {search.stale_after_s}")
   for key in {**search.fixed, **search.space}:
@@ -138,7 +155,8 @@ def open_study(search: Search, workdir: str, seed: int | None = None):
                                         n_warmup_steps=0) if search.prune
             else optuna.pruners.NopPruner())
   return optuna.create_study(study_name=search.name, storage=storage, load_if_exists=True,
-                             direction="minimize", pruner=pruner,
+                             direction="maximize" if search.maximize else "minimize",
+                             pruner=pruner,
                              sampler=optuna.samplers.TPESampler(seed=seed))
 
 
@@ -172,43 +190,50 @@ def trial_cell(search: Search, number: int, values: dict, workdir: str) -> sweep
 
 
 class ReportToTrial:
-  """A loop action: every new evaluation of a model is reported to its trial, and a trial the
-  pruner gives up on ends at the next update."""
+  """A loop action: every new evaluation of a model is reported to its trial (its
+  ``objective``, default the model's quality metric), and a trial the pruner gives up on ends
+  at the next update."""
 
-  def __init__(self, trials: Sequence):
-    self.trials = list(trials)
+  def __init__(self, trials: Sequence, objective: str = ""):
+    self.trials, self.objective = list(trials), objective
     self.seen: dict[int, int] = {}
 
   def __call__(self, tick, model, runner) -> None:
-    if model.stop_reason or len(model.quality) == self.seen.get(model.index, 0):
+    if model.stop_reason or len(model.evaluations) == self.seen.get(model.index, 0):
       return
-    self.seen[model.index] = len(model.quality)
-    step, value = model.quality[-1]
+    self.seen[model.index] = len(model.evaluations)
+    step, record = model.evaluations[-1]
+    key = self.objective or model.metric
+    if record.get(key) is None:
+      return
+    value = float(record[key])
     trial = self.trials[model.index]
     trial.report(value, step)
     if trial.should_prune():
-      model.stop_reason = f"pruned by the search at step {step} ({model.metric} {value:.4g})"
+      model.stop_reason = f"pruned by the search at step {step} ({key} {value:.4g})"
 
 
-def final_quality(cell: sweep_lib.Cell) -> float | None:
-  """The cell's last measured quality (None when it has none)."""
-  metric = reporting.quality_metric(cell.config)
+def final_quality(cell: sweep_lib.Cell, objective: str = "") -> float | None:
+  """The cell's last measured ``objective`` (default its quality metric; None when it has
+  none)."""
+  metric = objective or reporting.quality_metric(cell.config)
   values = reporting.measurements(cell.workdir, (metric,))[metric]
   return float(values[-1]) if len(values) and math.isfinite(values[-1]) else None
 
 
 def train_trials(cells: Sequence[sweep_lib.Cell], trials: Sequence,
-                 log: Callable[[str], None]) -> list[tuple[str, float | None]]:
+                 log: Callable[[str], None], objective: str = "") -> list[tuple[str, float | None]]:
   """Trains the trials' cells in vmapped groups; returns (state, value) per cell: "complete",
-  "pruned" or "fail" (diverged, or no quality measured)."""
+  "pruned" or "fail" (diverged, or no quality measured). ``value`` is the last ``objective``
+  (default the quality metric)."""
   by_name = dict(zip((c.name for c in cells), trials))
   for group in split_by_checkpoint(sweep_lib.group_cells(cells)):
-    sweep_lib.train_group(group, log, extra_actions=[ReportToTrial([by_name[c.name]
-                                                                    for c in group])])
+    report = ReportToTrial([by_name[c.name] for c in group], objective)
+    sweep_lib.train_group(group, log, extra_actions=[report])
   results = []
   for cell in cells:
     status = sweep_lib.read_status(cell) or {}
-    value = final_quality(cell)
+    value = final_quality(cell, objective)
     if status.get("status") != "finished" or value is None:
       results.append(("fail", None))
     elif str(status.get("stopped_early", "")).startswith("pruned"):
@@ -310,12 +335,14 @@ TrainFn = Callable[[Sequence[sweep_lib.Cell], Sequence, Callable[[str], None]],
                    list[tuple[str, float | None]]]
 
 
-def run_search(search: Search, workdir: str, *, train: TrainFn = train_trials,
+def run_search(search: Search, workdir: str, *, train: TrainFn | None = None,
                seed: int | None = None, log: Callable[[str], None] = print):
   """Asks, trains and tells rounds of ``trials_per_group`` trials until the journal holds
   ``num_trials``; returns the Optuna study. ``train`` replaces the training (tests pass a
   synthetic objective)."""
   import optuna
+  if train is None:
+    train = functools.partial(train_trials, objective=search.objective)
   study = open_study(search, workdir, seed)
   states = {"complete": optuna.trial.TrialState.COMPLETE,
             "pruned": optuna.trial.TrialState.PRUNED, "fail": optuna.trial.TrialState.FAIL}
@@ -357,21 +384,25 @@ def write_report(search: Search, study, workdir: str) -> str:
   trials = study.get_trials(deepcopy=False)
   done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
   keys = list(search.space)
+  told = f"`{search.objective}`" if search.objective else "the runs' quality metric"
   lines = [f"# Search `{search.name}`", ""]
   if search.description:
     lines += [search.description, ""]
   counts = {s.name.lower(): sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
   lines += [f"{len(trials)} trials in `{JOURNAL}`: " + ", ".join(
       f"{n} {name}" for name, n in counts.items() if n) + ". Each is a run directory "
-      "`cells/trial-NNNN/`; lower is better.", ""]
+      f"`cells/trial-NNNN/`; the value is {told}, {'higher' if search.maximize else 'lower'} "
+      "is better.", ""]
   if done:
-    best = min(done, key=lambda t: t.value)
+    best = (max if search.maximize else min)(done, key=lambda t: t.value)
     lines += [f"Best: trial {best.number}, value {best.value:.4g}, with " + ", ".join(
         f"`{k}={sweep_lib.format_value(best.params[k])}`" for k in keys if k in best.params)
         + ".", ""]
   lines += ["| trial | state | value | " + " | ".join(keys) + " |",
             "|---|---|---|" + "---|" * len(keys)]
-  order = sorted(trials, key=lambda t: (t.value is None, t.value if t.value is not None else 0))
+  sign = -1 if search.maximize else 1
+  order = sorted(trials, key=lambda t: (t.value is None,
+                                        sign * t.value if t.value is not None else 0))
   for t in order:
     value = f"{t.value:.4g}" if t.value is not None else "-"
     lines.append(f"| {t.number} | {t.state.name.lower()} | {value} | " + " | ".join(

@@ -89,11 +89,39 @@ def test_two_processes_share_one_journal_without_duplicating_a_cell(tmp_path):
   assert len(owners) == 2                                  # both processes did work
 
 
-def test_a_search_trains_toy_trials_as_one_group_and_tells_their_quality(tmp_path):
+def test_a_maximized_objective_finds_the_maximum_and_reports_it_first(tmp_path):
+  def negated(cells, trials, log):
+    return [(state, -value) for state, value in synthetic(cells, trials, log)]
+
+  search = synthetic_search()
+  search = search_lib.Search(**{**vars(search), "objective": "confident_fraction",
+                                "maximize": True})
+  study = search_lib.run_search(search, str(tmp_path), train=negated, seed=0,
+                                log=lambda m: None)
+  best = study.best_trial
+  assert best.value == max(t.value for t in study.trials) > -0.1
+  assert abs(np.log10(best.params["optimizer.learning_rate"]) + 2) < 0.5
+  report = (tmp_path / "search.md").read_text()
+  assert "the value is `confident_fraction`, higher is better" in report
+  first_row = next(line for line in report.splitlines() if line.startswith("| ") and
+                   line[2].isdigit())
+  assert first_row.startswith(f"| {best.number} | complete |")
+
+
+def test_an_objective_must_be_an_evaluation_number():
+  with pytest.raises(sweep.SweepError, match="not an evaluation number"):
+    search_lib.validate(search_lib.Search(**{**vars(synthetic_search()), "objective": "acc"}))
+  with pytest.raises(sweep.SweepError, match="maximize needs an objective"):
+    search_lib.validate(search_lib.Search(**{**vars(synthetic_search()), "maximize": True}))
+
+
+@pytest.mark.parametrize("objective", ["", "kl_true_model"])
+def test_a_search_trains_toy_trials_as_one_group_and_tells_their_quality(tmp_path, objective):
   search = search_lib.Search(
       "toy", tiny_toy_config(**{"num_train_steps": 4, "diagnostics.landscape_every_steps": 2}),
       {"optimizer.learning_rate": search_lib.Float(1e-4, 1e-2, log=True)},
-      num_trials=2, trials_per_group=2, prune=True)
+      num_trials=2, trials_per_group=2, prune=True, objective=objective)
+  told = objective or "kl_true_kde"      # the toys' quality metric by default
   lines = []
   study = search_lib.run_search(search, str(tmp_path), seed=0, log=lines.append)
   assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
@@ -103,7 +131,7 @@ def test_a_search_trains_toy_trials_as_one_group_and_tells_their_quality(tmp_pat
     status = json.loads((cell / sweep.STATUS_FILE).read_text())
     assert status["status"] == "finished" and status["models_in_group"] == 2
     rows = [json.loads(line) for line in (cell / "metrics.jsonl").read_text().splitlines()]
-    kls = [r["kl_true_kde"] for r in rows if "kl_true_kde" in r]
+    kls = [r[told] for r in rows if told in r]
     assert t.value == pytest.approx(kls[-1])              # the final evaluation is told
     # Every evaluation was reported on the way, the final one included.
     assert t.intermediate_values == {2: pytest.approx(kls[0]), 4: pytest.approx(kls[1])}
