@@ -89,15 +89,18 @@ class Model:
     self.step = 0                                        # updates applied to this model
     self.ended: Outcome | None = None
     self.metric = reporting.quality_metric(run.config)
-    self.quality: list[tuple[int, float]] = []           # (step, metric) at each evaluation
     self.evaluations: list[tuple[int, dict]] = []        # (step, record) of every evaluation
     self.stop_reason = ""                                # set by an action: end at next update
 
   def measured(self, step: int, record: dict) -> None:
     """An evaluation's record (toy landscape KLs, image classifier metrics) at ``step``."""
     self.evaluations.append((step, record))
-    if record.get(self.metric) is not None:
-      self.quality.append((step, float(record[self.metric])))
+
+  @property
+  def quality(self) -> list[tuple[int, float]]:
+    """``(step, quality metric)`` at each evaluation that measured it."""
+    return [(step, float(r[self.metric])) for step, r in self.evaluations
+            if r.get(self.metric) is not None]
 
 
 class Tick:
@@ -489,7 +492,8 @@ def train(runs: Sequence[Run], log: Callable[[str], None] | None = None,
     model.report = reporting.RunReporter(model.config, model.workdir, start, runner.toy)
     model.step = start
     m = reporting.measurements(model.workdir, (model.metric,))   # the plateau's history
-    model.quality = [(int(t), float(q)) for t, q in zip(m["step"], m[model.metric]) if t <= start]
+    model.evaluations = [(int(t), {model.metric: float(q)})
+                         for t, q in zip(m["step"], m[model.metric]) if t <= start]
   actions = list(actions) if actions is not None else default_actions(config)
   log_step = next((a for a in actions if isinstance(a, LogStep)), None)
   varying = hparams_lib.varying_keys([r.config for r in runs])
