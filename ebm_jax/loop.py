@@ -207,12 +207,13 @@ class PlateauStop:
 
   def __call__(self, tick, model, runner) -> None:
     if (not self.patience or model.stop_reason
-        or len(model.quality) == self.seen.get(model.index, 0)):
+        or len(model.evaluations) == self.seen.get(model.index, 0)):
       return
-    self.seen[model.index] = len(model.quality)
-    if plateaued(model.quality, self.patience, self.min_improvement):
-      best = min(q for _, q in model.quality)
-      model.stop_reason = (f"quality plateau: {model.metric} {model.quality[-1][1]:.4g} after "
+    self.seen[model.index] = len(model.evaluations)
+    quality = model.quality          # derived from the records: once per new evaluation
+    if plateaued(quality, self.patience, self.min_improvement):
+      best = min(q for _, q in quality)
+      model.stop_reason = (f"quality plateau: {model.metric} {quality[-1][1]:.4g} after "
                            f"{self.patience} evaluations without a "
                            f"{self.min_improvement:.0%} gain on the best {best:.4g}")
 
@@ -282,11 +283,13 @@ def evaluate(model: Model, path: str, step: int) -> None:
   record = evaluation.evaluate_run(model.workdir, path, log=model.log, step=step)
   model.measured(step, record)
   model.report.scalars(step, {f"{writers.EVAL_NAMESPACE}/{k}": v for k, v in record.items()})
-  keys = ("fid", "kid", "inception_score", "class_entropy", "confident_fraction")
-  model.log(f"step {step}: eval " + ", ".join(f"{k} {record[k]:.4g}" for k in keys))
+  def scores(r):
+    return ", ".join(f"{k} {r[k]:.4g}" for k in ("fid", "kid", "inception_score",
+                                                  "class_entropy", "confident_fraction"))
+
+  model.log(f"step {step}: eval {scores(record)}")
   if "proposals" in record:
-    model.log(f"step {step}: eval of the generator's proposals " + ", ".join(
-        f"{k} {record['proposals'][k]:.4g}" for k in keys))
+    model.log(f"step {step}: eval of the generator's proposals {scores(record['proposals'])}")
 
 
 def save_last_good(runner, model: Model, state, hp, step: int) -> None:
