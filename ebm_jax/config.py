@@ -44,8 +44,9 @@ def get_config():
   c.num_final_samples = 1000          # samples written to samples.npz at the end
   c.final_num_steps = 0               # K of the chains that make samples.npz, evaluations and
                                       # toy KDEs (0 = the training K)
-  c.final_step_fraction = 1.0         # those chains' Langevin step size x f and noise x sqrt(f):
-                                      # the same target density, less discretisation bias
+  c.final_step_fraction = 1.0         # those chains' (and long runs') Langevin step size x f and
+                                      # noise x sqrt(f): the same target density, less
+                                      # discretisation bias
   c.num_grid_images = 64              # images per PNG grid
   c.tensorboard = True                # also TensorBoard events in the workdir (tensorboardX)
 

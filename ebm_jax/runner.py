@@ -297,8 +297,11 @@ class Runner:
   def long_run(self, state, hp: HParams, step: int,
                init: str | None = None) -> sampling.LongRun:
     """ebm-anatomy's long-run check: ``longrun.num_steps`` of the training sampler from
-    ``init`` (default ``longrun.init``) on the current model."""
+    ``init`` (default ``longrun.init``) on the current model, at the step and noise of the
+    final chains (:meth:`final_hparams`): the chain that makes ``samples.npz``, run longer, so
+    a long run differs from the short-run samples in its length alone."""
     lc = self.config.longrun
+    hp = self.final_hparams(hp)
     if self._long_runner is None:
       sc = self.config.sampler
       self._long_runner = sampling.ChainRunner(

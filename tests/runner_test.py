@@ -99,6 +99,21 @@ def test_final_step_fraction_scales_the_final_chains_step_and_noise_only():
   assert run_f.config.sampler.step_size == 0.05               # training chains keep theirs
 
 
+def test_long_runs_use_the_final_chains_step_and_noise():
+  # The long-run check runs the chain of samples.npz longer: same step fraction, more steps.
+  def long_run(**overrides):
+    config = tiny_toy_config(**{"longrun.num_steps": 30, "longrun.num_chains": 16,
+                                "longrun.init": "uniform", **overrides})
+    run = runner.Runner(config, None)
+    hp = run.hparams([config])
+    return run.long_run(runner.unstack(run.init(hp), 0), runner.unstack(hp, 0), 7).positions
+
+  fraction = long_run(final_step_fraction=0.25)
+  explicit = long_run(**{"sampler.step_size": 0.05 * 0.25, "sampler.noise_std": 0.1 * 0.5})
+  np.testing.assert_allclose(fraction, explicit, rtol=1e-5, atol=1e-5)
+  assert not np.allclose(fraction, long_run())
+
+
 def test_final_step_fraction_is_refused_for_samplers_it_would_retarget():
   from ebm_jax import config
   with pytest.raises(config.ConfigError, match=r"config.final_step_fraction: expected 1 for "
