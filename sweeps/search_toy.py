@@ -15,6 +15,8 @@ start the command in several processes or on several machines over one directory
 
 from ebm_jax.search import Choice, Float, Search
 
+VARIANTS = ("quick",)   # besides the default (no variant)
+
 
 def get_search(variant=None):
   if variant not in (None, "quick"):

@@ -30,6 +30,7 @@ from ebm_jax.sweep import Grid, Sweep
 
 ROLES = {"K": "sampler.num_steps", "lr": "optimizer.learning_rate",
          "noise": "sampler.noise_std", "sn": "model.spectral_norm"}
+VARIANTS = ("quality", "full", "gpu")   # besides the default (no variant)
 
 
 def _cpu_fixed(budget_s: float) -> dict:

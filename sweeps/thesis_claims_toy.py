@@ -32,6 +32,8 @@ ROLES = {"K": "sampler.num_steps", "lr": "optimizer.learning_rate",
          "noise": "sampler.noise_std", "sn": "model.spectral_norm"}
 GROUP_BUDGET_S = 180.0
 
+VARIANTS = ("single_seed",)   # besides the default (no variant)
+
 
 def get_sweep(variant=None):
   if variant is None:

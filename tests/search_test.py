@@ -12,7 +12,7 @@ import pytest
 
 from ebm_jax import search as search_lib
 from ebm_jax import sweep
-from testutil import tiny_toy_config
+from testutil import shipped_specs, tiny_toy_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -178,6 +178,12 @@ def test_a_trial_with_an_invalid_config_is_told_as_failed_and_the_search_goes_on
   assert any("fail, invalid config" in m and "lr_min" in m for m in lines)
   assert all(t.params["optimizer.learning_rate"] < 1e-3 for t in study.trials
              if t.state.name == "FAIL")
+
+
+@pytest.mark.parametrize("spec", list(shipped_specs("get_search")), ids=os.path.basename)
+def test_every_shipped_search_and_variant_loads(spec):
+  search = search_lib.load_search(spec)
+  assert search.space and search.num_trials >= search.trials_per_group
 
 
 def test_bad_search_spaces_fail_in_one_line():

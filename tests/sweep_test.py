@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ebm_jax import runner, study_report, sweep, train
-from testutil import read_metrics, tiny_image_config, tiny_toy_config
+from testutil import read_metrics, shipped_specs, tiny_image_config, tiny_toy_config
 
 
 def load_params(workdir, config):
@@ -48,6 +48,12 @@ def test_seeds_are_the_last_axis_and_replicates_share_a_setting(tmp_path):
   both = sweep.Grid("toy", {"seed": (0, 1)}, base=tiny_toy_config())
   with pytest.raises(sweep.SweepError, match="sweeps 'seed' and the sweep has seeds="):
     sweep.expand(sweep.Sweep([both], seeds=(0, 1)), None, str(tmp_path))
+
+
+@pytest.mark.parametrize("spec", list(shipped_specs("get_sweep")), ids=os.path.basename)
+def test_every_shipped_sweep_and_variant_expands_into_valid_cells(spec, tmp_path):
+  cells = sweep.expand(sweep.load_sweep(spec), None, str(tmp_path))
+  assert cells and len({c.name for c in cells}) == len(cells)
 
 
 @pytest.mark.parametrize("axes, message", [

@@ -1,5 +1,6 @@
 """Shared test helpers: tiny configs and a directly jitted train step (not a test module)."""
 
+import glob
 import os
 
 import jax
@@ -9,11 +10,22 @@ from ebm_jax import config as config_lib
 from ebm_jax import hparams, objectives, reporting
 from ebm_jax.objectives import base
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NO_IMAGES = jnp.zeros((0,), jnp.uint8)
 
 CONTRACT_KEYS = {"step", "loss", "energy_data", "energy_samples", "d_s_t", "r_t",
                  "grad_norm_start", "grad_norm_end", "lr", "wall_time", "energy_start",
                  "energy_end", "samples_per_sec"}
+
+
+def shipped_specs(getter: str):
+  """``sweeps/x.py`` and ``sweeps/x.py:variant`` for every shipped sweep file defining
+  ``getter`` (``get_sweep`` or ``get_search``) and every variant its ``VARIANTS`` names."""
+  for path in sorted(glob.glob(os.path.join(ROOT, "sweeps", "*.py"))):
+    module = config_lib.load_module(path, "sweep")
+    if hasattr(module, getter):
+      yield path
+      yield from (f"{path}:{variant}" for variant in getattr(module, "VARIANTS", ()))
 
 
 def override(c, overrides: dict):
