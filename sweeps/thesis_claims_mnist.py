@@ -17,7 +17,8 @@ leaves each cell a few hundred updates, far from the recipe's quality.
 ``quality``: the default grid trained to the recipe's quality level instead of a wall-clock
 budget: batch 32 (which reaches the recipe's FID with about two thirds of its compute,
 ``docs/leaderboard.md``) for 3,000 updates per cell, evaluated every 1,000 updates, then the
-same long-run check (about 80 min on 2 CPU cores).
+same long-run check: 2 h 11 min on 2 CPU cores (AMD Zen 4; the K 5 group 50 min, 10 of them
+beside the test suite, the K 20 group 80 min), ``docs/study/mnist_quality/``.
 
 ``full``: K in {5, 10, 25} x lr in {6e-4, 2e-3} x noise x spectral norm, 3 seeds, 45 min per
 group (about 5 h).
