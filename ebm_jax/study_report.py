@@ -84,6 +84,7 @@ def cell_row(cell: sweep_lib.Cell) -> dict:
   status = sweep_lib.read_status(cell) or {"status": "not run"}
   row = {"cell": cell.name, "grid": cell.grid, "setting": cell.setting, **cell.overrides,
          "status": status["status"], "diverged_at_step": status.get("diverged_at_step", ""),
+         "recoveries": status.get("recoveries", ""),
          "models_in_group": status.get("models_in_group", ""),
          "wall_time_s": status.get("group_wall_time_s", "")}
   trace_path = os.path.join(cell.workdir, "diagnostics.npz")
@@ -795,13 +796,16 @@ def write_report(sweep: sweep_lib.Sweep, cells: Sequence[sweep_lib.Cell], workdi
     lines += [sweep.description, ""]
   n_done = sum(r["status"] != "not run" for r in rows)
   lines += [f"{len(rows)} cells ({n_done} run; {sum(r['status'] == 'diverged' for r in rows)} "
-            f"diverged; {sum(r['stable'] for r in rows)} finished with stable dynamics). "
+            f"diverged; {sum(bool(r['recoveries']) for r in rows)} recovered from a divergence "
+            f"or runaway; {sum(r['stable'] for r in rows)} finished with stable dynamics). "
             "One row per cell in `results.csv`; every cell's run directory is "
             "`cells/<cell>/`.", "",
             "*Stable* means the run finished and ebm-anatomy's verdict on its d_s_t trace "
             "(last 500 steps) is \"oscillates around 0\" with r_t grown less than "
             f"{EXPLODING_R_T_GROWTH:.0f}x over the run (else *exploding*); *drift-* / *drift+* "
-            "mean d_s_t settled below / above 0. Quality: toy densities KL(true || KDE of the "
+            "mean d_s_t settled below / above 0; a cell recovered automatically from a "
+            "divergence or runaway (`recoveries` in `results.csv`) is judged by its dynamics "
+            "after the recovery. Quality: toy densities KL(true || KDE of the "
             "short-run samples); images classifier-feature FID of `samples.npz`. Lower is "
             "better.", "", _replicates_note(sweep, rows), ""]
   summary = []

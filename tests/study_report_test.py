@@ -172,7 +172,8 @@ def test_report_states_a_verdict_per_claim_with_its_intervals_and_figures(tmp_pa
   for claim in ("Claim 1.", "Claim 2.", "Claim 3.", "Claim 4."):
     assert claim in report
   assert "Learning rate: " in report and "Spectral norm at" not in report   # no sn axis
-  assert "16 cells (16 run" in report and "2 seeds per setting (0, 1)" in report
+  assert "16 cells (16 run; 0 diverged; 0 recovered from a divergence or runaway;" in report
+  assert "2 seeds per setting (0, 1)" in report
   assert "95 % bootstrap interval over seeds" in report
   assert "### Main effects and interactions" in report and "| Residual |" in report
   assert "### Budget-matched comparison" in report and "4 updates" in report
@@ -182,8 +183,8 @@ def test_report_states_a_verdict_per_claim_with_its_intervals_and_figures(tmp_pa
   with open(tmp_path / "results.csv") as f:
     header, *rows = f.read().splitlines()
   assert len(rows) == 16
-  for column in ("sampler.num_steps", "seed", "setting", "status", "d_s_t_mean", "r_t_mean",
-                 "kl_true_kde", "steps_per_sec", "grad_evals_per_update", "convergence",
+  for column in ("sampler.num_steps", "seed", "setting", "status", "recoveries", "d_s_t_mean",
+                 "r_t_mean", "kl_true_kde", "steps_per_sec", "grad_evals_per_update", "convergence",
                  "longrun_from_data", "longrun_from_noise"):
     assert column in header.split(",")
   assert "_curve" not in header

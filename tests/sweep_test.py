@@ -195,6 +195,7 @@ def test_in_a_group_only_the_diverging_model_recovers(tmp_path):
   sweep.train_group([fast, slow], log=lambda m: None)
   assert sweep.read_status(fast)["status"] == sweep.read_status(slow)["status"] == "finished"
   assert sweep.read_status(fast)["recoveries"] == 1 and sweep.read_status(slow)["recoveries"] == 0
+  assert [study_report.cell_row(c)["recoveries"] for c in (fast, slow)] == [1, 0]
   for cell in (fast, slow):
     assert [r["step"] for r in read_metrics(cell.workdir)] == [100, 200, 300, 400, 500, 600]
     assert int(load_params(cell.workdir, cell.config).step) == 600
