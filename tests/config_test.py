@@ -1,7 +1,6 @@
 """Config defaults, validation, recipe loading and dotted keys: every shipped recipe passes,
 every bad key or value fails in one line, every registry name is accepted."""
 
-import glob
 import os
 
 import ml_collections
@@ -9,23 +8,13 @@ import pytest
 
 from ebm_jax import chain_starts, config, models, samplers
 from ebm_jax.objectives import base
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RECIPES = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
-                 if os.path.basename(p) not in ("__init__.py", "common.py"))
+from testutil import ROOT, shipped_specs
 
 
-def recipe_variants():
-  for path in RECIPES:
-    yield path, None
-    for variant in getattr(config.load_module(path), "VARIANTS", ()):
-      yield path, variant
-
-
-@pytest.mark.parametrize("path, variant", list(recipe_variants()),
-                         ids=lambda v: os.path.basename(v) if isinstance(v, str) else str(v))
-def test_every_shipped_recipe_is_valid(path, variant):
-  config.validate(config.load_recipe(f"{path}:{variant}" if variant else path))
+@pytest.mark.parametrize("spec", list(shipped_specs("configs", "get_config")),
+                         ids=os.path.basename)
+def test_every_shipped_recipe_is_valid(spec):
+  config.validate(config.load_recipe(spec))
 
 
 def default():

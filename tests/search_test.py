@@ -180,7 +180,7 @@ def test_a_trial_with_an_invalid_config_is_told_as_failed_and_the_search_goes_on
              if t.state.name == "FAIL")
 
 
-@pytest.mark.parametrize("spec", list(shipped_specs("get_search")), ids=os.path.basename)
+@pytest.mark.parametrize("spec", list(shipped_specs("sweeps", "get_search")), ids=os.path.basename)
 def test_every_shipped_search_and_variant_loads(spec):
   search = search_lib.load_search(spec)
   assert search.space and search.num_trials >= search.trials_per_group

@@ -50,7 +50,7 @@ def test_seeds_are_the_last_axis_and_replicates_share_a_setting(tmp_path):
     sweep.expand(sweep.Sweep([both], seeds=(0, 1)), None, str(tmp_path))
 
 
-@pytest.mark.parametrize("spec", list(shipped_specs("get_sweep")), ids=os.path.basename)
+@pytest.mark.parametrize("spec", list(shipped_specs("sweeps", "get_sweep")), ids=os.path.basename)
 def test_every_shipped_sweep_and_variant_expands_into_valid_cells(spec, tmp_path):
   cells = sweep.expand(sweep.load_sweep(spec), None, str(tmp_path))
   assert cells and len({c.name for c in cells}) == len(cells)

@@ -18,11 +18,12 @@ CONTRACT_KEYS = {"step", "loss", "energy_data", "energy_samples", "d_s_t", "r_t"
                  "energy_end", "samples_per_sec"}
 
 
-def shipped_specs(getter: str):
-  """``sweeps/x.py`` and ``sweeps/x.py:variant`` for every shipped sweep file defining
-  ``getter`` (``get_sweep`` or ``get_search``) and every variant its ``VARIANTS`` names."""
-  for path in sorted(glob.glob(os.path.join(ROOT, "sweeps", "*.py"))):
-    module = config_lib.load_module(path, "sweep")
+def shipped_specs(folder: str, getter: str):
+  """``<folder>/x.py`` and ``<folder>/x.py:variant`` for every shipped file of ``folder``
+  defining ``getter`` (a recipe's ``get_config``, a sweep's ``get_sweep``, a search's
+  ``get_search``) and every variant its ``VARIANTS`` names."""
+  for path in sorted(glob.glob(os.path.join(ROOT, folder, "*.py"))):
+    module = config_lib.load_module(path, getter.removeprefix("get_"))
     if hasattr(module, getter):
       yield path
       yield from (f"{path}:{variant}" for variant in getattr(module, "VARIANTS", ()))
