@@ -60,14 +60,14 @@ def main():
   import common
   common.pin_threads(args.threads)
   import jax
-  from ebm_jax import runner
+  from ebm_jax import runner, spec
 
   print(f"backend {jax.default_backend()}, 1 device, {args.threads} threads")
   for label, c in recipes(args.recipes, args.all_variants):
     c.init.bank_size = min(c.init.bank_size, args.max_bank)
     c.parallel.num_devices = 1
     images = stand_in_images(c, max(c.batch_size, 256))
-    run = runner.Runner(c, images)
+    run = runner.Runner(spec.from_config(c), images)
     hp = run.hparams([c])
     state, step = run.init(hp), run.step
     t0 = time.perf_counter()

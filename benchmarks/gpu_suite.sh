@@ -1,31 +1,42 @@
 #!/usr/bin/env bash
-# Every GPU figure of the performance issue in one prepared run (about 7 minutes on an H200),
-# written to $OUT/gpu_results.txt (default /tmp/gpu_suite). Steps:
+# Every GPU figure of benchmarks/README.md in one run (about 7 minutes on an H200), written to
+# DIR/gpu_results.txt (DIR: the second argument, else $GPU_SUITE_DIR, else benchmarks/results).
 #
-#   bash benchmarks/gpu_suite.sh fetch     # here (with network): the wheels the GPU image lacks,
-#                                          # into .whl/ (ignored by git; carry it)
-#   bash benchmarks/gpu_suite.sh           # there: install them, then run everything
-#   bash benchmarks/gpu_suite.sh smoke     # anywhere: the same commands at toy sizes, on the CPU
+#   bash benchmarks/gpu_suite.sh fetch       # with network access: wheels of blackjax and
+#                                            # ml_collections into .whl/ (ignored by git), for a
+#                                            # GPU machine that has no network access
+#   bash benchmarks/gpu_suite.sh [run] [DIR] # on the GPU machine: installs .whl/ if present,
+#                                            # then runs everything
+#   bash benchmarks/gpu_suite.sh smoke [DIR] # anywhere: the same commands at toy sizes, on CPU
 #
 # Peaks (dense TFLOP/s, H200 SXM data sheet) for the fraction-of-peak column; override with
 # PEAK_FP32 / PEAK_TF32 / PEAK_BF16. Each command has its own time limit, so one hang cannot
-# eat the whole budget.
+# take the whole run's time.
 set -u
+start_dir=$PWD
 cd "$(dirname "$0")/.."
 mode=${1:-run}
+case "$mode" in
+  fetch|run|smoke) ;;
+  *) echo "usage: bash benchmarks/gpu_suite.sh [fetch | run [DIR] | smoke [DIR]]" >&2; exit 2 ;;
+esac
 
 if [ "$mode" = fetch ]; then
   mkdir -p .whl
-  grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
     -d .whl blackjax==1.7.1 ml_collections==1.1.0
   exit $?
 fi
 
-OUT=${OUT:-/tmp/gpu_suite}
-mkdir -p "$OUT"
-log="$OUT/gpu_results.txt"
+results_dir=${2:-${GPU_SUITE_DIR:-}}
+if [ -z "$results_dir" ]; then
+  results_dir=benchmarks/results
+elif [ "${results_dir#/}" = "$results_dir" ]; then
+  results_dir="$start_dir/$results_dir"   # relative to where the script was called from
+fi
+mkdir -p "$results_dir"
+log="$results_dir/gpu_results.txt"
 : > "$log"
 export PYTHONUNBUFFERED=1
 if ls .whl/*.whl > /dev/null 2>&1; then

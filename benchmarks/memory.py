@@ -34,13 +34,13 @@ def step_memory(c, batch):
   import jax
   import jax.numpy as jnp
   import compile_times
-  from ebm_jax import runner
+  from ebm_jax import runner, spec
 
   c = c.copy_and_resolve_references()
   c.batch_size = batch
   c.parallel.num_devices = 1
   stand_in = compile_times.stand_in_images(c, max(batch, 16))
-  run = runner.Runner(c, stand_in)
+  run = runner.Runner(spec.from_config(c), stand_in)
   hp = run.hparams([c])
   state = jax.eval_shape(run._init, hp)
   # The dataset as the step sees it: the real training split's size, never allocated.
@@ -57,7 +57,7 @@ def main():
   parser.add_argument("--recipes", nargs="*", default=[])
   parser.add_argument("--all_variants", action="store_true")
   parser.add_argument("--device_gib", type=float, nargs="*", default=[24.0, 141.0],
-                      help="memory sizes to fit into (this machine's RAM; an H200)")
+                      help="memory sizes (GiB) to fit into (default: a 24 GiB machine, an H200)")
   parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
   args = parser.parse_args()
   import common

@@ -32,7 +32,7 @@ def worker(args):
   import jax
   import jax.numpy as jnp
   import numpy as np
-  from ebm_jax import config, parallel, runner, samplers
+  from ebm_jax import config, parallel, runner, samplers, spec
 
   c = config.get_config()
   c.data.image_size = args.size
@@ -43,7 +43,7 @@ def worker(args):
   c.parallel.num_devices = args.devices
   images = np.random.default_rng(0).integers(0, 256, (1000, args.size, args.size, 1),
                                              dtype=np.uint8)
-  run = runner.Runner(c, images)
+  run = runner.Runner(spec.from_config(c), images)
   mesh, comps, hp = run.mesh, run.comps, run.hparams([c])
   state, images_dev = run.init(hp), run.images
   t0 = time.perf_counter()
@@ -51,8 +51,8 @@ def worker(args):
   step_compile = time.perf_counter() - t0
 
   one = runner.unstack(state, 0)
-  variables = jax.tree.map(jnp.copy, run.variables(one))  # the step donates state
-  sampler = samplers.build(c.sampler)
+  variables = jax.tree.map(jnp.copy, run.eval_variables(one))  # the step donates state
+  sampler = samplers.build(run.spec.sampler, c.sampler.step_size, c.sampler.noise_std)
   x0 = jax.device_put(jax.random.uniform(jax.random.key(0), (args.batch, args.size, args.size, 1)),
                       parallel.batch_sharded(mesh))
 

@@ -71,7 +71,7 @@ def main():
 
   import jax
   import numpy as np
-  from ebm_jax import models, runner
+  from ebm_jax import models, runner, spec
 
   config = build_config(args.case, args.n_f, args.steps, args.batch)
   config.model.conv_impl = args.conv_impl
@@ -83,7 +83,7 @@ def main():
   images = None if toy else np.random.default_rng(0).integers(0, 256, (1000, s, s, ch),
                                                              dtype=np.uint8)
   config.parallel.num_devices = args.cpu_devices
-  run = runner.Runner(config, images)    # the step train.py runs, on the same mesh
+  run = runner.Runner(spec.from_config(config), images)   # the step train.py runs, same mesh
   hp = run.hparams([config])
   state, images_dev = run.init(hp), run.images
   start = time.perf_counter()

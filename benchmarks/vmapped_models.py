@@ -49,7 +49,7 @@ def main():
   common.pin_threads(args.threads, args.device)
   import jax
   import ml_collections
-  from ebm_jax import runner
+  from ebm_jax import runner, spec
 
   print(f"backend {jax.default_backend()}, {args.threads} threads, {args.updates} updates per "
         f"repeat, median of {args.repeats}")
@@ -65,13 +65,14 @@ def main():
       singles = []
       for c in configs:    # a fresh runner per cell: what a sweep without grouping compiles
         c.parallel.num_devices = 1
-        run = runner.Runner(c, images)
+        run = runner.Runner(spec.from_config(c), images)
         hp = run.hparams([c])
         state = common.block(run.step(run.init(hp), hp, run.images, run.all_active))[0]
         singles.append([run, hp, state])
       compile_seq = time.perf_counter() - t0
       t0 = time.perf_counter()
-      group = runner.Runner(base, images, num_models=m) if m > 1 else singles[0][0]
+      group = (runner.Runner(spec.from_config(base), images, num_models=m) if m > 1
+               else singles[0][0])
       hparams = group.hparams(configs)
       on = group.all_active
       states = common.block(group.step(group.init(hparams), hparams, group.images, on))[0]

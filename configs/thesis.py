@@ -36,7 +36,7 @@ def get_config(variant="uniform"):
   c.optimizer.name = "adam"
   c.optimizer.learning_rate = 1e-4       # lr_des
   c.optimizer.beta1 = 0.5 if variant == "generator" else 0.9   # beta1_des
-  c.optimizer.weight_decay = 0.0         # weight_decay
+  c.optimizer.l2_penalty = 0.0           # weight_decay (torch Adam's: L2 added to the gradient)
   c.optimizer.lr_decay = 1.0             # lr_decrease 'no' (0.999 when 'yes')
   c.loss.l2_energy = 0.0                 # l2_energy_reg
   c.generator.z_dim = 100                # z_size

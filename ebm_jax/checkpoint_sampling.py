@@ -51,32 +51,33 @@ def sample_checkpoint(workdir: str, *, step: int | None = None, num_samples: int
   MALA / HMC adapt the step size to their target acceptance over ``adapt_steps`` warm-up steps
   (0: keep ``step_size``).
   """
-  config, runner, state, hp = runner_lib.load_run(workdir, step)
-  sc = config.sampler
+  spec, runner, state, hp = runner_lib.load_run(workdir, step)
+  sc = spec.sampler
   name = sc.name if sampler == TRAINED else sampler
-  init = config.init.name if init == TRAINED else init
+  init = spec.init.name if init == TRAINED else init
   if name not in samplers.SAMPLERS:
     raise ValueError(f"--sampler: expected one of {SAMPLER_CHOICES}, got {sampler!r}")
   if init not in chain_starts.STARTS:
     raise ValueError(f"--init: expected one of {INIT_CHOICES}, got {init!r}")
-  spec = samplers.SAMPLERS[name]
-  used = sc.copy_and_resolve_references()
-  used.name = name
+  entry = samplers.SAMPLERS[name]
+  used = sc.replace(name=name)
   num_steps = num_steps or sc.num_steps
-  batch_size = batch_size or config.batch_size
-  noise = samplers.effective_noise_std(sc) if noise_std is None else noise_std
+  batch_size = batch_size or spec.batch_size
+  # The run's own step and noise are its per-model values (its HParams), never the spec's.
+  trained_step, trained_noise = float(hp.step_size), float(hp.noise_std)
+  noise = samplers.effective_noise_std(sc, trained_noise) if noise_std is None else noise_std
   if step_size is None:
-    step_size = (spec.default_step(noise) if spec.default_step and name != sc.name
-                 else sc.step_size)
-  trained_c = samplers.temperature(sc)
+    step_size = (entry.default_step(noise) if entry.default_step and name != sc.name
+                 else trained_step)
+  trained_c = samplers.temperature(sc, trained_step, trained_noise)
   scale = 1.0 if trained_c is None else float(trained_c)
-  adjusted = spec.target_acceptance is not None
+  adjusted = entry.target_acceptance is not None
   energy = ((lambda variables, x: scale * runner.comps.energy(variables, x)) if adjusted
             else runner.comps.energy)
-  chains = sampling.ChainRunner(lambda p: spec.build(used, p, noise), energy,
+  chains = sampling.ChainRunner(lambda p: entry.build(used, p, noise), energy,
                                 chunk_steps=min(chunk_steps, num_steps))
-  adapter = (sampling.StepSizeAdapter(lambda s: spec.build(used, s, noise), energy, adapt_steps,
-                                      spec.target_acceptance)
+  adapter = (sampling.StepSizeAdapter(lambda s: entry.build(used, s, noise), energy, adapt_steps,
+                                      entry.target_acceptance)
              if adjusted and adapt_steps else None)
   starts = runner.starts_fn(init, batch_size)
   variables = runner.eval_variables(state)
@@ -108,7 +109,7 @@ def sample_checkpoint(workdir: str, *, step: int | None = None, num_samples: int
   toy = runner.toy
   reporting.save_samples(os.path.join(out, "samples.png"), x[:2000] if toy else x,
                          f"{name}, {num_steps} steps", toy.plot_limit if toy else None,
-                         config.num_grid_images)
+                         spec.num_grid_images)
   plotting.save_chain_trace(os.path.join(out, "traces.png"),
                             {"mean energy": trace["energy"],
                              "mean gradient norm": trace["grad_norm"],
@@ -129,7 +130,7 @@ def sample_checkpoint(workdir: str, *, step: int | None = None, num_samples: int
   if toy is not None:
     landscape = diagnostics.toy_landscape(
         toy.log_density, runner.energy_fn(state), toy.plot_limit, scale, x,
-        config.diagnostics.landscape_res, config.diagnostics.kde_bandwidth)
+        spec.diagnostics.landscape_res, spec.diagnostics.kde_bandwidth)
     plotting.save_toy_landscape(os.path.join(out, "landscape.png"), landscape,
                                 f"{name}, {num_steps} steps")
     summary.update(kl_true_model=landscape.kl_true_model, kl_true_kde=landscape.kl_true_kde)

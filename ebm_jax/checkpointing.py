@@ -7,13 +7,14 @@ replays exactly the steps the uninterrupted run would have taken.
 Nothing is ever deleted by hand here: Orbax keeps the last ``max_to_keep`` checkpoints. A
 restore tells three failures apart: a stored tree whose arrays differ from the config's state
 (number, shapes, dtypes, read from the checkpoint's metadata) is a config error and nothing
-moves; an I/O or memory error is of the moment and nothing moves; any other failure to read
-means a damaged checkpoint, which is moved aside (to ``<workdir>/checkpoints_unreadable/``)
-before resuming from the one before it.
+moves; an I/O or memory error is of the moment and nothing moves, whether it comes while
+reading the metadata or the arrays; any other failure to read means a damaged checkpoint, which
+is moved aside (to ``<workdir>/checkpoints_unreadable/``) before resuming from the one before it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from typing import Any, Callable
@@ -43,7 +44,10 @@ def may_hold_checkpoints(workdir: str, directory: str = "") -> bool:
 
 
 class Checkpointer:
-  """Saves and restores a training-state pytree under ``<workdir>/checkpoints``."""
+  """Saves and restores a training-state pytree under ``<workdir>/checkpoints``.
+
+  ``with Checkpointer(...) as ckpt:`` closes it when the block ends, on an exception too.
+  """
 
   def __init__(self, workdir: str, max_to_keep: int = 3, directory: str = ""):
     """``directory`` overrides ``<workdir>/checkpoints``, e.g. with a ``gs://`` bucket path."""
@@ -80,34 +84,47 @@ class Checkpointer:
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
     steps = [step] if step is not None else sorted(self._manager.all_steps(), reverse=True)
     for s in steps:
-      # 1. The stored tree against the template: a mismatch is the config's, not the file's.
       try:
-        stored = self._manager.item_metadata(s)
-        stored, damage = (None if stored is None else getattr(stored, "tree", stored)), None
-      except Exception as e:  # noqa: BLE001 - unreadable metadata: a damaged checkpoint
-        stored, damage = None, e
-      if damage is None:
-        difference = _structure_difference(stored, abstract) if stored is not None else ""
-        if difference:
+        return self._read(s, abstract, template)
+      except CheckpointError:
+        raise  # the config's mismatch: nothing moves
+      except Exception as e:  # noqa: BLE001 - orbax / tensorstore raise many types
+        # I/O and memory errors say nothing about the file, wherever in the read they come
+        # (metadata or arrays): never move it, or a file-system hiccup empties the directory.
+        transient = _transient_cause(e)
+        if transient is not None:
           raise CheckpointError(
-              f"checkpoint {s} in {self.directory} does not match this config's training state "
-              f"({difference}); use another --workdir, or the config the run was started with")
-        # 2. Reading it: I/O and memory errors say nothing about the file; never move it.
-        try:
-          return self._manager.restore(s, args=ocp.args.StandardRestore(abstract))
-        except Exception as e:  # noqa: BLE001 - orbax / tensorstore raise many types
-          if _is_transient(e):
-            raise CheckpointError(
-                f"checkpoint {s} in {self.directory} could not be read now "
-                f"({type(e).__name__}: {_reason(e)}); it is left in place: free memory or fix "
-                "the file system, then rerun") from e
-          damage = e
-      # 3. A damaged checkpoint: set aside (never deleted), then the one before it.
+              f"checkpoint {s} in {self.directory} could not be read now "
+              f"({type(transient).__name__}: {_reason(transient)}); it is left in place: free "
+              "memory or fix the file system, then rerun") from e
+        damage = e
+      # A damaged checkpoint: set aside (never deleted), then the one before it.
       if step is not None or self._aside is None:
         raise CheckpointError(f"checkpoint {s} in {self.directory} is unreadable "
                               f"({_reason(damage)})") from damage
       self._move_aside(s, _reason(damage), log)
     return None
+
+  def _read(self, step: int, abstract: Any, template: Any) -> Any:
+    """Checkpoint ``step`` restored as ``abstract``; CheckpointError when its stored arrays do
+    not match (the config's fault, not the file's), any other error as orbax raised it. A
+    checkpoint written before a :data:`LATER_FIELDS` field existed restores with the
+    ``template``'s value of it."""
+    stored = self._manager.item_metadata(step)
+    stored = None if stored is None else getattr(stored, "tree", stored)
+    later = _later_fields_missing(stored, template)
+    if later:
+      fields = {f.name: getattr(abstract, f.name) for f in dataclasses.fields(abstract)
+                if f.name not in later}
+      if not _structure_difference(stored, fields):
+        restored = self._manager.restore(step, args=ocp.args.StandardRestore(fields))
+        return template.replace(**restored)
+    difference = _structure_difference(stored, abstract) if stored is not None else ""
+    if difference:
+      raise CheckpointError(
+          f"checkpoint {step} in {self.directory} does not match this config's training state "
+          f"({difference}); use another --workdir, or the config the run was started with")
+    return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
 
   def _move_aside(self, step: int, reason: str, log) -> None:
     os.makedirs(self._aside, exist_ok=True)
@@ -120,16 +137,59 @@ class Checkpointer:
   def close(self) -> None:
     self._manager.close()
 
+  def __enter__(self) -> Checkpointer:
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    # Closed on an exception too, so a failed run does not leave orbax's threads behind.
+    self.close()
+
+
+# Train-state fields added after checkpoints had been written (a run's cumulative wall-clock):
+# an older checkpoint lacks exactly these and restores with the template's (initial) values.
+LATER_FIELDS = ("wall_time",)
+
+
+def _later_fields_missing(stored, template) -> tuple[str, ...]:
+  """The :data:`LATER_FIELDS` of a dataclass ``template`` (holding arrays) that the stored tree
+  lacks."""
+  if not isinstance(stored, dict) or not dataclasses.is_dataclass(template):
+    return ()
+  names = {f.name for f in dataclasses.fields(template)}
+  return tuple(k for k in LATER_FIELDS
+               if k in names and k not in stored and isinstance(getattr(template, k), jax.Array))
+
 
 def _reason(e: BaseException) -> str:
   return " ".join(str(e).split())[:300]
 
 
-def _is_transient(e: BaseException) -> bool:
-  """Errors of the moment (I/O, memory), not of the checkpoint's content."""
-  if isinstance(e, (OSError, MemoryError)):
-    return True
-  return "RESOURCE_EXHAUSTED" in str(e) or "out of memory" in str(e).lower()
+# Tensorstore reports a file system's errors as a ValueError whose message starts with the
+# status code (a denied permission is "PERMISSION_DENIED: Error reading local file ..."), so
+# these codes are the OSErrors of tensorstore reads. NOT_FOUND, DATA_LOSS, OUT_OF_RANGE and the
+# like describe the file's content and stay damage.
+_TRANSIENT_STATUS = ("RESOURCE_EXHAUSTED", "PERMISSION_DENIED", "UNAVAILABLE",
+                     "DEADLINE_EXCEEDED")
+
+
+def _transient_cause(e: BaseException) -> BaseException | None:
+  """The error of the moment (I/O, memory) in ``e``'s chain, else None: one of the
+  checkpoint's content.
+
+  The chain is followed because orbax wraps errors (an array read fails with
+  ``Exception("Encountered error while reading array index ...") from e``); it is the chain
+  Python prints: ``__cause__``, else ``__context__`` unless suppressed.
+  """
+  seen = set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    message = str(e)
+    if (isinstance(e, (OSError, MemoryError)) or "out of memory" in message.lower()
+        or any(code in message for code in _TRANSIENT_STATUS)):
+      return e
+    e = e.__cause__ if e.__cause__ is not None else (
+        None if e.__suppress_context__ else e.__context__)
+  return None
 
 
 def _leaf_signature(tree) -> list[tuple]:

@@ -113,7 +113,9 @@ def get_config():
   c.optimizer.lr_decay = 1.0          # multiply the learning rate by this every step (1 = constant)
   c.optimizer.beta1 = 0.9             # adam beta1 (sgd: momentum, 0 = plain SGD as anatomy)
   c.optimizer.beta2 = 0.999           # adam beta2
-  c.optimizer.weight_decay = 0.0      # decoupled weight decay (optax.add_decayed_weights)
+  c.optimizer.weight_decay = 0.0      # decoupled weight decay, as AdamW: params x (1 - lr wd) per step
+  c.optimizer.l2_penalty = 0.0        # L2 penalty: l2 x params added to the gradient before the
+                                      # optimizer (torch's Adam(weight_decay=), the thesis code's)
   c.optimizer.grad_clip = 0.0         # clip the parameter gradient's global norm (0 = off)
 
   c.longrun = ml_collections.ConfigDict()
@@ -358,6 +360,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("optimizer.beta1", unit, "a number in [0, 1)"),
       ("optimizer.beta2", unit, "a number in [0, 1)"),
       ("optimizer.weight_decay", non_negative, "a number >= 0"),
+      ("optimizer.l2_penalty", non_negative, "a number >= 0"),
       ("optimizer.grad_clip", non_negative, "a number >= 0 (0 = off)"),
       ("longrun.every_steps", non_negative, "an int >= 0 (0 = off)"),
       ("longrun.num_steps", positive, "a positive int"),

@@ -36,20 +36,19 @@ STARTS = {"from_data": "data", "from_noise": "uniform"}
 SHORT_RUN_STREAM = 2 ** 32 - 32      # fold_in tag of the short-run samples' key
 
 
-def score(runner, state, x: np.ndarray, log: Callable[[str], None]) -> dict:
-  """The quality metric and its companions for positions ``x`` of the run's model."""
+def score(runner, state, hp, x: np.ndarray, log: Callable[[str], None]) -> dict:
+  """The quality metric and its companions for positions ``x`` of the model with ``hp``."""
   if runner.toy is not None:
-    landscape = runner.landscape(state, None, 0, samples=np.asarray(x))
+    landscape = runner.landscape(state, hp, 0, samples=np.asarray(x))
     return {"kl_true_kde": landscape.kl_true_kde, "kl_kde_floor": landscape.kl_kde_floor}
   if not np.all(np.isfinite(x)):
     return {"fid": float("inf"), "nonfinite": int(np.sum(~np.isfinite(x).reshape(len(x), -1)
                                                          .all(axis=1)))}
   from ebm_jax import evaluation      # lazy: trains the classifier on first use
-  config = runner.config
-  model, test = evaluation.load_feature_model(config.data.name, config.data.image_size,
-                                              data_dir=config.data.dir, log=log)
+  dc = runner.spec.data
+  model, test = evaluation.load_feature_model(dc.name, dc.image_size, data_dir=dc.dir, log=log)
   scores = evaluation.score_samples(
-      model, evaluation.reference_images(test, tuple(config.data.classes)), np.asarray(x))
+      model, evaluation.reference_images(test, tuple(dc.classes)), np.asarray(x))
   return {k: scores[k] for k in ("fid", "confident_fraction", "min_class_fraction")}
 
 
@@ -66,19 +65,19 @@ def verdict(short_run: float, from_data: float, from_noise: float,
 
 
 def check(runner, state, hp, metric: str, log: Callable[[str], None]) -> dict:
-  """Long runs from data and from noise on the model in ``state``, scored and judged against
-  as many short-run samples (the chain of ``samples.npz``), so the three scores share their
-  sample count (FID's and the KDE's bias depend on it)."""
-  lc = runner.config.longrun
+  """Long runs from data and from noise on the model in ``state`` with its ``hp``, scored and
+  judged against as many short-run samples (the chain of ``samples.npz``), so the three scores
+  share their sample count (FID's and the KDE's bias depend on it)."""
+  lc = runner.spec.longrun
   step = int(state.step)
   key = jax.random.fold_in(jax.random.fold_in(state.rng, SHORT_RUN_STREAM), step)
-  short = score(runner, state, runner.draw_samples(state, hp, key, lc.num_chains), log)
+  short = score(runner, state, hp, runner.draw_samples(state, hp, key, lc.num_chains), log)
   record = {"step": step, "num_steps": lc.num_steps, "num_chains": lc.num_chains,
             "metric": metric, "short_run": short[metric], "short_run_scores": short,
             "factor": FACTOR}
   for name, init in STARTS.items():
     run = runner.long_run(state, hp, step, init=init)
-    record[name] = {**score(runner, state, run.positions, log),
+    record[name] = {**score(runner, state, hp, run.positions, log),
                     "final_energy": run.final_energy, "nonfinite": run.num_nonfinite}
   record["verdict"] = verdict(record["short_run"], record["from_data"][metric],
                               record["from_noise"][metric])
@@ -105,12 +104,10 @@ def check_run(workdir: str, *, num_steps: int | None = None, num_chains: int | N
   """The check on a finished run's latest checkpoint."""
   from ebm_jax import reporting
   from ebm_jax import runner as runner_lib
-  config, runner, state, hp = runner_lib.load_run(workdir)
-  if num_steps:
-    config.longrun.num_steps = num_steps
-  if num_chains:
-    config.longrun.num_chains = num_chains
-  record = check(runner, state, hp, reporting.quality_metric(config), log)
+  overrides = {**({"longrun.num_steps": num_steps} if num_steps else {}),
+               **({"longrun.num_chains": num_chains} if num_chains else {})}
+  spec, runner, state, hp = runner_lib.load_run(workdir, overrides=overrides)
+  record = check(runner, state, hp, reporting.quality_metric(spec), log)
   write(workdir, record, functools.partial(rundir.log_line, workdir))
   return record
 

@@ -256,13 +256,18 @@ def _run_config(workdir: str) -> dict:
 
 def evaluate_run(workdir: str, samples_path: str | None = None, log=print,
                  step: int | None = None, inception_weights: str | None = None,
-                 inception_num_samples: int = inception.DEFAULT_NUM_SAMPLES) -> dict:
+                 inception_num_samples: int = inception.DEFAULT_NUM_SAMPLES,
+                 verify_inception_weights: bool = True) -> dict:
   """Scores a run's ``samples.npz`` (or ``samples_path``) and appends the record, with the
   training ``step`` it came from when given, to ``<workdir>/eval.json``. With
-  ``inception_weights``, the record also holds :func:`inception_fid`'s number and protocol."""
+  ``inception_weights``, the record also holds :func:`inception_fid`'s number and protocol
+  (``verify_inception_weights`` is its ``verify_weights``)."""
   config = _run_config(workdir)
-  if inception_weights:
-    inception.require_file(inception_weights)   # before the minutes of classifier scoring
+  if inception_weights:   # checked before the minutes of classifier scoring
+    if verify_inception_weights:
+      inception.check_weights(inception_weights)
+    else:
+      inception.require_file(inception_weights)
   name = config["data"]["name"]
   if name not in data_lib.IMAGE_SOURCES:
     raise ValueError(f"evaluation: {name} is a toy density; its KL metrics are in "
@@ -284,7 +289,7 @@ def evaluate_run(workdir: str, samples_path: str | None = None, log=print,
     record["proposals"] = score_samples(model, reference, proposals)
   if inception_weights:
     record.update(inception_fid(workdir, inception_weights, num_samples=inception_num_samples,
-                                log=log))
+                                verify_weights=verify_inception_weights, log=log))
   path = os.path.join(workdir, rundir.EVAL)
   rundir.write_json(path, (rundir.read_json(path) or []) + [record])
   return record
@@ -331,18 +336,24 @@ def inception_reference(dataset: str, image_size: int, extractor: inception.Feat
 
 def inception_fid(workdir: str, weights: str, *, num_samples: int = inception.DEFAULT_NUM_SAMPLES,
                   samples_path: str | None = None, seed: int = 0, batch_size: int = 100,
-                  log=print) -> dict:
+                  verify_weights: bool = True, log=print) -> dict:
   """Inception FID of a run: ``num_samples`` drawn from its latest checkpoint by the final
   chain of samples.npz (or the samples in ``samples_path``), quantised to uint8, against the
   training split's cached statistics. Returns ``inception_fid`` and ``inception_protocol`` (the
-  protocol in words, flagged where it departs from the 50,000-sample standard)."""
+  protocol in words, flagged where it departs from the 50,000-sample standard).
+
+  ``verify_weights=False`` (synthetic weights in tests only) accepts weights other than the FID
+  Inception's; the protocol then says the number is not comparable with papers.
+  """
   config = _run_config(workdir)
   data = config["data"]
   if data["name"] not in data_lib.IMAGE_SOURCES:
     raise ValueError(f"Inception FID: {data['name']} is not an image dataset")
   extractor = inception.load_extractor(weights, os.path.join(cache_dir(), "inception"),
-                                       batch_size)
+                                       batch_size, verify=verify_weights)
   digest = inception.file_digest(weights)
+  other_weights = ("" if inception.source_digest(weights) == inception.WEIGHTS_SHA256 else
+                   " (NOT the FID Inception weights: not comparable with papers)")
   classes = tuple(data.get("classes", ()))
   reference = inception_reference(data["name"], data["image_size"], extractor, digest,
                                   data_dir=data["dir"], classes=classes, log=log)
@@ -355,7 +366,7 @@ def inception_fid(workdir: str, weights: str, *, num_samples: int = inception.DE
     _, run, state, hp = runner_lib.load_run(workdir)
     start = time.time()
     x = run.draw_samples(state, hp, jax.random.PRNGKey(seed), num_samples)
-    chain = (f"{run.sampling_protocol(num_samples)}, checkpoint step {int(state.step)}, "
+    chain = (f"{run.sampling_protocol(hp, num_samples)}, checkpoint step {int(state.step)}, "
              f"seed {seed} ({time.time() - start:.0f} s)")
   if not np.all(np.isfinite(x)):
     raise ValueError("Inception FID: the samples contain NaN or inf")
@@ -364,7 +375,8 @@ def inception_fid(workdir: str, weights: str, *, num_samples: int = inception.DE
   deviation = ("" if len(x) == inception.DEFAULT_NUM_SAMPLES else
                f"; NOT the standard protocol: {len(x)} samples instead of "
                f"{inception.DEFAULT_NUM_SAMPLES} (FID is biased upward at small N)")
-  protocol = (f"pool3 (2048-d) of the FID Inception-v3, weights sha256 {digest[:16]}; uint8 "
+  protocol = (f"pool3 (2048-d) of the FID Inception-v3, weights sha256 {digest[:16]}"
+              f"{other_weights}; uint8 "
               f"images, TF1 bilinear resize to 299, gray repeated to RGB; {chain}; reference: "
               f"{int(reference['num_images'])} {data['name']} training images"
               f"{' of classes ' + str(list(classes)) if classes else ''} at "
@@ -420,7 +432,8 @@ def _define_flags() -> None:
   flags.DEFINE_string("data_dir", "", "Raw dataset files (default: $EBM_DATA_DIR or the cache).")
   flags.DEFINE_string("out", None, "export-png: output folder (default: <workdir>/samples_png).")
   flags.DEFINE_string("inception_weights", None, "score: also Inception FID, with the FID "
-                      f"Inception weights ({inception.WEIGHTS_NAME}, or its .npz).")
+                      f"Inception weights ({inception.WEIGHTS_NAME}, checked by sha256, or the "
+                      ".npz converted from it).")
   flags.DEFINE_integer("inception_num_samples", inception.DEFAULT_NUM_SAMPLES,
                        "score: samples drawn from the checkpoint for Inception FID.")
 

@@ -10,8 +10,12 @@ resized to 299 x 299 by TensorFlow 1.x bilinear resizing (no half-pixel offset),
 
 The weights are read from the ``.pth`` file (needs ``torch``, once) or from an ``.npz`` holding
 the same state dict by its PyTorch names (``python -m ebm_jax.inception convert``); the first
-read caches the ``.npz`` so later runs need no torch. No registry wheel ships the file, and this
-machine cannot download it, so every command that needs it names where to get it.
+read caches the ``.npz`` so later runs need no torch. No registry wheel ships the file, so every
+command that needs it names where to download it (without internet access, download it on
+another machine and pass its path). Names and shapes alone would let other Inception-v3 weights
+through (torchvision's ImageNet ones have the same), and their FID is not comparable with
+papers: a ``.pth`` must have the standard file's sha256, and an ``.npz`` must record that it was
+converted from such a file.
 
 The protocol (``ebm_jax.evaluation.inception_fid``): 50,000 samples from the model against the
 statistics of the whole training split, computed once per (dataset, image size, weights) and
@@ -34,6 +38,13 @@ import numpy as np
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
                + WEIGHTS_NAME)
+# sha256 of the file at WEIGHTS_URL (95,628,359 bytes), as projects that pin it by checksum
+# record it. Its first 8 hex digits are the "-6726825d" in the name: torch.hub's convention,
+# which pytorch-fid checks with load_state_dict_from_url(..., check_hash=True).
+WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+# Key of an .npz's record of the .pth it was converted from (its sha256). It guards against
+# passing the wrong file by mistake; it is not a signature.
+SOURCE_KEY = "source_sha256"
 INPUT_SIZE = 299
 NUM_FEATURES = 2048
 DEFAULT_NUM_SAMPLES = 50_000
@@ -297,25 +308,78 @@ def require_file(path: str) -> None:
                                 + how_to_get_weights())
 
 
-def read_state_dict(path: str, cache: str | None = None) -> dict[str, np.ndarray]:
-  """The state dict of a ``.pth`` or ``.npz`` weights file; a ``.pth`` read is cached as
-  ``.npz`` under ``cache`` (keyed by the file's sha256) so later reads need no torch."""
+def _load_npz(path: str, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+  """The arrays of an ``.npz`` (only those of ``keys`` present when given: an .npz is read
+  lazily, so one small entry costs no more than itself)."""
+  try:
+    with np.load(path) as f:
+      return {k: f[k] for k in f.files if keys is None or k in keys}
+  except Exception as e:  # noqa: BLE001
+    raise InceptionWeightsError(f"{path}: not a readable .npz ({type(e).__name__}: {e})"
+                                ) from None
+
+
+def source_digest(path: str) -> str:
+  """sha256 of the ``.pth`` the weights in ``path`` come from: the file's own for a ``.pth``,
+  the one recorded when an ``.npz`` was written ('' when it records none)."""
+  if not path.endswith(".npz"):
+    return file_digest(path)
+  recorded = _load_npz(path, [SOURCE_KEY]).get(SOURCE_KEY)
+  return "" if recorded is None else str(recorded)
+
+
+def check_weights(path: str) -> None:
+  """One-line error unless ``path`` is the FID Inception weights file or an ``.npz`` converted
+  from it (the file's sha256, not only its names and shapes)."""
   require_file(path)
+  digest = source_digest(path)
+  if digest == WEIGHTS_SHA256:
+    return
+  if not path.endswith(".npz"):
+    found = f"sha256 {digest[:16]}..."
+  elif digest:
+    found = f"converted from a file of sha256 {digest[:16]}..."
+  else:
+    found = "an .npz that records no file it was converted from"
+  raise InceptionWeightsError(
+      f"{path} is not the FID Inception weights ({found}, expected {WEIGHTS_SHA256[:16]}...; "
+      f"FID from other weights is not comparable with papers): download {WEIGHTS_URL}")
+
+
+def write_npz(path: str, state: dict[str, np.ndarray], source_sha256: str) -> None:
+  """Writes a state dict as ``.npz`` with the sha256 of the ``.pth`` it was read from."""
+  from ebm_jax import rundir
+  rundir.write_npz(path, **state, **{SOURCE_KEY: np.asarray(source_sha256)})
+
+
+def read_state_dict(path: str, cache: str | None = None, verify: bool = True
+                    ) -> dict[str, np.ndarray]:
+  """The state dict of a ``.pth`` or ``.npz`` weights file; a ``.pth`` read is cached as
+  ``.npz`` under ``cache`` (keyed by the file's sha256) so later reads need no torch.
+
+  Args:
+    path: the weights file.
+    cache: folder of the ``.npz`` cache of ``.pth`` files (none when empty).
+    verify: refuse any file but the FID Inception weights (:func:`check_weights`). False only
+      for synthetic weights in tests: FID from other weights is not comparable with papers.
+  """
+  require_file(path)
+  if verify:
+    check_weights(path)
   if path.endswith(".npz"):
-    try:
-      with np.load(path) as f:
-        return {k: f[k] for k in f.files}
-    except Exception as e:  # noqa: BLE001
-      raise InceptionWeightsError(f"{path}: not a readable .npz ({type(e).__name__}: {e})"
-                                  ) from None
-  cached = cache and os.path.join(cache, f"inception_{file_digest(path)[:16]}.npz")
+    state = _load_npz(path)
+    state.pop(SOURCE_KEY, None)
+    return state
+  digest = file_digest(path)
+  cached = cache and os.path.join(cache, f"inception_{digest[:16]}.npz")
   if cached and os.path.exists(cached):
-    return read_state_dict(cached)
+    # Named by the digest of the .pth just checked (caches written before the check existed
+    # record no source).
+    return read_state_dict(cached, verify=False)
   state = _read_pth(path)
   if cached:
-    from ebm_jax import rundir
     os.makedirs(cache, exist_ok=True)
-    rundir.write_npz(cached, **state)
+    write_npz(cached, state, digest)
   return state
 
 
@@ -354,10 +418,11 @@ class FeatureExtractor:
     return np.concatenate(out) if out else np.zeros((0, NUM_FEATURES))
 
 
-def load_extractor(path: str, cache: str | None = None, batch_size: int = 100
-                   ) -> FeatureExtractor:
-  return FeatureExtractor(variables_from_state_dict(read_state_dict(path, cache), path),
-                          batch_size)
+def load_extractor(path: str, cache: str | None = None, batch_size: int = 100,
+                   verify: bool = True) -> FeatureExtractor:
+  """The network with the weights in ``path`` (``verify`` as in :func:`read_state_dict`)."""
+  return FeatureExtractor(
+      variables_from_state_dict(read_state_dict(path, cache, verify), path), batch_size)
 
 
 def random_state_dict(seed: int = 0) -> dict[str, np.ndarray]:
@@ -402,9 +467,10 @@ def main(argv: Sequence[str]) -> None:
   parser.add_argument("--inception_weights", required=True)
   parser.add_argument("--out", required=True)
   args = parser.parse_args(argv)
-  state = read_state_dict(args.inception_weights)
+  state = read_state_dict(args.inception_weights)    # refuses any file but the FID weights
   variables_from_state_dict(state, args.inception_weights)   # checks names and shapes
-  np.savez(args.out, **{k: state[k] for k in torch_names()})
+  write_npz(args.out, {k: state[k] for k in torch_names()},
+            source_digest(args.inception_weights))
   print(f"wrote {args.out}: {len(torch_names())} arrays of the FID Inception")
 
 

@@ -61,11 +61,11 @@ TOY_QUALITY = "kl_true_kde"        # KL(true || KDE of the samples): comparable 
 IMAGE_QUALITY = "fid"              # classifier-feature FID of the samples
 
 
-def quality_metric(config) -> str:
-  """The one number (lower = better) a run's quality is judged by: studies, searches and the
-  plateau stop all read it."""
+def quality_metric(spec) -> str:
+  """The one number (lower = better) a run's quality is judged by (of a spec or a config):
+  studies, searches and the plateau stop all read it."""
   from ebm_jax import data as data_lib
-  return TOY_QUALITY if data_lib.is_toy(config.data.name) else IMAGE_QUALITY
+  return TOY_QUALITY if data_lib.is_toy(spec.data.name) else IMAGE_QUALITY
 
 
 def measurements(workdir: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -98,10 +98,14 @@ class RunReporter:
 
   Rows, grids and events go through one :mod:`~ebm_jax.writers` writer (metrics.jsonl, PNGs,
   TensorBoard). On multi-host runs every process keeps the series, only process 0 writes files.
+  ``spec`` is the run's static :class:`~ebm_jax.spec.Spec`; ``wall_offset`` the seconds the
+  run has trained before (default: the ``wall_time`` of the last row kept), so a recovered
+  run's clock counts the time its discarded updates took.
   """
 
-  def __init__(self, config, workdir: str, start_step: int, toy=None):
-    self.config = config
+  def __init__(self, spec, workdir: str, start_step: int, toy=None,
+               wall_offset: float | None = None):
+    self.spec = spec
     self.main = rundir.is_writer()
     self.workdir = workdir
     self.toy = toy
@@ -110,13 +114,15 @@ class RunReporter:
     self.history = self._rewind_metrics(start_step)
     self.trace = self._rewind_trace(start_step)
     self.window: list[dict] = []
-    self.wall_offset = self.history[-1]["wall_time"] if self.history else 0.0
+    if wall_offset is None:
+      wall_offset = self.history[-1]["wall_time"] if self.history else 0.0
+    self.wall_offset = wall_offset
     self.t_start = time.time()
     self.t_window = time.perf_counter()
     # The first figures wait figures_every_secs (or the final step): early ones show nothing yet
     # and, in short runs and many-cell sweeps, drawing them cost more than the training.
     self.t_figures = time.perf_counter()
-    self.writer = writers.create_default_writer(workdir, tensorboard=config.tensorboard,
+    self.writer = writers.create_default_writer(workdir, tensorboard=spec.tensorboard,
                                                 start_step=start_step)
 
   def log(self, message: str) -> None:
@@ -175,7 +181,7 @@ class RunReporter:
     for k in self.window[0]:
       if k != "finite":
         row[k] = float(np.mean([m[k] for m in self.window]))
-    row["samples_per_sec"] = (self.config.batch_size * len(self.window)
+    row["samples_per_sec"] = (self.spec.batch_size * len(self.window)
                               / (time.perf_counter() - self.t_window))
     row["wall_time"] = self.wall_time()
     return row
@@ -229,14 +235,14 @@ class RunReporter:
     self.log(f"step {step}: loss {row['loss']:.4g}, d_s_t {row['d_s_t']:.4g}, r_t "
              f"{row['r_t']:.4g}, {row['samples_per_sec']:.0f} samples/s; {verdict}")
     now = time.perf_counter()
-    if self.config.diagnostics.figures and (
-        final or now - self.t_figures >= self.config.diagnostics.figures_every_secs):
+    if self.spec.diagnostics.figures and (
+        final or now - self.t_figures >= self.spec.diagnostics.figures_every_secs):
       self.t_figures = now
       self._plot(plotting.save_training_curves, "training.png", self.history)
       if len(self.trace["d_s_t"]) >= 3:
         correlations = diagnostics.anatomy_correlations(
-            self.trace["d_s_t"], self.trace["r_t"], self.config.diagnostics.max_lag,
-            self.config.diagnostics.window)
+            self.trace["d_s_t"], self.trace["r_t"], self.spec.diagnostics.max_lag,
+            self.spec.diagnostics.window)
         self._plot(plotting.save_anatomy_diagnostics, "diagnostics.png", self.trace["step"],
                    self.trace["d_s_t"], self.trace["r_t"], correlations,
                    f"step {step}: {verdict}")
@@ -247,14 +253,14 @@ class RunReporter:
   def _plot(self, save, name: str, *args) -> None:
     """``save(plots/<name>, *args)``: every matplotlib figure of a run, none with
     ``diagnostics.figures`` off."""
-    if self.config.diagnostics.figures:
+    if self.spec.diagnostics.figures:
       save(os.path.join(self.workdir, rundir.PLOTS, name), *args)
 
   def _save_batch_images(self, step: int, host: dict) -> None:
     if self.toy is not None:
       images = {"points": plotting.points_panels(host, self.toy.plot_limit, f"step {step}")}
     else:
-      images = {name: plotting.scaled_image_grid(x, self.config.num_grid_images)
+      images = {name: plotting.scaled_image_grid(x, self.spec.num_grid_images)
                 for name, x in host.items()}
     self.writer.write_images(step, images)
 
@@ -266,7 +272,7 @@ class RunReporter:
       return
     limit = self.toy.plot_limit if self.toy is not None else None
     self.writer.write_images(step, {"longrun": samples_image(
-        run.positions, f"long run, {len(run.energy)} steps", limit, self.config.num_grid_images)})
+        run.positions, f"long run, {len(run.energy)} steps", limit, self.spec.num_grid_images)})
     traces = {"mean energy": run.energy, "mean gradient norm": run.grad_norm}
     if np.any(run.acceptance_rate < 1):
       traces["acceptance rate"] = run.acceptance_rate

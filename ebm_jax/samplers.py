@@ -443,20 +443,20 @@ def register(name: str, spec: SamplerSpec) -> SamplerSpec:
   return spec
 
 
-def effective_noise_std(sc, noise_std=None):
-  """The noise sd per step: ``noise_std`` (default ``sc.noise_std``) with its variance divided
-  by ``sc.noise_divide`` (the thesis's knob)."""
-  return (sc.noise_std if noise_std is None else noise_std) / sc.noise_divide ** 0.5
+def effective_noise_std(sc, noise_std):
+  """The noise sd per step: ``noise_std`` (a model's ``HParams.noise_std``) with its variance
+  divided by ``sc.noise_divide`` (the thesis's knob)."""
+  return noise_std / sc.noise_divide ** 0.5
 
 
-def build(sc, step_size=None, noise_std=None) -> Sampler:
-  """The sampler ``sc.name`` with ``sc``'s settings, or the given (possibly traced) step size
-  and noise sd (before ``noise_divide``)."""
-  step_size = sc.step_size if step_size is None else step_size
+def build(sc, step_size, noise_std) -> Sampler:
+  """The sampler ``sc.name`` with ``sc``'s static settings and a model's (possibly traced) step
+  size and noise sd (before ``noise_divide``): the per-model values come from its
+  :class:`~ebm_jax.hparams.HParams`, never from the static spec."""
   return SAMPLERS[sc.name].build(sc, step_size, effective_noise_std(sc, noise_std))
 
 
-def temperature(sc):
-  """``c`` such that the sampler in ``sc`` targets ``exp(-c E)``; None when it has no
-  stationary density."""
-  return SAMPLERS[sc.name].temperature(sc.step_size, effective_noise_std(sc))
+def temperature(sc, step_size, noise_std):
+  """``c`` such that the sampler ``sc.name`` with a model's ``step_size`` and ``noise_std``
+  (before ``noise_divide``) targets ``exp(-c E)``; None when it has no stationary density."""
+  return SAMPLERS[sc.name].temperature(step_size, effective_noise_std(sc, noise_std))

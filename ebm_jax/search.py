@@ -42,7 +42,6 @@ from typing import Callable, Sequence
 
 import ml_collections
 
-from ebm_jax import checkpointing
 from ebm_jax import config as config_lib
 from ebm_jax import data as data_lib
 from ebm_jax import reporting
@@ -192,25 +191,38 @@ def trial_cell(search: Search, number: int, values: dict, workdir: str) -> sweep
 class ReportToTrial:
   """A loop action: every new evaluation of a model is reported to its trial (its
   ``objective``, default the model's quality metric), and a trial the pruner gives up on ends
-  at the next update."""
+  at the next update. After a recovery rewound the model, its evaluations of the new
+  trajectory replace the discarded ones at the same steps (:func:`report`)."""
 
   def __init__(self, trials: Sequence, objective: str = ""):
     self.trials, self.objective = list(trials), objective
-    self.seen: dict[int, int] = {}
 
   def __call__(self, tick, model, runner) -> None:
-    if model.stop_reason or len(model.evaluations) == self.seen.get(model.index, 0):
+    if model.stop_reason:
       return
-    self.seen[model.index] = len(model.evaluations)
-    step, record = model.evaluations[-1]
     key = self.objective or model.metric
-    if record.get(key) is None:
+    new = [(step, float(r[key])) for step, r in model.unseen(self) if r.get(key) is not None]
+    if not new:
       return
-    value = float(record[key])
     trial = self.trials[model.index]
-    trial.report(value, step)
+    for step, value in new:
+      report(trial, value, step)
     if trial.should_prune():
       model.stop_reason = f"pruned by the search at step {step} ({key} {value:.4g})"
+
+
+def report(trial, value: float, step: int) -> None:
+  """``trial.report``, except that a value at a step already reported replaces it: Optuna
+  ignores a second report of a step, so a model rewound by a recovery would be judged by the
+  pruner on the trajectory it discarded. (A discarded step the model does not reach again
+  keeps its value: Optuna's storage can overwrite an intermediate value but not remove it.)"""
+  frozen = getattr(trial, "_cached_frozen_trial", None)   # an Optuna Trial's own record
+  reported = {} if frozen is None else frozen.intermediate_values
+  if step not in reported:
+    trial.report(value, step)
+  elif reported[step] != value:
+    trial.storage.set_trial_intermediate_value(trial._trial_id, step, value)  # noqa: SLF001
+    reported[step] = value
 
 
 def final_quality(cell: sweep_lib.Cell, objective: str = "") -> float | None:
@@ -227,7 +239,7 @@ def train_trials(cells: Sequence[sweep_lib.Cell], trials: Sequence,
   "pruned" or "fail" (diverged, or no quality measured). ``value`` is the last ``objective``
   (default the quality metric)."""
   by_name = dict(zip((c.name for c in cells), trials))
-  for group in split_by_checkpoint(sweep_lib.group_cells(cells)):
+  for group in sweep_lib.split_by_checkpoint(sweep_lib.group_cells(cells)):
     report = ReportToTrial([by_name[c.name] for c in group], objective)
     sweep_lib.train_group(group, log, extra_actions=[report])
   results = []
@@ -241,24 +253,6 @@ def train_trials(cells: Sequence[sweep_lib.Cell], trials: Sequence,
     else:
       results.append(("complete", value))
   return results
-
-
-def split_by_checkpoint(groups: Sequence[Sequence[sweep_lib.Cell]]) -> list[list]:
-  """Splits groups so that the models of each resume from the same step: adopted orphans hold
-  checkpoints, fresh trials none, and a stacked group restores one common step."""
-  out = []
-  for group in groups:
-    by_step: dict = {}
-    for cell in group:
-      step = None
-      if checkpointing.may_hold_checkpoints(cell.workdir, cell.config.checkpoint_dir):
-        ckpt = checkpointing.Checkpointer(cell.workdir, cell.config.keep_checkpoints,
-                                          cell.config.checkpoint_dir)
-        step = ckpt.latest_step()
-        ckpt.close()
-      by_step.setdefault(step, []).append(cell)
-    out.extend(by_step.values())
-  return out
 
 
 @contextlib.contextmanager

@@ -35,10 +35,12 @@ from typing import Callable, Sequence
 
 import ml_collections
 
+from ebm_jax import checkpointing
 from ebm_jax import config as config_lib
+from ebm_jax import hparams
 from ebm_jax import loop
 from ebm_jax import rundir
-from ebm_jax import hparams
+from ebm_jax import spec as spec_lib
 from ebm_jax.hparams import VMAPPABLE_KEYS
 
 # Short names of common keys in cell names.
@@ -233,6 +235,24 @@ def group_cells(cells: Sequence[Cell], max_models: int = 0) -> list[list[Cell]]:
   return out
 
 
+def split_by_checkpoint(groups: Sequence[Sequence[Cell]]) -> list[list[Cell]]:
+  """Splits groups so that the models of each resume from the same step (a stacked group
+  restores one common step): fresh cells hold no checkpoint, an interrupted cell or a search's
+  adopted orphan its own."""
+  out = []
+  for group in groups:
+    by_step: dict = {}
+    for cell in group:
+      step = None
+      if checkpointing.may_hold_checkpoints(cell.workdir, cell.config.checkpoint_dir):
+        with checkpointing.Checkpointer(cell.workdir, cell.config.keep_checkpoints,
+                                        cell.config.checkpoint_dir) as ckpt:
+          step = ckpt.latest_step()
+      by_step.setdefault(step, []).append(cell)
+    out.extend(by_step.values())
+  return out
+
+
 def varying_keys(cells: Sequence[Cell]) -> list[str]:
   return hparams.varying_keys([c.config for c in cells])
 
@@ -273,7 +293,7 @@ def train_group(cells: Sequence[Cell], log: Callable[[str], None],
   varying = ", ".join(varying_keys(cells)) or "no key"
   log(f"group of {m} model{'s' if m > 1 else ''} ({varying} vmapped): "
       + ", ".join(c.name for c in cells))
-  actions = loop.default_actions(cells[0].config) + list(extra_actions)
+  actions = loop.default_actions(spec_lib.from_config(cells[0].config)) + list(extra_actions)
   loop.train([loop.Run(c.config, c.workdir) for c in cells], log=log, on_end=on_end,
              actions=actions)
 
@@ -295,7 +315,7 @@ def train_cells(cells: Sequence[Cell], *, only: Sequence[str] = (), max_models: 
     if unknown:
       raise SweepError(f"--cells names unknown cells: {', '.join(sorted(unknown))}")
   todo = [c for c in cells if (not only or c.name in only) and read_status(c) is None]
-  groups = group_cells(todo, max_models)
+  groups = split_by_checkpoint(group_cells(todo, max_models))
   done = sum(read_status(c) is not None for c in cells)
   log(f"{len(cells)} cells, {done} already done; {len(todo)} to train now in "
       f"{len(groups)} group(s) of sizes {[len(g) for g in groups]}")

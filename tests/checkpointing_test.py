@@ -4,19 +4,42 @@ error are told apart; only a damaged checkpoint is set aside."""
 import os
 
 import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
 from ebm_jax import checkpointing
 
-STATE = {"w": jnp.ones((3, 2)), "bank": {"samples": jnp.zeros((8, 2))}}
+# The two checkpoints hold different values, so restoring the wrong step fails the tests.
+STATES = {step: {"w": jnp.full((3, 2), float(step)),
+                 "bank": {"samples": jnp.arange(16.0).reshape(8, 2) * step}}
+          for step in (1, 2)}
+STATE = STATES[2]
 
 
 def saved(tmp_path):
   ckpt = checkpointing.Checkpointer(str(tmp_path))
-  ckpt.save(1, STATE)
-  ckpt.save(2, STATE)
+  ckpt.save(1, STATES[1])
+  ckpt.save(2, STATES[2])
   return ckpt
+
+
+def assert_holds(restored, step):
+  np.testing.assert_array_equal(restored["w"], np.full((3, 2), float(step)))
+  np.testing.assert_array_equal(restored["bank"]["samples"],
+                                np.arange(16.0).reshape(8, 2) * step)
+
+
+def wrapped(outer, cause):
+  """``outer`` raised ``from cause``, as orbax wraps a failed array read."""
+  outer.__cause__ = cause
+  return outer
+
+
+def test_the_latest_checkpoint_or_the_one_asked_for_is_restored(tmp_path):
+  with saved(tmp_path) as ckpt:
+    assert_holds(ckpt.restore(STATE), 2)
+    assert_holds(ckpt.restore(STATE, step=1), 1)
 
 
 def test_a_template_of_other_shapes_is_a_config_error_and_nothing_moves(tmp_path):
@@ -29,18 +52,70 @@ def test_a_template_of_other_shapes_is_a_config_error_and_nothing_moves(tmp_path
   ckpt.close()
 
 
-@pytest.mark.parametrize("error", [OSError("disk went away"), MemoryError("6 GB bank")])
-def test_io_and_memory_errors_leave_every_checkpoint_in_place(tmp_path, monkeypatch, error):
+@pytest.mark.parametrize("error, named", [
+    (OSError("disk went away"), r"OSError: disk went away"),
+    (MemoryError("6 GB bank"), r"MemoryError: 6 GB bank"),
+    (wrapped(Exception("Encountered error while reading array index"), OSError("stale handle")),
+     r"OSError: stale handle"),
+])
+def test_io_and_memory_errors_leave_every_checkpoint_in_place(tmp_path, monkeypatch, error,
+                                                              named):
   ckpt = saved(tmp_path)
 
   def failing_restore(*args, **kwargs):
     raise error
 
   monkeypatch.setattr(ocp.CheckpointManager, "restore", failing_restore)
-  with pytest.raises(checkpointing.CheckpointError, match=r"could not be read now .* it is "
-                                                          r"left in place"):
+  with pytest.raises(checkpointing.CheckpointError,
+                     match=rf"checkpoint 2 .* could not be read now \({named}\); it is left in "
+                           r"place"):
     ckpt.restore(STATE, log=lambda m: None)
   assert ckpt.all_steps() == [1, 2] and not (tmp_path / "checkpoints_unreadable").exists()
+  ckpt.close()
+
+
+@pytest.mark.parametrize("error, named", [
+    (PermissionError(13, "Permission denied"), r"PermissionError: \[Errno 13\] Permission denied"),
+    (OSError("Stale file handle"), r"OSError: Stale file handle"),
+    # How tensorstore reports a denied permission: a ValueError carrying the status code.
+    (ValueError("PERMISSION_DENIED: Error reading local file _sharding"),
+     r"ValueError: PERMISSION_DENIED: Error reading local file _sharding"),
+])
+def test_io_errors_reading_the_metadata_leave_every_checkpoint_in_place(tmp_path, monkeypatch,
+                                                                        error, named):
+  ckpt = saved(tmp_path)
+
+  def failing_metadata(self, step):
+    raise error
+
+  monkeypatch.setattr(ocp.CheckpointManager, "item_metadata", failing_metadata)
+  messages = []
+  with pytest.raises(checkpointing.CheckpointError,
+                     match=rf"^checkpoint 2 in \S+ could not be read now \({named}\); it is left "
+                           r"in place: free memory or fix the file system, then rerun$"):
+    ckpt.restore(STATE, log=messages.append)
+  assert ckpt.all_steps() == [1, 2] and not (tmp_path / "checkpoints_unreadable").exists()
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2"] and messages == []
+  ckpt.close()
+
+
+def test_unreadable_metadata_is_damage_set_aside_and_the_one_before_restored(tmp_path,
+                                                                            monkeypatch):
+  ckpt = saved(tmp_path)
+  read_metadata = ocp.CheckpointManager.item_metadata
+
+  def metadata_2_damaged(self, step):
+    if step == 2:
+      raise ValueError("Expecting value: line 1 column 1 (char 0)")
+    return read_metadata(self, step)
+
+  monkeypatch.setattr(ocp.CheckpointManager, "item_metadata", metadata_2_damaged)
+  messages = []
+  assert_holds(ckpt.restore(STATE, log=messages.append), 1)
+  assert ckpt.all_steps() == [1] and (tmp_path / "checkpoints_unreadable" / "2").is_dir()
+  assert messages == [
+      "checkpoint 2 is unreadable (Expecting value: line 1 column 1 (char 0)); moved it to "
+      f"{tmp_path / 'checkpoints_unreadable' / '2'} and trying the previous one"]
   ckpt.close()
 
 
@@ -51,8 +126,42 @@ def test_a_damaged_checkpoint_is_set_aside_and_the_one_before_restored(tmp_path)
       if name not in ("_CHECKPOINT_METADATA", "commit_success.txt"):
         (tmp_path / root / name).write_bytes(b"garbage")
   messages = []
-  restored = ckpt.restore(STATE, log=messages.append)
-  assert restored is not None and ckpt.all_steps() == [1]
+  assert_holds(ckpt.restore(STATE, log=messages.append), 1)
+  assert ckpt.all_steps() == [1]
   assert (tmp_path / "checkpoints_unreadable" / "2").is_dir()
-  assert "checkpoint 2 is unreadable" in messages[0]
+  assert messages[0].startswith("checkpoint 2 is unreadable (") and len(messages) == 1
   ckpt.close()
+
+
+def test_a_checkpointer_used_with_with_is_closed_on_an_exception(tmp_path, monkeypatch):
+  closed, close = [], ocp.CheckpointManager.close
+  monkeypatch.setattr(ocp.CheckpointManager, "close",
+                      lambda self: (closed.append(self), close(self)))
+  with pytest.raises(RuntimeError, match="a step failed"):
+    with saved(tmp_path) as ckpt:
+      raise RuntimeError("a step failed")
+  assert closed == [ckpt._manager]
+
+
+def test_a_checkpoint_from_before_the_wall_clock_field_restores_with_the_initial_clock(tmp_path):
+  import flax
+  import jax
+
+  @flax.struct.dataclass
+  class Before:                # a train state as checkpointed before wall_time existed
+    step: jax.Array
+    params: dict
+
+  @flax.struct.dataclass
+  class Now:
+    step: jax.Array
+    params: dict
+    wall_time: jax.Array
+
+  with checkpointing.Checkpointer(str(tmp_path)) as ckpt:
+    ckpt.save(5, Before(jnp.asarray(5, jnp.int32), {"w": jnp.full((3,), 7.0)}))
+    template = Now(jnp.asarray(0, jnp.int32), {"w": jnp.zeros(3)}, jnp.float32(0.0))
+    restored = ckpt.restore(template)
+  assert isinstance(restored, Now) and int(restored.step) == 5
+  np.testing.assert_array_equal(restored.params["w"], [7.0, 7.0, 7.0])
+  assert float(restored.wall_time) == 0.0

@@ -9,7 +9,7 @@ import pytest
 
 from ebm_jax import hparams, samplers, train
 from ebm_jax.objectives import base
-from testutil import NO_IMAGES, make_step, tiny_image_config, tiny_toy_config
+from testutil import NO_IMAGES, make_step, tiny_image_config, tiny_toy_config, without_clock
 
 IMAGES = np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1), dtype=np.uint8)
 
@@ -70,7 +70,7 @@ def test_coopnets_run_checkpoints_the_generator_and_resumes_bit_exactly(tmp_path
     train.train_and_evaluate(config, str(tmp_path / "b"))
     config.num_train_steps = 4
     resumed = train.train_and_evaluate(config, str(tmp_path / "b"))
-  chex.assert_trees_all_equal(straight, resumed)
+  chex.assert_trees_all_equal(without_clock(straight), without_clock(resumed))
   assert resumed.generator is not None and jax.tree.leaves(resumed.generator.batch_stats)
   rows = (tmp_path / "a" / "metrics.jsonl").read_text()
   assert '"gen_loss"' in rows and '"recon_loss"' in rows
@@ -82,7 +82,8 @@ def test_coopnets_run_checkpoints_the_generator_and_resumes_bit_exactly(tmp_path
 def test_without_noise_a_chain_is_deterministic_for_a_fixed_start():
   for name in ("momentum_sgd", "adam", "langevin"):
     config = tiny_toy_config(**{"sampler.name": name, "sampler.noise_std": 0.0})
-    sampler = samplers.build(config.sampler)
+    sampler = samplers.build(config.sampler, config.sampler.step_size,
+                             config.sampler.noise_std)
     energy = lambda x: jnp.sum(x ** 2, axis=1)
     state = sampler.init(jnp.ones((4, 2)), energy)
     a, _ = samplers.run_chain(jax.random.key(0), sampler.step, state, energy, 5)
@@ -94,7 +95,8 @@ def test_without_noise_a_chain_is_deterministic_for_a_fixed_start():
 def test_noise_divide_divides_the_noise_variance(divide):
   config = tiny_toy_config(**{"sampler.noise_std": 0.1, "sampler.noise_divide": divide,
                               "sampler.step_size": 1e-3})
-  sampler = samplers.build(config.sampler)
+  sampler = samplers.build(config.sampler, config.sampler.step_size,
+                             config.sampler.noise_std)
   flat = lambda x: jnp.zeros(x.shape[0])                 # no gradient: one step is pure noise
   state = sampler.init(jnp.zeros((20000, 2)), flat)
   new, _ = sampler.step(jax.random.key(0), state, flat)

@@ -1,8 +1,11 @@
-"""The FID Inception port: plumbing against torch-fidelity on random weights, weight files,
-and Inception FID of a run end to end (random weights; the real file cannot be fetched here)."""
+"""The FID Inception port: plumbing against torch-fidelity on random weights, weight files
+and their sha256 check, and Inception FID of a run end to end (random weights, so the tests
+need neither the real file nor torch)."""
 
+import hashlib
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -45,21 +48,88 @@ def test_tf1_resize_reads_positions_i_times_in_over_out():
   np.testing.assert_allclose(inception._tf1_bilinear_matrix(28, 299).sum(1), 1.0, rtol=1e-6)
 
 
-def test_weight_files_npz_and_pth(tmp_path, random_state):
+def sha256(path) -> str:
+  return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_the_expected_digest_is_the_one_the_standard_file_is_named_by():
+  # torch.hub names a file by the first 8 hex digits of its sha256.
+  assert inception.WEIGHTS_NAME.endswith(f"-{inception.WEIGHTS_SHA256[:8]}.pth")
+  assert inception.WEIGHTS_URL.endswith("/" + inception.WEIGHTS_NAME)
+  assert re.fullmatch("[0-9a-f]{64}", inception.WEIGHTS_SHA256)
+
+
+def test_weight_files_npz_and_pth(tmp_path, monkeypatch, random_state):
+  # An .npz converted from the standard file records its sha256; the record is not an array.
   npz = tmp_path / "w.npz"
-  np.savez(npz, **random_state)
-  assert inception.state_checksum(inception.read_state_dict(str(npz))) == (
-      inception.state_checksum(random_state))
+  inception.write_npz(str(npz), random_state, inception.WEIGHTS_SHA256)
+  with np.load(npz) as f:
+    assert str(f[inception.SOURCE_KEY]) == inception.WEIGHTS_SHA256
+  state = inception.read_state_dict(str(npz))
+  assert sorted(state) == sorted(random_state)
+  assert inception.state_checksum(state) == inception.state_checksum(random_state)
   torch = pytest.importorskip("torch")
   pth = tmp_path / "w.pth"
   torch.save({k: torch.from_numpy(v) for k, v in random_state.items()}, pth)
+  # This file stands in for the standard one: the check compares digests only.
+  monkeypatch.setattr(inception, "WEIGHTS_SHA256", sha256(pth))
   cache = tmp_path / "cache"
   state = inception.read_state_dict(str(pth), str(cache))
   assert inception.state_checksum(state) == inception.state_checksum(random_state)
-  assert len(list(cache.iterdir())) == 1           # cached as .npz: later reads need no torch
+  # Cached as .npz (later reads need no torch), recording the .pth it came from.
+  assert [p.name for p in cache.iterdir()] == [f"inception_{sha256(pth)[:16]}.npz"]
+  assert inception.source_digest(str(next(cache.iterdir()))) == sha256(pth)
   inception.main(["convert", f"--inception_weights={pth}", f"--out={tmp_path / 'c.npz'}"])
+  assert inception.source_digest(str(tmp_path / "c.npz")) == sha256(pth)
   assert inception.state_checksum(inception.read_state_dict(str(tmp_path / "c.npz"))) == (
       inception.state_checksum(random_state))
+
+
+def refusal(path: str, found: str) -> str:
+  """The one-line error for a file other than the FID Inception weights, as a full match."""
+  return ("^" + re.escape(
+      f"{path} is not the FID Inception weights ({found}, expected 6726825d0af5f729...; FID "
+      "from other weights is not comparable with papers): download https://github.com/mseitzer/"
+      "pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth") + "$")
+
+
+def test_weights_of_the_right_names_and_shapes_from_another_file_are_refused(tmp_path,
+                                                                             random_state):
+  # An .npz by the PyTorch names that records no source, or another file as its source (here
+  # torchvision's ImageNet Inception-v3, whose names and shapes are the same).
+  bare = tmp_path / "bare.npz"
+  np.savez(bare, **random_state)
+  with pytest.raises(inception.InceptionWeightsError,
+                     match=refusal(bare, "an .npz that records no file it was converted from")):
+    inception.read_state_dict(str(bare))
+  torchvision = "1a9a5a14f40645a370184bd54f4e8e631351e71399112b43ad0294a79da290c8"
+  other = tmp_path / "other.npz"
+  inception.write_npz(str(other), random_state, torchvision)
+  with pytest.raises(inception.InceptionWeightsError,
+                     match=refusal(other, "converted from a file of sha256 1a9a5a14f40645a3...")):
+    inception.load_extractor(str(other))
+  # A .pth is refused by its digest before it is read (so without torch too).
+  pth = tmp_path / "other.pth"
+  pth.write_bytes(bare.read_bytes())
+  with pytest.raises(inception.InceptionWeightsError,
+                     match=refusal(pth, f"sha256 {sha256(pth)[:16]}...")):
+    inception.read_state_dict(str(pth), str(tmp_path / "cache"))
+  with pytest.raises(inception.InceptionWeightsError,
+                     match=refusal(pth, f"sha256 {sha256(pth)[:16]}...")):
+    inception.main(["convert", f"--inception_weights={pth}", f"--out={tmp_path / 'c.npz'}"])
+  assert not (tmp_path / "cache").exists() and not (tmp_path / "c.npz").exists()
+  # The escape hatch for synthetic weights reads them unchecked.
+  state = inception.read_state_dict(str(bare), verify=False)
+  assert inception.state_checksum(state) == inception.state_checksum(random_state)
+
+
+def test_a_torch_file_of_the_right_names_and_shapes_is_refused(tmp_path, random_state):
+  torch = pytest.importorskip("torch")
+  pth = tmp_path / "w.pth"
+  torch.save({k: torch.from_numpy(v) for k, v in random_state.items()}, pth)
+  with pytest.raises(inception.InceptionWeightsError,
+                     match=refusal(pth, f"sha256 {sha256(pth)[:16]}...")):
+    inception.read_state_dict(str(pth))
 
 
 def test_missing_and_wrong_weights_are_one_line_errors(tmp_path, random_state):
@@ -91,10 +161,14 @@ def test_inception_fid_of_a_run_with_its_protocol(tmp_path, monkeypatch, random_
     train.train_and_evaluate(config, str(workdir))
     # Drawn from the checkpoint by the final chain (the evaluation command's path) ...
     record = evaluation.evaluate_run(str(workdir), inception_weights=str(weights),
-                                     inception_num_samples=10, log=logs.append)
+                                     inception_num_samples=10, log=logs.append,
+                                     verify_inception_weights=False)
     # ... and from a samples file.
     from_file = evaluation.inception_fid(str(workdir), str(weights), samples_path=str(
-        workdir / "samples.npz"), batch_size=16, log=logs.append)
+        workdir / "samples.npz"), batch_size=16, verify_weights=False, log=logs.append)
+    # Checked (the default), random weights are refused before anything is scored.
+    with pytest.raises(inception.InceptionWeightsError, match="is not the FID Inception weights"):
+      evaluation.evaluate_run(str(workdir), inception_weights=str(weights), log=logs.append)
   assert np.isfinite(record["inception_fid"]) and record["inception_fid"] > 0
   assert record["inception_num_samples"] == 10 and from_file["inception_num_samples"] == 20
   saved = json.loads((workdir / "eval.json").read_text())[-1]
@@ -107,3 +181,6 @@ def test_inception_fid_of_a_run_with_its_protocol(tmp_path, monkeypatch, random_
   assert "NOT the standard protocol: 10 samples" in protocol
   assert "16 mnist training images" in protocol and "TF1 bilinear resize to 299" in protocol
   assert "20 samples from" in from_file["inception_protocol"]
+  for p in (protocol, from_file["inception_protocol"]):
+    assert (f"weights sha256 {sha256(weights)[:16]} (NOT the FID Inception weights: not "
+            "comparable with papers); uint8") in p

@@ -1,7 +1,13 @@
 """The one loop: periodic actions called the same way for every model of a group."""
 
+import json
+import os
+
+import numpy as np
+import pytest
+
 from ebm_jax import loop
-from testutil import tiny_toy_config
+from testutil import inject_runaway, read_metrics, tiny_toy_config
 
 
 class CountingAction:
@@ -89,3 +95,130 @@ def test_a_quality_plateau_ends_the_run_and_a_rerun_does_nothing(tmp_path):
   lines = []
   (again,), _ = loop.train([run], log=lines.append)
   assert again.step == 6 and any("already finished" in m for m in lines)
+
+
+class NoUpdatePast:
+  """Fails the run if a model updates past ``limit`` (a run that would train forever)."""
+
+  def __init__(self, limit):
+    self.limit = limit
+
+  def __call__(self, tick, model, runner):
+    assert tick.step <= self.limit, f"update {tick.step} past num_train_steps {self.limit}"
+
+
+def test_a_finished_run_missing_its_samples_finishes_without_training(tmp_path):
+  config = tiny_toy_config()
+  run = loop.Run(config, str(tmp_path / "run"))
+  loop.train([run], log=lambda m: None)
+  samples = tmp_path / "run" / "samples.npz"
+  first = np.load(samples)["x"]
+  rows = (tmp_path / "run" / "metrics.jsonl").read_text()
+  samples.unlink()          # killed before writing them, or deleted to regenerate them
+  lines = []
+  (outcome,), _ = loop.train([run], log=lines.append,
+                             actions=loop.default_actions(config) + [NoUpdatePast(6)])
+  assert outcome.status == "finished" and outcome.step == 6
+  assert any("already finished at step 6" in m and "completing its outputs" in m for m in lines)
+  np.testing.assert_array_equal(np.load(samples)["x"], first)     # the same chains again
+  assert int(np.load(samples)["step"]) == 6
+  assert (tmp_path / "run" / "metrics.jsonl").read_text() == rows  # nothing trained
+
+
+def test_checkpointers_are_closed_when_training_raises(tmp_path, monkeypatch):
+  from ebm_jax import checkpointing
+  closed = []
+  real_close = checkpointing.Checkpointer.close
+  monkeypatch.setattr(checkpointing.Checkpointer, "close",
+                      lambda self: (closed.append(self.directory), real_close(self)))
+
+  class Crash:
+    def __call__(self, tick, model, runner):
+      if tick.step == 2:
+        raise RuntimeError("an action failed")
+
+  configs = [tiny_toy_config(), tiny_toy_config(seed=1)]
+  runs = [loop.Run(c, str(tmp_path / f"m{i}")) for i, c in enumerate(configs)]
+  with pytest.raises(RuntimeError, match="an action failed"):
+    loop.train(runs, log=lambda m: None, actions=[Crash()])
+  assert sorted(closed) == sorted(str(tmp_path / f"m{i}" / "checkpoints") for i in range(2))
+
+
+def test_a_group_refuses_runs_whose_static_settings_differ(tmp_path):
+  runs = [loop.Run(tiny_toy_config(), str(tmp_path / "a")),
+          loop.Run(tiny_toy_config(**{"sampler.num_steps": 9}), str(tmp_path / "b"))]
+  with pytest.raises(ValueError, match=r"differs from .* in sampler\.num_steps$"):
+    loop.train(runs, log=lambda m: None)
+
+
+def test_a_rewind_forgets_the_discarded_evaluations_for_every_consumer(tmp_path):
+  from ebm_jax import spec
+  config = tiny_toy_config()
+  model = loop.Model(0, loop.Run(config, str(tmp_path)), spec.from_config(config))
+  plateau, search = object(), object()
+  for step in (100, 200, 300):
+    model.measured(step, {"kl_true_kde": step / 1000})
+  assert [s for s, _ in model.unseen(plateau)] == [100, 200, 300]
+  assert [s for s, _ in model.unseen(search)] == [100, 200, 300]
+  model.rewind(200)                     # a recovery back to the checkpoint at step 200
+  assert model.quality == [(100, 0.1), (200, 0.2)]
+  model.measured(300, {"kl_true_kde": 0.9})     # step 300 of the new trajectory
+  assert model.unseen(plateau) == [(300, {"kl_true_kde": 0.9})]
+  assert model.unseen(search) == [(300, {"kl_true_kde": 0.9})]
+  assert model.unseen(plateau) == []
+  model.ckpt.close()
+
+
+class EvaluationsAtEveryStep:
+  """An evaluation record at every update (as eval.every_steps = 1 would write to eval.json),
+  and a check that the model never holds one from past its current step."""
+
+  def __init__(self, delay_s=0.0):
+    self.delay_s = delay_s
+    self.stale = []
+
+  def __call__(self, tick, model, runner):
+    import time
+    time.sleep(self.delay_s)
+    if any(step > tick.step for step, _ in model.evaluations):
+      self.stale.append(tick.step)
+    path = tmp_eval_path(model.workdir)
+    records = (json.load(open(path)) if os.path.exists(path) else [])
+    records.append({"step": tick.step, "samples": "x.npz", "fid": 1.0 / tick.step})
+    json.dump(records, open(path, "w"))
+    model.measured(tick.step, {"kl_true_kde": 1.0 / tick.step})
+
+
+def tmp_eval_path(workdir):
+  return os.path.join(workdir, "eval.json")
+
+
+def test_a_recovery_rewinds_evaluations_and_eval_json_but_not_the_clock(tmp_path, monkeypatch):
+  injected = inject_runaway(monkeypatch, at_step=9)
+  config = tiny_toy_config(**{"num_train_steps": 12, "log_every_steps": 1,
+                              "checkpoint_every_steps": 5})
+  evaluations = EvaluationsAtEveryStep(delay_s=0.05)
+  workdir = tmp_path / "run"
+  (outcome,), _ = loop.train([loop.Run(config, str(workdir))], log=lambda m: None,
+                             actions=loop.default_actions(config) + [evaluations])
+  assert injected == [(9, None)] and outcome.status == "finished" and outcome.recoveries == 1
+  assert evaluations.stale == []          # no evaluation from the discarded steps 6-8 remained
+  records = json.load(open(workdir / "eval.json"))
+  assert [r["step"] for r in records] == list(range(1, 13))     # steps 6-8 once, re-measured
+  aside = json.load(open(workdir / "eval_until_step_8.json"))
+  assert [r["step"] for r in aside] == list(range(1, 9))
+  # The clock goes on through the rewind: the row of step 6 after it is later than every row
+  # of the discarded steps 6-8, and the recovery event carries the time it happened.
+  rows = read_metrics(str(workdir))
+  discarded = [json.loads(line) for line in open(workdir / "metrics_until_step_8.jsonl")]
+  event = [r for r in read_metrics(str(workdir), events=True) if r.get("event")][0]
+  assert event["step"] == 5 and event["wall_time"] >= max(r["wall_time"] for r in discarded)
+  after = next(r for r in rows if r["step"] == 6)
+  assert after["wall_time"] > max(r["wall_time"] for r in discarded)
+  assert [r["wall_time"] for r in rows] == sorted(r["wall_time"] for r in rows)
+  # The checkpointed clock is the cumulative one, so a resumed run counts from it.
+  from ebm_jax import checkpointing, runner, spec
+  with checkpointing.Checkpointer(str(workdir)) as ckpt:
+    run = runner.Runner(spec.from_config(config), None)
+    state = ckpt.restore(runner.unstack(run.init(run.hparams([config])), 0))
+  assert int(state.step) == 12 and float(state.wall_time) >= rows[-1]["wall_time"] - 1e-3

@@ -36,7 +36,9 @@ def config(steps):
 
 
 def save(path, state):
-  """Every leaf gathered to the host (a collective: all processes call it)."""
+  """Every leaf gathered to the host (a collective: all processes call it), the wall-clock
+  aside: seconds of training are not the trajectory the processes must agree on."""
+  state = state.replace(wall_time=None)
   leaves = {f"leaf_{i}": parallel.fetch(x) for i, x in enumerate(jax.tree.leaves(state))}
   if parallel.is_main_process():
     np.savez(path, **leaves)

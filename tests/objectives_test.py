@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from ebm_jax import runner
+from ebm_jax import spec
 from ebm_jax.objectives import base
 from testutil import make_step, tiny_toy_config
 
@@ -49,7 +50,7 @@ def test_a_rejected_update_leaves_the_ema_unchanged():
 @pytest.mark.parametrize("decay", [0.0, 0.5])
 def test_samples_and_energies_use_the_ema_weights_when_on(decay):
   config = tiny_toy_config(**{"ema.decay": decay})
-  run = runner.Runner(config, None)
+  run = runner.Runner(spec.from_config(config), None)
   hp = run.hparams([config])
   states = run.init(hp)
   for _ in range(4):
@@ -61,3 +62,32 @@ def test_samples_and_energies_use_the_ema_weights_when_on(decay):
   x = np.zeros((3, 2), np.float32)
   raw = run._energy({"params": state.params, **state.model_state}, x)
   assert np.allclose(run.energy_fn(state)(x), raw) == (decay == 0)
+
+
+def _one_update(**oc):
+  """One update of parameters 2.0 by zero gradients, at learning rate 0.1."""
+  import optax
+  from ebm_jax import config as config_lib
+  c = config_lib.get_config()
+  for key, value in oc.items():
+    c.optimizer[key] = value
+  optimizer = base.make_optimizer(spec.from_config(c).optimizer)
+  params = {"w": np.full((3,), 2.0, np.float32)}
+  state = optimizer.init(params)
+  state.hyperparams["learning_rate"] = np.float32(0.1)
+  updates, _ = optimizer.update({"w": np.zeros((3,), np.float32)}, state, params)
+  return np.asarray(optax.apply_updates(params, updates)["w"])
+
+
+def test_weight_decay_is_decoupled_as_adamw_and_l2_penalty_goes_through_adam():
+  # Zero gradients: AdamW moves the parameters by lr * wd * p (0.1 * 0.01 * 2 = 0.002), as
+  # optax.adamw does; an L2 penalty is a gradient of wd * p that Adam normalises to about
+  # lr * sign(p) = 0.1, whatever its size.
+  np.testing.assert_allclose(_one_update(name="adam", weight_decay=0.01), 2.0 - 0.002, rtol=1e-6)
+  np.testing.assert_allclose(_one_update(name="adam", l2_penalty=0.01), 2.0 - 0.1, rtol=1e-4)
+  np.testing.assert_allclose(_one_update(name="adam"), 2.0)
+  # Plain SGD: the two forms coincide (lr * wd * p).
+  np.testing.assert_allclose(_one_update(name="sgd", beta1=0.0, weight_decay=0.01), 1.998,
+                             rtol=1e-6)
+  np.testing.assert_allclose(_one_update(name="sgd", beta1=0.0, l2_penalty=0.01), 1.998,
+                             rtol=1e-6)

@@ -161,7 +161,26 @@ def test_a_pruned_trial_ends_early_and_is_told_as_pruned(tmp_path):
   # An adopted trial resumes from its checkpoints and a fresh one starts from none: a stacked
   # group restores one common step, so they train in separate groups.
   fresh = sweep.Cell("trial-0001", "toy", {}, config, str(tmp_path / "cells" / "trial-0001"))
-  assert search_lib.split_by_checkpoint([[cell, fresh]]) == [[cell], [fresh]]
+  assert sweep.split_by_checkpoint([[cell, fresh]]) == [[cell], [fresh]]
+
+
+def test_a_rewound_model_s_evaluations_replace_what_its_trial_was_told(tmp_path):
+  import optuna
+  from ebm_jax import loop, spec
+  study = optuna.create_study(pruner=optuna.pruners.NopPruner())
+  trial = study.ask()
+  config = tiny_toy_config()
+  model = loop.Model(0, loop.Run(config, str(tmp_path)), spec.from_config(config))
+  report = search_lib.ReportToTrial([trial])
+  for step in (2, 4):
+    model.measured(step, {"kl_true_kde": 1.0 / step})
+    report(None, model, None)
+  assert study.trials[0].intermediate_values == {2: 0.5, 4: 0.25}
+  model.rewind(2)                              # a recovery back to step 2
+  model.measured(4, {"kl_true_kde": 0.9})      # step 4 of the trajectory it trains on now
+  report(None, model, None)
+  assert study.trials[0].intermediate_values == {2: 0.5, 4: 0.9}
+  model.ckpt.close()
 
 
 def test_a_trial_with_an_invalid_config_is_told_as_failed_and_the_search_goes_on(tmp_path):

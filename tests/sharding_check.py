@@ -11,8 +11,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ebm_jax import parallel, runner, train  # noqa: E402
-from testutil import tiny_toy_config  # noqa: E402
+from ebm_jax import parallel, runner, spec, train  # noqa: E402
+from testutil import tiny_toy_config, without_clock  # noqa: E402
 
 
 def config(num_devices, steps, **overrides):
@@ -27,13 +27,14 @@ def config(num_devices, steps, **overrides):
 
 
 def max_diff(a, b):
+  a, b = without_clock(a), without_clock(b)    # seconds of training are not the trajectory
   return max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
              for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 def loop_collectives(c):
   """Collectives inside the compiled 8-device train step's loops (the chain must have none)."""
-  run = runner.Runner(c, None)
+  run = runner.Runner(spec.from_config(c), None)
   hp = run.hparams([c])
   text = run.step.lower(run.init(hp), hp, run.images, run.all_active).compile().as_text()
   return parallel.collectives_in_loops(text)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from ebm_jax import runner, study_report, sweep, train
-from testutil import read_metrics, shipped_specs, tiny_image_config, tiny_toy_config
+from testutil import (inject_runaway, read_metrics, shipped_specs, tiny_image_config,
+                      tiny_toy_config, without_clock)
 
 
 def load_params(workdir, config):
@@ -134,6 +135,29 @@ def test_interrupted_group_resumes_exactly_and_a_finished_sweep_does_no_work(tmp
   assert mtimes == [os.path.getmtime(os.path.join(c.workdir, "samples.npz")) for c in full]
 
 
+def test_a_cell_killed_while_finishing_gets_its_missing_outputs_and_status(tmp_path):
+  base = tiny_toy_config(**{"longrun.at_end": True, "longrun.num_steps": 10,
+                            "longrun.num_chains": 16})
+  study = sweep.Sweep([sweep.Grid("g", {"optimizer.learning_rate": (1e-3, 3e-3)}, base=base)])
+  cells = sweep.run_sweep(study, None, str(tmp_path), log=lambda m: None)
+  done = [json.load(open(os.path.join(c.workdir, "longrun.json"))) for c in cells]
+  rows = [open(os.path.join(c.workdir, "metrics.jsonl")).read() for c in cells]
+  # Killed after samples.npz, during the long-run check: no longrun.json, no status.
+  for cell in cells:
+    os.remove(os.path.join(cell.workdir, "longrun.json"))
+    os.remove(os.path.join(cell.workdir, sweep.STATUS_FILE))
+  messages = []
+  sweep.run_sweep(study, None, str(tmp_path), log=messages.append)
+  assert "2 to train now" in messages[0]
+  for cell, before, logged in zip(cells, done, rows):
+    status = sweep.read_status(cell)
+    assert status["status"] == "finished" and status["final_step"] == 6
+    again = json.load(open(os.path.join(cell.workdir, "longrun.json")))
+    assert again["verdict"] == before["verdict"] and again["step"] == 6
+    assert again["short_run"] == pytest.approx(before["short_run"], rel=1e-6)
+    assert open(os.path.join(cell.workdir, "metrics.jsonl")).read() == logged   # no training
+
+
 def test_image_cells_train_as_a_group_with_every_periodic_output(tmp_path, monkeypatch):
   import tensorflow_datasets as tfds
   monkeypatch.setenv("EBM_CACHE_DIR", str(tmp_path / "cache"))
@@ -161,14 +185,27 @@ def test_toy_cells_write_landscapes_and_long_runs_inside_a_group(tmp_path):
   base = tiny_toy_config(**{"longrun.every_steps": 3, "longrun.num_steps": 10,
                             "longrun.num_chains": 16, "diagnostics.landscape_every_steps": 3,
                             "diagnostics.figures": True})
-  grid = sweep.Grid("g", {"seed": (0, 1)}, base=base)
+  # The cells differ in the sampler's temperature 2 step / noise^2 (0.5 and 10), not only in
+  # their seeds: each cell's model density is read at its own.
+  grid = sweep.Grid("g", {"sampler.noise_std": (0.2, 0.1), "sampler.step_size": (0.01, 0.05)},
+                    base=base)
   cells = sweep.expand(sweep.Sweep([grid]), None, str(tmp_path))
+  cells = [cells[0], cells[-1]]
   sweep.train_group(cells, log=lambda m: None)
+  kls = []
   for cell in cells:
     for name in ("plots/landscape_000006.png", "plots/longrun_000003.png",
                  "images/longrun_000006.png"):
       assert os.path.exists(os.path.join(cell.workdir, name)), name
-    assert "kl_true_model" in read_metrics(cell.workdir)[-1]
+    # The row's KL(true || model) is the final checkpoint's, recomputed alone from the cell's
+    # own config.json at its own temperature.
+    _, alone, state, hp = runner.load_run(cell.workdir, need_images=False)
+    assert alone.temperature(hp) == pytest.approx(
+        2 * cell.config.sampler.step_size / cell.config.sampler.noise_std ** 2, rel=1e-6)
+    expected = alone.landscape(state, hp, 6, samples=np.zeros((50, 2), np.float32))
+    kls.append(read_metrics(cell.workdir)[-1]["kl_true_model"])
+    assert kls[-1] == pytest.approx(expected.kl_true_model, rel=1e-5)
+  assert abs(kls[0] - kls[1]) > 0.01
 
 
 def test_a_single_run_equals_a_group_of_one(tmp_path):
@@ -179,7 +216,8 @@ def test_a_single_run_equals_a_group_of_one(tmp_path):
                          str(tmp_path / "study"))
   sweep.train_group([cell], log=lambda m: None)
   grouped = load_params(cell.workdir, cell.config)
-  chex.assert_trees_all_equal(single, grouped)        # params, optimizer state, buffer, rng
+  # params, optimizer state, buffer, rng
+  chex.assert_trees_all_equal(without_clock(single), without_clock(grouped))
   timing = ("wall_time", "samples_per_sec")
   strip = lambda rows: [{k: v for k, v in r.items() if k not in timing} for r in rows]
   assert strip(read_metrics(alone)) == strip(read_metrics(cell.workdir))
@@ -187,12 +225,14 @@ def test_a_single_run_equals_a_group_of_one(tmp_path):
                                 np.load(os.path.join(cell.workdir, "samples.npz"))["x"])
 
 
-def test_in_a_group_only_the_diverging_model_recovers(tmp_path):
+def test_in_a_group_only_the_diverging_model_recovers(tmp_path, monkeypatch):
   base = tiny_toy_config(**{"divergence_threshold": 1e3, "num_train_steps": 600,
                             "log_every_steps": 100, "checkpoint_every_steps": 200})
   grid = sweep.Grid("g", {"optimizer.learning_rate": (0.05, 1e-3)}, base=base)
   fast, slow = sweep.expand(sweep.Sweep([grid]), None, str(tmp_path))
+  injected = inject_runaway(monkeypatch, at_step=339, lr=0.05)
   sweep.train_group([fast, slow], log=lambda m: None)
+  assert injected == [(339, 0.05)]
   assert sweep.read_status(fast)["status"] == sweep.read_status(slow)["status"] == "finished"
   assert sweep.read_status(fast)["recoveries"] == 1 and sweep.read_status(slow)["recoveries"] == 0
   assert [study_report.cell_row(c)["recoveries"] for c in (fast, slow)] == [1, 0]

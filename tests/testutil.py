@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from ebm_jax import config as config_lib
-from ebm_jax import hparams, objectives, reporting
+from ebm_jax import hparams, objectives, reporting, spec
 from ebm_jax.objectives import base
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -80,13 +80,39 @@ def tiny_image_config(**overrides):
 def make_step(config, images=None, energy=None):
   """``(objective, state, step)`` for one model, ``step(state, images)`` jitted once with the
   config's hyper-parameters passed as an argument."""
-  comps = base.make_components(config, images)
+  static = spec.from_config(config)
+  comps = base.make_components(static, images)
   if energy is not None:
     comps = comps._replace(energy=energy)
-  objective = objectives.build(config, comps)
+  objective = objectives.build(static, comps)
   hp = hparams.from_config(config)
   jitted = jax.jit(objective.train_step)
   return objective, objective.init_state(hp), lambda state, x: jitted(state, hp, x)
+
+
+def inject_runaway(monkeypatch, at_step: int, lr: float | None = None):
+  """Makes the loop judge update ``at_step`` of the model training at learning rate ``lr``
+  (every model when None) a runaway, once: a divergence at a known update, whatever the CPU's
+  float order does to a run's real trajectory. Returns the list of ``(step, lr)`` injected."""
+  from ebm_jax import loop
+  real, injected = loop.runaway_cause, []
+
+  def runaway_cause(row, trace, rc):
+    step = len(trace["step"]) + 1      # the trace holds the model's updates before this one
+    if (step == at_step and not injected
+        and (lr is None or abs(float(row["lr"]) - lr) < 1e-6 * lr)):
+      injected.append((step, lr))
+      return "runaway: injected by the test"
+    return real(row, trace, rc)
+
+  monkeypatch.setattr(loop, "runaway_cause", runaway_cause)
+  return injected
+
+
+def without_clock(state):
+  """``state`` with its wall-clock zeroed: the seconds a run took are not part of its
+  trajectory, so a resumed run's state equals the uninterrupted one's up to them."""
+  return state.replace(wall_time=jnp.zeros_like(state.wall_time))
 
 
 def read_metrics(workdir, events=False):

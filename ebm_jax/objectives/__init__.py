@@ -12,9 +12,10 @@ from ebm_jax.objectives.ml import MaximumLikelihood
 OBJECTIVES = {"ml": MaximumLikelihood, "coopnets": CoopNets}
 
 
-def name_of(config) -> str:
-  return "coopnets" if config.init.name == "generator" else "ml"
+def name_of(spec) -> str:
+  return "coopnets" if spec.init.name == "generator" else "ml"
 
 
-def build(config, comps: base.Components) -> base.Objective:
-  return OBJECTIVES[name_of(config)](config, comps)
+def build(spec, comps: base.Components) -> base.Objective:
+  """The objective of a :class:`~ebm_jax.spec.Spec`, built on its components."""
+  return OBJECTIVES[name_of(spec)](spec, comps)

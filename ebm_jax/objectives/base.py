@@ -2,7 +2,10 @@
 draws, the training sampler's chain, and the one energy update.
 
 An objective is a step builder: ``train_step(state, hparams, images) -> (state, metrics,
-batch_images)``, pure and unjitted (the runner jits and, for a group, vmaps it). Keys derive from
+batch_images)``, pure and unjitted (the runner jits and, for a group, vmaps it). It is built
+from the static :class:`~ebm_jax.spec.Spec` (sections of it reach the traced code as static
+Python values); every per-model value arrives in the :class:`~ebm_jax.hparams.HParams`
+argument. Keys derive from
 ``fold_in(state.rng, state.step)``, so a resumed run replays the same steps bit for bit. A step
 whose loss or new parameters are not finite (or whose ``|loss|`` passes
 ``divergence_threshold``) is not applied: the returned state is the old one and
@@ -44,6 +47,8 @@ class TrainState:
   chain_store: Any            # PersistentBank | ReplayBuffer | None
   rng: Array                  # uint32[2] base key; step keys are fold_in(rng, step)
   recoveries: Array           # int32: recoveries from divergence (lr x recovery.lr_factor each)
+  wall_time: Array            # float32: seconds of training so far, time lost to rewound
+                              # updates included (set by the host loop at each checkpoint)
 
 
 # ----------------------------------------------------------------------------- optimizers
@@ -64,18 +69,26 @@ OPTIMIZERS: dict[str, Callable[[Any], optax.GradientTransformation]] = {
 
 
 def make_optimizer(oc) -> optax.GradientTransformation:
-  """[clip] -> [L2 weight decay, as torch] -> SGD(+momentum) | Adam -> -lr, with the learning
-  rate injected (``optax.inject_hyperparams``): the step sets it from the hyper-parameters,
-  so one optimizer serves every model of a group."""
+  """[clip] -> [L2 penalty] -> SGD(+momentum) | Adam -> [decoupled weight decay] -> -lr, with
+  the learning rate injected (``optax.inject_hyperparams``): the step sets it from the
+  hyper-parameters, so one optimizer serves every model of a group.
+
+  ``oc.l2_penalty`` adds ``l2 * params`` to the gradient before the optimizer (torch's
+  ``Adam(weight_decay=)``, the thesis code's); ``oc.weight_decay`` is decoupled from the
+  gradient statistics, as AdamW (``optax.adamw``'s order): each step also moves the parameters
+  by ``-lr * wd * params``.
+  """
 
   def chain(learning_rate):
     parts = []
     if oc.grad_clip:
       parts.append(optax.clip_by_global_norm(oc.grad_clip))
+    if oc.l2_penalty:
+      parts.append(optax.add_decayed_weights(oc.l2_penalty))
+    parts.append(OPTIMIZERS[oc.name](oc))
     if oc.weight_decay:
-      # Added to the gradient before the optimizer, as the reference codes' torch optimizers do.
       parts.append(optax.add_decayed_weights(oc.weight_decay))
-    parts += [OPTIMIZERS[oc.name](oc), optax.scale_by_learning_rate(learning_rate)]
+    parts.append(optax.scale_by_learning_rate(learning_rate))
     return optax.chain(*parts)
 
   return optax.inject_hyperparams(chain)(learning_rate=0.0)
@@ -100,15 +113,16 @@ class DataSource(NamedTuple):
   toy: data_lib.ToyDensity | None = None
 
 
-def make_data_source(config, images: np.ndarray | None) -> DataSource:
-  if data_lib.is_toy(config.data.name):
-    toy = data_lib.TOY_DENSITIES[config.data.name](config.data.toy_sd, config.data.toy_radius)
+def make_data_source(dc, images: np.ndarray | None) -> DataSource:
+  """The data source of ``dc`` (the spec's ``data`` section)."""
+  if data_lib.is_toy(dc.name):
+    toy = data_lib.TOY_DENSITIES[dc.name](dc.toy_sd, dc.toy_radius)
     return DataSource((2,), lambda _, key, n: toy.sample(key, n), toy)
   return DataSource(tuple(images.shape[1:]), data_lib.draw_image_batch)
 
 
 class Components(NamedTuple):
-  """The static parts of a run, built once from its config (see :mod:`ebm_jax.runner`)."""
+  """The static parts of a run, built once from its spec (see :mod:`ebm_jax.runner`)."""
   module: Any
   energy: models.EnergyFn
   optimizer: optax.GradientTransformation
@@ -116,35 +130,37 @@ class Components(NamedTuple):
   mesh: Any = None            # jax.sharding.Mesh with a "data" axis, or None (one device)
 
 
-def make_components(config, images: np.ndarray | None, mesh=None) -> Components:
-  module = models.get_model(config.model.name, n_f=config.model.n_f, leak=config.model.leak,
-                            spectral_norm=config.model.spectral_norm,
-                            conv_impl=config.model.conv_impl,
-                            activation=config.model.activation)
-  return Components(module, models.make_energy_fn(module, config.model.compute_dtype),
-                    make_optimizer(config.optimizer), make_data_source(config, images), mesh)
+def make_components(spec, images: np.ndarray | None, mesh=None) -> Components:
+  """The network, energy, optimizer and data source of a :class:`~ebm_jax.spec.Spec`."""
+  mc = spec.model
+  module = models.get_model(mc.name, n_f=mc.n_f, leak=mc.leak, spectral_norm=mc.spectral_norm,
+                            conv_impl=mc.conv_impl, activation=mc.activation)
+  return Components(module, models.make_energy_fn(module, mc.compute_dtype),
+                    make_optimizer(spec.optimizer), make_data_source(spec.data, images), mesh)
 
 
 # ----------------------------------------------------------------------------- step pieces
 
 
-def draw_data(config, comps: Components, images: Array, key: Array, n: int) -> Array:
+def draw_data(noise_std: float, comps: Components, images: Array, key: Array, n: int) -> Array:
+  """``n`` data points, with Gaussian noise of sd ``noise_std`` (``data.noise_std``) added."""
   k_draw, k_noise = jax.random.split(key)
   x = parallel.constrain_batch(comps.data.draw(images, k_draw, n), comps.mesh)
-  if config.data.noise_std:
-    x = x + config.data.noise_std * jax.random.normal(k_noise, x.shape, x.dtype)
+  if noise_std:
+    x = x + noise_std * jax.random.normal(k_noise, x.shape, x.dtype)
   return x
 
 
-def run_sampler(config, comps: Components, hp: HParams, variables, key: Array, starts: Array):
-  """K steps of the training sampler from ``starts`` with ``hp``'s step size and noise.
-  Returns ``(final ChainState, ChainInfo of the steps, initial ChainState)``."""
-  sampler = samplers.build(config.sampler, hp.step_size, hp.noise_std)
+def run_sampler(sc, comps: Components, hp: HParams, variables, key: Array, starts: Array):
+  """``sc.num_steps`` steps of the sampler ``sc`` (a spec's ``sampler`` section) from
+  ``starts`` with ``hp``'s step size and noise. Returns ``(final ChainState, ChainInfo of the
+  steps, initial ChainState)``."""
+  sampler = samplers.build(sc, hp.step_size, hp.noise_std)
   energy_fn = functools.partial(comps.energy, variables)
   init = sampler.init(parallel.constrain_batch(starts, comps.mesh), energy_fn)
-  unroll = True if config.sampler.unroll == 0 else config.sampler.unroll
-  final, info = samplers.run_chain(key, sampler.step, init, energy_fn,
-                                   config.sampler.num_steps, unroll=unroll)
+  unroll = True if sc.unroll == 0 else sc.unroll
+  final, info = samplers.run_chain(key, sampler.step, init, energy_fn, sc.num_steps,
+                                   unroll=unroll)
   return final, info, init
 
 
@@ -167,7 +183,7 @@ class EnergyUpdate(NamedTuple):
   lr: Array
 
 
-def energy_update(config, comps: Components, state: TrainState, hp: HParams, model_state,
+def energy_update(spec, comps: Components, state: TrainState, hp: HParams, model_state,
                   x_data: Array, samples: Array) -> EnergyUpdate:
   """The maximum-likelihood update of the energy network from data and (fixed) samples."""
 
@@ -177,8 +193,8 @@ def energy_update(config, comps: Components, state: TrainState, hp: HParams, mod
                                    l2_energy=hp.l2_energy)
 
   (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  lr = (learning_rate(config.optimizer, hp, state.step)
-        * jnp.float32(config.recovery.lr_factor) ** state.recoveries)
+  lr = (learning_rate(spec.optimizer, hp, state.step)
+        * jnp.float32(spec.recovery.lr_factor) ** state.recoveries)
   opt_state = state.opt_state._replace(
       hyperparams={**state.opt_state.hyperparams, "learning_rate": lr})
   updates, opt_state = comps.optimizer.update(grads, opt_state, state.params)
@@ -186,15 +202,15 @@ def energy_update(config, comps: Components, state: TrainState, hp: HParams, mod
                       lr)
 
 
-def accept(config, update: EnergyUpdate, active, *others) -> Array:
+def accept(divergence_threshold: float, update: EnergyUpdate, active, *others) -> Array:
   """Whether an update is applied: the model is ``active`` (a model of a group that has
   finished waits for the others unchanged), its loss and parameters (and ``others``) are
   finite, and ``|loss|`` is within ``divergence_threshold`` when one is set."""
   ok = jnp.isfinite(update.loss) & all_finite(update.params) & active
   for tree in others:
     ok &= all_finite(tree)
-  if config.divergence_threshold:
-    ok &= jnp.abs(update.loss) <= config.divergence_threshold
+  if divergence_threshold:
+    ok &= jnp.abs(update.loss) <= divergence_threshold
   return ok
 
 
@@ -206,14 +222,13 @@ def ema_decay(decay: float, step: Array) -> Array:
   return jnp.minimum(jnp.float32(decay), (1 + t) / (10 + t))
 
 
-def applied(config, state, update: EnergyUpdate, model_state, ok: Array, **others):
-  """``state`` after ``update`` where ``ok``, else unchanged: step, parameters, their EMA,
-  spectral-norm state and optimizer state; ``others`` (e.g. the bank, already written only
-  where ``ok``) are set as given."""
+def applied(decay: float, state, update: EnergyUpdate, model_state, ok: Array, **others):
+  """``state`` after ``update`` where ``ok``, else unchanged: step, parameters, their EMA
+  (``decay``: ``ema.decay``, 0 = none), spectral-norm state and optimizer state; ``others``
+  (e.g. the bank, already written only where ``ok``) are set as given."""
   ema = state.ema_params
-  if config.ema.decay:
-    ema = optax.incremental_update(update.params, ema,
-                                   1 - ema_decay(config.ema.decay, state.step))
+  if decay:
+    ema = optax.incremental_update(update.params, ema, 1 - ema_decay(decay, state.step))
   changes = dict(params=update.params, ema_params=ema, model_state=model_state,
                  opt_state=update.opt_state)
   return state.replace(step=state.step + ok.astype(jnp.int32), **others,
@@ -240,15 +255,15 @@ class Objective:
   """A training objective: its chain starts, its initial state and its pure train step.
 
   Subclasses (:mod:`ebm_jax.objectives.ml`, :mod:`ebm_jax.objectives.coopnets`) are built once
-  per run from the static config and its :class:`Components`.
+  per run from the static :class:`~ebm_jax.spec.Spec` and its :class:`Components`.
   """
 
-  def __init__(self, config, comps: Components):
-    self.config = config
+  def __init__(self, spec, comps: Components):
+    self.spec = spec
     self.comps = comps
 
   def chain_start(self, name: str) -> chain_starts.ChainStart:
-    return chain_starts.make(name, self.config.init, self.comps.data.sample_shape)
+    return chain_starts.make(name, self.spec.init, self.comps.data.sample_shape)
 
   def init_state(self, hp: HParams) -> TrainState:
     raise NotImplementedError
@@ -260,13 +275,13 @@ class Objective:
     example = jnp.zeros((1, *self.comps.data.sample_shape), jnp.float32)
     variables = models.init_variables(self.comps.module, k_params, example)
     params = variables.pop("params")
-    start = self.chain_start(self.config.init.name)
-    ema = jax.tree.map(jnp.copy, params) if self.config.ema.decay else None
+    start = self.chain_start(self.spec.init.name)
+    ema = jax.tree.map(jnp.copy, params) if self.spec.ema.decay else None
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, ema_params=ema,
                       model_state=variables,
                       opt_state=self.comps.optimizer.init(params),
                       chain_store=start.init_store(k_store, hp), rng=init_rng(hp),
-                      recoveries=jnp.zeros((), jnp.int32))
+                      recoveries=jnp.zeros((), jnp.int32), wall_time=jnp.zeros((), jnp.float32))
 
 
 def init_rng(hp: HParams) -> Array:

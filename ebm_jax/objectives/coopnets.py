@@ -4,7 +4,7 @@ One update: the generator proposes chain starts (G0), the training sampler revis
 optionally Langevin on the latent z explains the revisions (G1), the energy learns from the
 revisions by the shared maximum-likelihood update (D2), and the generator learns to reproduce
 them (G2). Selected by ``init.name = "generator"``; the generator's settings are
-``config.generator``.
+the spec's ``generator`` section.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ class CoopNetsState(base.TrainState):
 
 class CoopNets(ml.MaximumLikelihood):
 
-  def __init__(self, config, comps: base.Components):
-    super().__init__(config, comps)
-    gc, shape = config.generator, comps.data.sample_shape
+  def __init__(self, spec, comps: base.Components):
+    super().__init__(spec, comps)
+    gc, shape = spec.generator, comps.data.sample_shape
     self.module = models.Generator(n_f=gc.n_f, channels=shape[-1], image_size=shape[0],
                                    leak=gc.leak)
     self.optimizer = optax.adam(gc.learning_rate, b1=gc.beta1, b2=gc.beta2)
@@ -58,7 +58,7 @@ class CoopNets(ml.MaximumLikelihood):
 
   def chain_start(self, name: str) -> chain_starts.ChainStart:
     propose = lambda key, state, n: self._propose(key, state.generator, n, train=False)  # noqa: E731
-    return chain_starts.make(name, self.config.init, self.comps.data.sample_shape, propose)
+    return chain_starts.make(name, self.spec.init, self.comps.data.sample_shape, propose)
 
   def init_state(self, hp: HParams) -> CoopNetsState:
     k_params, k_store = base.init_keys(hp, 2)
@@ -71,7 +71,7 @@ class CoopNets(ml.MaximumLikelihood):
   def _explain_latents(self, g: GeneratorState, key, z, revised):
     """G1: Langevin on z so that G(z) explains the revised images:
     ``z <- z - (delta^2 / 2) grad[ ||x - G(z)||^2 / (2 sigma^2) + ||z||^2 / 2 ] + delta xi``."""
-    gc = self.config.generator
+    gc = self.spec.generator
     variables = {"params": g.params, "batch_stats": g.batch_stats}
 
     def latent_energy(z):
@@ -91,7 +91,7 @@ class CoopNets(ml.MaximumLikelihood):
     def gen_loss_fn(params):
       x, upd = self.module.apply({"params": params, "batch_stats": g.batch_stats}, z,
                                  train=True, mutable=["batch_stats"])
-      return losses.generator_loss(samples, x, self.config.generator.sigma), upd["batch_stats"]
+      return losses.generator_loss(samples, x, self.spec.generator.sigma), upd["batch_stats"]
 
     (gen_loss, batch_stats), grads = jax.value_and_grad(gen_loss_fn, has_aux=True)(g.params)
     updates, opt_state = self.optimizer.update(grads, g.opt_state, g.params)
@@ -99,20 +99,21 @@ class CoopNets(ml.MaximumLikelihood):
                           opt_state), gen_loss
 
   def train_step(self, state: CoopNetsState, hp: HParams, images, active=True):
-    config, comps = self.config, self.comps
+    spec, comps = self.spec, self.comps
     (_, k_start, k_chain, k_latent), x_data, variables, model_state = self._begin(
         state, hp, images)
     g = state.generator
-    starts, z, _ = self._propose(k_start, g, config.batch_size, train=True)          # G0
+    starts, z, _ = self._propose(k_start, g, spec.batch_size, train=True)            # G0
     starts = jax.lax.stop_gradient(starts)
-    final, info, init = base.run_sampler(config, comps, hp, variables, k_chain, starts)  # D1
+    final, info, init = base.run_sampler(spec.sampler, comps, hp, variables, k_chain,
+                                         starts)                                       # D1
     samples = jax.lax.stop_gradient(final.position)
-    update = base.energy_update(config, comps, state, hp, model_state, x_data, samples)  # D2
-    if config.generator.langevin_steps:                                                # G1
+    update = base.energy_update(spec, comps, state, hp, model_state, x_data, samples)  # D2
+    if spec.generator.langevin_steps:                                                # G1
       z = self._explain_latents(g, k_latent, z, samples)
     generator, gen_loss = self._teach(g, z, samples)                                   # G2
-    ok = base.accept(config, update, active, generator)
-    new_state = base.applied(config, state, update, model_state, ok,
+    ok = base.accept(spec.divergence_threshold, update, active, generator)
+    new_state = base.applied(spec.ema.decay, state, update, model_state, ok,
                              generator=base.keep_if(ok, generator, g))
     recon = jnp.mean(jnp.sum(jnp.square((samples - starts).reshape(starts.shape[0], -1)), 1))
     metrics = {**base.step_metrics(update, init, final, info, ok), "gen_loss": gen_loss,

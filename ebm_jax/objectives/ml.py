@@ -26,7 +26,8 @@ class MaximumLikelihood(base.Objective):
     """The keys, data batch and spectral-norm-advanced variables of one update."""
     key = jax.random.fold_in(state.rng, state.step)
     keys = jax.random.split(key, 4)     # data, starts, chain, CoopNets' latent Langevin
-    x_data = base.draw_data(self.config, self.comps, images, keys[0], self.config.batch_size)
+    x_data = base.draw_data(self.spec.data.noise_std, self.comps, images, keys[0],
+                            self.spec.batch_size)
     # The power iteration advances once per update, before sampling; chains only read it.
     variables = models.update_spectral_state(
         self.comps.module, {"params": state.params, **state.model_state}, x_data)
@@ -34,17 +35,18 @@ class MaximumLikelihood(base.Objective):
     return keys, x_data, variables, model_state
 
   def train_step(self, state: base.TrainState, hp: HParams, images, active=True):
-    config, comps = self.config, self.comps
+    spec, comps = self.spec, self.comps
     (_, k_start, k_chain, _), x_data, variables, model_state = self._begin(state, hp, images)
-    start = self.chain_start(config.init.name)
+    start = self.chain_start(spec.init.name)
     starts, ctx = start.draw(state, k_start, x_data, hp)
-    final, info, init = base.run_sampler(config, comps, hp, variables, k_chain, starts)
+    final, info, init = base.run_sampler(spec.sampler, comps, hp, variables, k_chain, starts)
     samples = jax.lax.stop_gradient(final.position)
-    update = base.energy_update(config, comps, state, hp, model_state, x_data, samples)
-    ok = base.accept(config, update, active)
+    update = base.energy_update(spec, comps, state, hp, model_state, x_data, samples)
+    ok = base.accept(spec.divergence_threshold, update, active)
     # A rejected update leaves the bank or buffer exactly as it was: the last good state.
     chain_store = start.update(state.chain_store, ctx, samples, ok)
-    new_state = base.applied(config, state, update, model_state, ok, chain_store=chain_store)
+    new_state = base.applied(spec.ema.decay, state, update, model_state, ok,
+                             chain_store=chain_store)
     return (base.constrain_state(new_state, comps.mesh),
             base.step_metrics(update, init, final, info, ok),
             {"data": x_data, "starts": starts, "samples": samples})
