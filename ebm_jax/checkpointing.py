@@ -121,10 +121,44 @@ class Checkpointer:
         return template.replace(**restored)
     difference = _structure_difference(stored, abstract) if stored is not None else ""
     if difference:
+      raise self._mismatch(step, difference)
+    try:
+      return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    except ValueError as e:
+      # The same arrays in another tree (e.g. an optimizer chain in another order): the
+      # config's difference too, never a reason to move the file.
+      if "tree structures do not match" in str(e):
+        raise self._mismatch(step, "its tree differs: " + _reason(e)[:160]) from e
+      raise
+
+  def _mismatch(self, step: int, difference: str) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {step} in {self.directory} does not match this config's training state "
+        f"({difference}); use another --workdir, or the config the run was started with")
+
+  def set_aside_after(self, step: int, log: Callable[[str], None]) -> list[int]:
+    """Moves the checkpoints after ``step`` aside (to ``checkpoints_unreadable``'s sibling
+    ``checkpoints_set_aside/``, never deleted): a model resumed at ``step`` with a group trains
+    a new trajectory, whose saves and recoveries must not meet the old one's files."""
+    later = sorted(s for s in self.all_steps() if s > step)
+    if not later:
+      return []
+    if self._aside is None:
       raise CheckpointError(
-          f"checkpoint {step} in {self.directory} does not match this config's training state "
-          f"({difference}); use another --workdir, or the config the run was started with")
-    return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+          f"{self.directory} holds checkpoints after step {step}, where its group resumes; "
+          "resume this run on its own (sweep.py --cells=<cell>)")
+    target_dir = os.path.join(os.path.dirname(self._aside), "checkpoints_set_aside")
+    os.makedirs(target_dir, exist_ok=True)
+    for s in later:
+      target = os.path.join(target_dir, str(s))
+      n = 1
+      while os.path.exists(target):
+        target, n = os.path.join(target_dir, f"{s}.{n}"), n + 1
+      shutil.move(os.path.join(self.directory, str(s)), target)
+    self._manager.reload()
+    log(f"checkpoints {later} are after step {step}, where the run resumes with its group; "
+        f"moved them to {target_dir}")
+    return later
 
   def _move_aside(self, step: int, reason: str, log) -> None:
     os.makedirs(self._aside, exist_ok=True)
@@ -184,7 +218,11 @@ def _transient_cause(e: BaseException) -> BaseException | None:
   while e is not None and id(e) not in seen:
     seen.add(id(e))
     message = str(e)
-    if (isinstance(e, (OSError, MemoryError)) or "out of memory" in message.lower()
+    # A missing file (orbax: "No structure could be identified ...") is the checkpoint's
+    # content, not the moment's: it is damage like NOT_FOUND.
+    missing = isinstance(e, (FileNotFoundError, NotADirectoryError, IsADirectoryError))
+    if ((isinstance(e, (OSError, MemoryError)) and not missing)
+        or "out of memory" in message.lower()
         or any(code in message for code in _TRANSIENT_STATUS)):
       return e
     e = e.__cause__ if e.__cause__ is not None else (

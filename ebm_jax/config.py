@@ -223,6 +223,13 @@ def from_saved_run(values: dict, log=print) -> ml_collections.ConfigDict:
     added = _fill_missing(config, get_config())
   if added:
     log(f"config.json predates keys {', '.join(added)}: using their defaults")
+  if "optimizer.l2_penalty" in added and config.optimizer.weight_decay:
+    # Before l2_penalty existed, weight_decay was added to the gradient before the optimizer:
+    # the run keeps the treatment it trained with (the decoupled form is weight_decay now).
+    config.optimizer.l2_penalty = config.optimizer.weight_decay
+    config.optimizer.weight_decay = 0.0
+    log(f"config.json predates optimizer.l2_penalty: its optimizer.weight_decay "
+        f"{config.optimizer.l2_penalty:g} was the L2 form and is read as optimizer.l2_penalty")
   validate(config)
   return config
 

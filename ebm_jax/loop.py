@@ -72,6 +72,8 @@ class Outcome(NamedTuple):
   wall_time_s: float           # this call's wall time until the model ended
   recoveries: int = 0          # recoveries from divergence over the model's whole run
   cause: str = ""              # why the last rejected update was rejected, or why it stopped early
+  train_time_s: float = 0.0    # the model's training seconds over all calls (its state's
+                               # wall_time: time lost to rewound updates included)
 
 # fold_in tags of a recovered model's new base keys (step keys fold in step numbers < 2**31).
 RECOVERY_STREAM = 2 ** 32 - 16
@@ -84,13 +86,12 @@ def every(n: int, step: int) -> bool:
 
 class Model:
   """One model of the group as the actions see it: the static :class:`~ebm_jax.spec.Spec` it
-  shares with the group, its own per-model values (``hparams``, host arrays) and run
-  directory. Its ``config`` is kept only to write ``config.json``."""
+  shares with the group and its run directory (its per-model values are the tick's
+  ``hparams(i)``). Its config is kept only to write ``config.json``."""
 
   def __init__(self, index: int, run: Run, spec: spec_lib.Spec):
     self.index = index
     self.spec = spec
-    self.hparams = hparams_lib.from_config(run.config)
     self._config = run.config
     self.workdir = run.workdir
     self.log = functools.partial(rundir.log_line, run.workdir)
@@ -103,7 +104,7 @@ class Model:
     self.evaluations: list[tuple[int, dict]] = []        # (step, record) of every evaluation
     self._given: dict[Any, int] = {}                     # consumer -> evaluations it was given
     self.stop_reason = ""                                # set by an action: end at next update
-    self.final_clock = np.float32(0)                     # its wall-clock when it ended
+    self.final_clock = np.float32(0)                     # its clock at its last checkpoint
 
   def write_config(self, step: int) -> None:
     rundir.write_config(self.workdir, self._config, step, self.log)
@@ -305,9 +306,13 @@ def clock(model: Model) -> np.ndarray:
 
 def save_checkpoint(model: Model, state) -> None:
   """Checkpoints ``state`` with the model's cumulative wall-clock, so a resumed run goes on
-  counting from it."""
-  state = state.replace(wall_time=_set_clock(state.wall_time, clock(model)))
-  model.ckpt.save(int(state.step), state)
+  counting from it; a step saved already (a finished run found again) is left as it is."""
+  if int(state.step) in model.ckpt.all_steps():
+    model.final_clock = np.float32(state.wall_time)
+    return
+  model.final_clock = clock(model)
+  model.ckpt.save(int(state.step), state.replace(
+      wall_time=_set_clock(state.wall_time, model.final_clock)))
 
 
 def write_samples(runner, state, hp, path: str, log) -> str:
@@ -355,10 +360,22 @@ def evaluate(model: Model, path: str, step: int) -> None:
 
 
 def _evaluated(workdir: str, path: str, step: int) -> bool:
-  """Whether eval.json holds a record of the samples in ``path`` drawn at ``step``."""
+  """Whether eval.json holds a record of the samples file ``path`` drawn at ``step`` (by name:
+  a run directory may have moved)."""
   records = rundir.read_json(os.path.join(workdir, rundir.EVAL)) or []
-  return any(r.get("step") == step and r.get("samples") == os.path.abspath(path)
+  name = os.path.basename(path)
+  return any(r.get("step") == step and os.path.basename(str(r.get("samples"))) == name
              for r in records)
+
+
+def _agreed(flag: bool) -> bool:
+  """``flag`` as process 0 decided it: decisions read from files only process 0 writes (a run
+  directory local to each host) must be the same on every process, or a sharded draw that one
+  process skips leaves the others waiting."""
+  if jax.process_count() == 1:
+    return flag
+  from jax.experimental import multihost_utils
+  return bool(multihost_utils.broadcast_one_to_all(np.asarray(flag, np.int32)))
 
 
 def rewind_evaluations(workdir: str, step: int) -> None:
@@ -463,24 +480,26 @@ def recover(runner, states, hp, model: Model, state, rejected: int, cause: str):
   return runner.replace(states, i, new)
 
 
-def finish(runner, model: Model, state, hp) -> None:
+def finish(runner, model: Model, state, hp, *, trained: bool = True) -> None:
   """The end of a model that trained to ``num_train_steps`` (or its wall-clock budget, or an
   early stop): its checkpoint, ``samples.npz`` and, when asked, their evaluation and the
-  long-run check. Outputs the step already has are kept, so a run killed while finishing
-  completes the rest when it is run again."""
+  long-run check. A model found finished (``trained`` False) keeps the outputs its step
+  already has, so a run killed while finishing completes the rest when it is run again."""
   step = int(state.step)
   spec = model.spec
   save_checkpoint(model, state)
   model.log(f"finished {step} steps; checkpoint in {model.ckpt.directory}")
   if spec.num_final_samples:
     path = os.path.join(model.workdir, rundir.SAMPLES)
-    if samples_step(path) not in (step, -1):
+    # -1: samples written before they carried their step, current only for a finished run.
+    current = (step,) if trained else (step, -1)
+    if _agreed(samples_step(path) not in current):
       write_samples(runner, state, hp, path, model.log)
     if (spec.eval.at_end or spec.eval.every_steps) and not _evaluated(model.workdir, path, step):
-      evaluate(model, path, step)
+      evaluate(model, path, step)     # process 0 only: the classifier reads the file
   if spec.longrun.at_end:   # on every process: the chains are sharded
     from ebm_jax import convergence
-    if (convergence.read(model.workdir) or {}).get("step") != step:
+    if _agreed((convergence.read(model.workdir) or {}).get("step") != step):
       record = convergence.check(runner, state, hp, model.metric, model.log)
       convergence.write(model.workdir, record, model.log)
 
@@ -524,6 +543,11 @@ def _done_reason(model: Model, state) -> str | None:
   return None
 
 
+def _done(model: Model, state) -> bool:
+  """Whether the restored model is done (:func:`_done_reason`), as process 0 reads its files."""
+  return _agreed(_done_reason(model, state) is not None)
+
+
 def _at_end(model: Model) -> bool:
   """A model ends at ``num_train_steps``, once its wall-clock budget is spent, or when an
   action asked it to stop (a quality plateau, a pruned search trial)."""
@@ -534,7 +558,7 @@ def _at_end(model: Model) -> bool:
     model.log(f"step {model.step}: {model.stop_reason}; the run ends here")
     model.report.event(model.step, {"event": "stop", "reason": model.stop_reason})
     return True
-  if budget and model.report.wall_time() >= budget:
+  if budget and clock(model) >= budget:
     model.log(f"step {model.step}: the wall-clock budget of {budget:g} s is spent; the run "
               "ends here")
     return True
@@ -548,7 +572,7 @@ def _restore(runner, models: Sequence[Model], states, log):
   model's step and which models are done."""
   latest = [model.ckpt.restore(runner_lib.unstack(states, i), log=log)
             if model.ckpt.all_steps() else None for i, model in enumerate(models)]
-  done = [s is not None and _done_reason(m, s) is not None for m, s in zip(models, latest)]
+  done = [s is not None and _done(m, s) for m, s in zip(models, latest)]
   training = [i for i in range(len(models)) if not done[i]]
   restored = list(latest)
   if len(training) > 1 and any(latest[i] is not None for i in training):
@@ -561,6 +585,9 @@ def _restore(runner, models: Sequence[Model], states, log):
     for i in training:
       if int(latest[i].step) != step:
         restored[i] = models[i].ckpt.restore(runner_lib.unstack(states, i), step=step, log=log)
+        # Its later checkpoints belong to a trajectory it now retrains: a recovery must not
+        # go back to them, nor a save skip their steps.
+        models[i].ckpt.set_aside_after(step, log)
   restored = [r if r is not None else runner_lib.unstack(states, i)
               for i, r in enumerate(restored)]
   return runner.place(runner_lib.stack(restored)), [int(r.step) for r in restored], done
@@ -625,10 +652,11 @@ def _train(runner, models, runs, hp, log, on_end, actions, t0):
     log(f"resumed from checkpoint at step {start}")
 
   def end(model: Model, outcome: Outcome) -> None:
-    model.ended = outcome
-    model.final_clock = clock(model)
+    if outcome.status == "diverged":     # its time until the divergence, not its last save's
+      model.final_clock = clock(model)
+    model.ended = outcome._replace(train_time_s=float(model.final_clock))
     if on_end is not None:
-      on_end(model.index, outcome)
+      on_end(model.index, model.ended)
 
   for model in models:
     model.step = starts[model.index]
@@ -649,7 +677,7 @@ def _train(runner, models, runs, hp, log, on_end, actions, t0):
           f"(num_train_steps={spec.num_train_steps}, train_time_budget_s="
           f"{spec.train_time_budget_s:g}); completing its outputs. Raise them to continue.")
       state = runner_lib.unstack(states, model.index)
-      finish(runner, model, state, runner_lib.unstack(hp, model.index))
+      finish(runner, model, state, runner_lib.unstack(hp, model.index), trained=False)
       end(model, Outcome("finished", model.step, None, 0.0, 0.0, int(state.recoveries),
                          _stop_reason(model.workdir, model.step) or ""))
   if not training:

@@ -316,15 +316,14 @@ class Runner:
     return self.draw_samples(state, hp, key, self.spec.num_final_samples,
                              with_starts=with_starts)
 
-  def long_run(self, state, hp: HParams, step: int, init: str | None = None,
-               num_steps: int | None = None, num_chains: int | None = None) -> sampling.LongRun:
-    """ebm-anatomy's long-run check: ``num_steps`` (default ``longrun.num_steps``) of the
-    training sampler from ``init`` (default ``longrun.init``) on the model with ``hp``, at the
-    step and noise of the final chains (:meth:`final_hparams`): the chain that makes
-    ``samples.npz``, run longer, so a long run differs from the short-run samples in its
-    length alone."""
+  def long_run(self, state, hp: HParams, step: int,
+               init: str | None = None) -> sampling.LongRun:
+    """ebm-anatomy's long-run check: ``longrun.num_steps`` of the training sampler from
+    ``init`` (default ``longrun.init``) on the model with ``hp``, at the step and noise of the
+    final chains (:meth:`final_hparams`): the chain that makes ``samples.npz``, run longer, so
+    a long run differs from the short-run samples in its length alone."""
     lc = self.spec.longrun
-    num_steps, num_chains = num_steps or lc.num_steps, num_chains or lc.num_chains
+    num_steps, num_chains = lc.num_steps, lc.num_chains
     hp = self.final_hparams(hp)
     if self._long_runner is None:
       sc = self.spec.sampler
@@ -361,28 +360,6 @@ class Runner:
                                      self.toy.plot_limit, self.temperature(hp), samples,
                                      dc.landscape_res, dc.kde_bandwidth)._replace(
                                          kl_kde_floor=self._kde_floors[n])
-
-  # --- checkpoints
-
-  def restore(self, ckpts: Sequence[checkpointing.Checkpointer], states, log):
-    """The models' states at their newest checkpoint (a group: the newest step all its models
-    hold); ``(states, 0)`` when there is none."""
-    steps = [set(c.all_steps()) for c in ckpts]
-    if not any(steps):
-      return states, 0
-    if len(ckpts) == 1:
-      restored = ckpts[0].restore(unstack(states, 0), log=log)
-      if restored is None:
-        return states, 0
-      return self.place(_expand(restored)), int(restored.step)
-    common = set.intersection(*steps)
-    if not common:
-      raise checkpointing.CheckpointError(
-          "the models of this group hold checkpoints of different steps; resume them one by "
-          "one (sweep.py --cells=<cell>)")
-    step = max(common)
-    restored = [c.restore(unstack(states, i), step=step, log=log) for i, c in enumerate(ckpts)]
-    return self.place(stack(restored)), step
 
 
 class LoadedRun(NamedTuple):

@@ -207,17 +207,25 @@ class ReportToTrial:
     trial = self.trials[model.index]
     for step, value in new:
       report(trial, value, step)
-    if trial.should_prune():
+    # A rewound model is judged once it is back where it was: until then the pruner would read
+    # the last step reported, a value of the discarded trajectory.
+    if step >= max(_reported(trial), default=0) and trial.should_prune():
       model.stop_reason = f"pruned by the search at step {step} ({key} {value:.4g})"
+
+
+def _reported(trial) -> dict:
+  """The intermediate values an Optuna trial holds ({} for a stand-in without that record)."""
+  frozen = getattr(trial, "_cached_frozen_trial", None)
+  return {} if frozen is None else frozen.intermediate_values
 
 
 def report(trial, value: float, step: int) -> None:
   """``trial.report``, except that a value at a step already reported replaces it: Optuna
   ignores a second report of a step, so a model rewound by a recovery would be judged by the
   pruner on the trajectory it discarded. (A discarded step the model does not reach again
-  keeps its value: Optuna's storage can overwrite an intermediate value but not remove it.)"""
-  frozen = getattr(trial, "_cached_frozen_trial", None)   # an Optuna Trial's own record
-  reported = {} if frozen is None else frozen.intermediate_values
+  keeps its value, and :class:`ReportToTrial` does not ask the pruner until the model is past
+  it; Optuna's storage can overwrite an intermediate value but not remove it.)"""
+  reported = _reported(trial)
   if step not in reported:
     trial.report(value, step)
   elif reported[step] != value:

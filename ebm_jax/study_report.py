@@ -86,7 +86,9 @@ def cell_row(cell: sweep_lib.Cell) -> dict:
          "status": status["status"], "diverged_at_step": status.get("diverged_at_step", ""),
          "recoveries": status.get("recoveries", ""),
          "models_in_group": status.get("models_in_group", ""),
-         "wall_time_s": status.get("group_wall_time_s", "")}
+         # The cell's training seconds over all its calls (recovered updates included);
+         # statuses written before they carried it: the group's wall time in its last call.
+         "wall_time_s": status.get("train_time_s", status.get("group_wall_time_s", ""))}
   trace_path = os.path.join(cell.workdir, "diagnostics.npz")
   d_s_t = r_t = np.zeros(0)
   if os.path.exists(trace_path):

@@ -283,11 +283,12 @@ def train_group(cells: Sequence[Cell], log: Callable[[str], None],
     if outcome.status == "diverged":
       write_status(cells[i], status="diverged", diverged_at_step=outcome.diverged_at,
                    last_good_step=outcome.step, models_in_group=m,
-                   recoveries=outcome.recoveries)
+                   recoveries=outcome.recoveries, train_time_s=outcome.train_time_s)
       log(f"{cells[i].name}: diverged at step {outcome.diverged_at}")
     else:
       write_status(cells[i], status="finished", final_step=outcome.step, models_in_group=m,
                    recoveries=outcome.recoveries, group_wall_time_s=outcome.wall_time_s,
+                   train_time_s=outcome.train_time_s,
                    group_steps_per_sec=outcome.steps_per_sec, stopped_early=outcome.cause)
 
   varying = ", ".join(varying_keys(cells)) or "no key"

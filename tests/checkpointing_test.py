@@ -165,3 +165,47 @@ def test_a_checkpoint_from_before_the_wall_clock_field_restores_with_the_initial
   assert isinstance(restored, Now) and int(restored.step) == 5
   np.testing.assert_array_equal(restored.params["w"], [7.0, 7.0, 7.0])
   assert float(restored.wall_time) == 0.0
+
+
+def test_the_same_arrays_in_another_tree_are_a_config_mismatch_and_nothing_moves(tmp_path):
+  # An optimizer chain in another order holds the same arrays in other places of the tree.
+  with saved(tmp_path) as ckpt:
+    other = {"w": STATE["w"], "bank": {"positions": STATE["bank"]["samples"]}}
+    with pytest.raises(checkpointing.CheckpointError,
+                       match=r"^checkpoint 2 in .* does not match this config's training state "
+                             r"\(its tree differs"):
+      ckpt.restore(other, log=lambda m: None)
+    assert ckpt.all_steps() == [1, 2]
+  assert not os.path.exists(tmp_path / "checkpoints_unreadable")
+
+
+def test_a_missing_file_is_damage_not_a_passing_error(tmp_path):
+  ckpt = saved(tmp_path)
+  ckpt._manager.item_metadata = _raising_for(ckpt, 2, FileNotFoundError(
+      "No structure could be identified for the checkpoint"))
+  messages = []
+  assert_holds(ckpt.restore(STATE, log=messages.append), 1)
+  assert os.path.isdir(tmp_path / "checkpoints_unreadable" / "2")
+  ckpt.close()
+
+
+def _raising_for(ckpt, step, error):
+  real = ckpt._manager.item_metadata
+
+  def item_metadata(s):
+    if s == step:
+      raise error
+    return real(s)
+
+  return item_metadata
+
+
+def test_checkpoints_after_a_resume_step_are_set_aside_not_deleted(tmp_path):
+  with saved(tmp_path) as ckpt:
+    messages = []
+    assert ckpt.set_aside_after(1, messages.append) == [2]
+    assert ckpt.all_steps() == [1]
+    assert_holds(ckpt.restore(STATE), 1)
+  assert os.path.isdir(tmp_path / "checkpoints_set_aside" / "2")
+  assert messages == [f"checkpoints [2] are after step 1, where the run resumes with its group; "
+                      f"moved them to {tmp_path / 'checkpoints_set_aside'}"]

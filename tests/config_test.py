@@ -153,3 +153,19 @@ def test_a_saved_run_from_before_a_new_key_loads_with_its_default():
   saved["not_a_key"] = 1
   with pytest.raises(config.ConfigError, match="not_a_key: unknown key"):
     config.from_saved_run(saved, lines.append)
+
+
+def test_a_saved_run_from_before_l2_penalty_keeps_its_l2_weight_decay():
+  # weight_decay was the L2 form before optimizer.l2_penalty existed; read as decoupled, an old
+  # run would change the treatment it trained with.
+  saved = config.get_config().to_dict()
+  saved["optimizer"]["weight_decay"] = 1e-4
+  del saved["optimizer"]["l2_penalty"]
+  lines = []
+  loaded = config.from_saved_run(saved, lines.append)
+  assert loaded.optimizer.l2_penalty == 1e-4 and loaded.optimizer.weight_decay == 0.0
+  assert lines[-1] == ("config.json predates optimizer.l2_penalty: its optimizer.weight_decay "
+                       "0.0001 was the L2 form and is read as optimizer.l2_penalty")
+  current = config.get_config().to_dict()
+  current["optimizer"]["weight_decay"] = 1e-4       # a current run: decoupled, as written
+  assert config.from_saved_run(current, lines.append).optimizer.weight_decay == 1e-4

@@ -8,7 +8,6 @@ flight at once, and XLA aborted the process after 40 s at the first landscape on
 """
 
 import json
-import os
 
 import numpy as np
 import pytest

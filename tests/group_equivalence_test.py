@@ -2,8 +2,8 @@
 
 For each per-model value (every :class:`~ebm_jax.hparams.HParams` field), a group of two cells
 that differ in it must give each cell the metrics rows, landscape KLs (``kl_true_model``
-included), final samples, sampling protocol and long-run check that a single run of its
-setting gives. The runs are a few updates long: a vmapped step sums in another float order than
+included), final samples, sampling protocol and long-run check (toy GMM), and the classifier
+scores of eval.json (mock MNIST), that a single run of its setting gives. The runs are a few updates long: a vmapped step sums in another float order than
 the single step, and over hundreds of updates that alone moves a toy KL by ~10 %, while a cell
 measured with its neighbour's setting is off by up to 26x (the toy study's kl_true_model). What
 the cells are compared on is within 1e-3 here.
@@ -105,3 +105,54 @@ def test_each_cell_of_a_group_equals_its_setting_trained_alone(key, alone_base, 
   assert differs(alone_other, alone_base)
   assert_same(alone_base, member_base)
   assert_same(alone_other, member_other)
+
+
+def image_config(cache, **overrides):
+  from testutil import tiny_image_config
+  return tiny_image_config(**{
+      "data.dir": os.path.join(cache, "nodata"), "init.name": "replay",
+      "optimizer.lr_decay": 0.5, "optimizer.lr_min": 2e-4, "num_train_steps": 2,
+      "log_every_steps": 2, "eval.at_end": True, "tensorboard": False, **overrides})
+
+
+def image_train(configs, workdir, cache):
+  """Trains on mock MNIST; returns each run's eval.json scores and samples. The evaluation
+  cache (the classifier, trained once) is ``cache``'s."""
+  from unittest import mock
+
+  import tensorflow_datasets as tfds
+  runs = [loop.Run(c, os.path.join(workdir, f"m{i}")) for i, c in enumerate(configs)]
+  with (tfds.testing.mock_data(num_examples=32),
+        mock.patch.dict(os.environ, {"EBM_CACHE_DIR": os.path.join(cache, "cache")})):
+    loop.train(runs, log=lambda m: None)
+  out = []
+  for run in runs:
+    record = json.load(open(os.path.join(run.workdir, "eval.json")))[-1]
+    with np.load(os.path.join(run.workdir, "samples.npz")) as f:
+      out.append({"scores": {k: v for k, v in record.items() if isinstance(v, float)},
+                  "samples": f["x"]})
+  return out
+
+
+@pytest.fixture(scope="module")
+def image_cache(tmp_path_factory):
+  """One evaluation cache (the classifier trained once) and the base setting's run alone."""
+  cache = str(tmp_path_factory.mktemp("image"))
+  return cache, image_train([image_config(cache)], os.path.join(cache, "base"), cache)[0]
+
+
+@pytest.mark.parametrize("key", hparams.VMAPPABLE_KEYS)
+def test_each_image_cell_is_evaluated_in_its_group_as_alone(key, image_cache, tmp_path):
+  # The classifier scores of eval.json (FID, KID, IS, entropy, coverage, confident fraction).
+  cache, alone_base = image_cache
+  other = image_config(cache, **{key: OTHER_VALUE[key]})
+  member_base, member_other = image_train([image_config(cache), other], str(tmp_path / "g"),
+                                          cache)
+  (alone_other,) = image_train([other], str(tmp_path / "alone"), cache)
+  assert {"fid", "kid", "confident_fraction"} <= alone_base["scores"].keys()
+  for alone, member in ((alone_base, member_base), (alone_other, member_other)):
+    assert alone["scores"].keys() == member["scores"].keys()
+    for name, value in alone["scores"].items():
+      np.testing.assert_allclose(member["scores"][name], value, rtol=1e-3, atol=1e-6,
+                                 err_msg=name)
+    np.testing.assert_allclose(member["samples"], alone["samples"], rtol=1e-3, atol=1e-5)

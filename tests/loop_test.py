@@ -222,3 +222,36 @@ def test_a_recovery_rewinds_evaluations_and_eval_json_but_not_the_clock(tmp_path
     run = runner.Runner(spec.from_config(config), None)
     state = ckpt.restore(runner.unstack(run.init(run.hparams([config])), 0))
   assert int(state.step) == 12 and float(state.wall_time) >= rows[-1]["wall_time"] - 1e-3
+
+
+def test_samples_without_their_step_are_redrawn_when_the_run_trains_on(tmp_path):
+  # A samples.npz written before samples carried their step is current for a run found
+  # finished, stale once the run has trained further.
+  config = tiny_toy_config()
+  workdir = tmp_path / "run"
+  loop.train([loop.Run(config, str(workdir))], log=lambda m: None)
+  x = np.load(workdir / "samples.npz")["x"]
+  np.savez(workdir / "samples.npz", x=x)                         # the old form, no step
+  loop.train([loop.Run(config, str(workdir))], log=lambda m: None)
+  assert "step" not in np.load(workdir / "samples.npz").files    # found finished: kept
+  longer = tiny_toy_config(num_train_steps=9)
+  loop.train([loop.Run(longer, str(workdir))], log=lambda m: None)
+  assert int(np.load(workdir / "samples.npz")["step"]) == 9      # trained on: drawn again
+  assert np.load(workdir / "samples_before_step_9.npz").files == ["x"]
+
+
+def test_a_group_resuming_behind_a_model_s_newest_checkpoint_sets_the_newer_aside(tmp_path):
+  configs = [tiny_toy_config(), tiny_toy_config(seed=1)]
+  runs = [loop.Run(c, str(tmp_path / f"m{i}")) for i, c in enumerate(configs)]
+  loop.train(runs, log=lambda m: None)                      # both checkpointed at 3 and 6
+  # Model 1's step-6 checkpoint is lost (killed while saving it); model 0 still holds its 6.
+  import shutil
+  shutil.move(str(tmp_path / "m1" / "checkpoints" / "6"), str(tmp_path / "lost6"))
+  longer = [loop.Run(tiny_toy_config(num_train_steps=9, seed=i), r.workdir)
+            for i, r in enumerate(runs)]
+  lines = []
+  outcomes, _ = loop.train(longer, log=lines.append)
+  assert [o.step for o in outcomes] == [9, 9]
+  assert any("resumed from checkpoint at step 3" in m for m in lines)
+  assert (tmp_path / "m0" / "checkpoints_set_aside" / "6").is_dir()   # kept, never deleted
+  assert any("checkpoints [6] are after step 3" in m for m in lines)

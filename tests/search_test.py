@@ -269,3 +269,39 @@ def test_a_killed_worker_s_trials_are_adopted_once_its_heartbeat_stops(tmp_path)
   study = search_lib.run_search(search, str(tmp_path), train=synthetic, log=lambda m: None)
   assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
   assert sorted(os.listdir(tmp_path / "cells")) == ["trial-0000", "trial-0001"]
+
+
+def test_a_rewound_trial_is_not_pruned_on_its_discarded_steps(tmp_path):
+  import optuna
+  from ebm_jax import loop, spec
+
+  class PruneAbove:   # prunes when the value at the trial's last step is above 0.5
+    def __init__(self, trial):
+      self.trial = trial
+
+    def __getattr__(self, name):
+      return getattr(self.trial, name)
+
+    def should_prune(self):
+      values = self.trial._cached_frozen_trial.intermediate_values
+      return values[max(values)] > 0.5
+
+  study = optuna.create_study(pruner=optuna.pruners.NopPruner())
+  trial = PruneAbove(study.ask())
+  config = tiny_toy_config()
+  model = loop.Model(0, loop.Run(config, str(tmp_path)), spec.from_config(config))
+  report = search_lib.ReportToTrial([trial])
+  for step, value in ((2, 0.4), (4, 0.3), (6, 0.9)):
+    model.measured(step, {"kl_true_kde": value})
+  report(None, model, None)
+  assert model.stop_reason.startswith("pruned")      # 0.9 at step 6
+  model.stop_reason = ""
+  model.rewind(2)                  # recovered to step 2: steps 4 and 6 were discarded
+  model.measured(4, {"kl_true_kde": 0.2})
+  report(None, model, None)
+  assert model.stop_reason == ""   # step 6's 0.9 belongs to the discarded trajectory
+  assert study.trials[0].intermediate_values == {2: 0.4, 4: 0.2, 6: 0.9}
+  model.measured(6, {"kl_true_kde": 0.25})
+  report(None, model, None)
+  assert model.stop_reason == "" and study.trials[0].intermediate_values[6] == 0.25
+  model.ckpt.close()

@@ -69,3 +69,8 @@ def test_final_sampler_has_the_final_chains_k():
   s = spec.from_config(tiny_toy_config(**{"final_num_steps": 40}))
   assert s.final_sampler.num_steps == 40 and s.sampler.num_steps == 5
   assert spec.from_config(tiny_toy_config()).final_sampler.num_steps == 5
+
+
+def test_the_module_examples_run():
+  import doctest
+  assert doctest.testmod(spec, raise_on_error=False).failed == 0
