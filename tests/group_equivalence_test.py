@@ -3,10 +3,11 @@
 For each per-model value (every :class:`~ebm_jax.hparams.HParams` field), a group of two cells
 that differ in it must give each cell the metrics rows, landscape KLs (``kl_true_model``
 included), final samples, sampling protocol and long-run check (toy GMM), and the classifier
-scores of eval.json (mock MNIST), that a single run of its setting gives. The runs are a few updates long: a vmapped step sums in another float order than
-the single step, and over hundreds of updates that alone moves a toy KL by ~10 %, while a cell
-measured with its neighbour's setting is off by up to 26x (the toy study's kl_true_model). What
-the cells are compared on is within 1e-3 here.
+scores of eval.json (mock MNIST), that a single run of its setting gives. The runs are a few
+updates long: a vmapped step sums in another float order than the single step, and over
+hundreds of updates that alone moves a toy KL by ~10 %, while a cell measured with its
+neighbour's setting is off by up to 26x (the toy study's kl_true_model). What the cells are
+compared on is within 1e-3 here.
 """
 
 import json
