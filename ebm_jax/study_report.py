@@ -87,7 +87,7 @@ def cell_row(cell: sweep_lib.Cell) -> dict:
          "recoveries": status.get("recoveries", ""),
          "models_in_group": status.get("models_in_group", ""),
          # The cell's training seconds over all its calls (recovered updates included);
-         # statuses written before they carried it: the group's wall time in its last call.
+         # older statuses: the group's wall time in its last call.
          "wall_time_s": status.get("train_time_s", status.get("group_wall_time_s", ""))}
   trace_path = os.path.join(cell.workdir, "diagnostics.npz")
   d_s_t = r_t = np.zeros(0)

@@ -10,7 +10,8 @@ OUTSIDE = re.compile("|".join((
     r"\b(is|was|were|are|been|being|be) lent\b",      # machines lent to whoever wrote it
     r"\blends? (a|the|us|me|them|it)\b",
     r"\$OUT\b",                                         # a tool's output folder
-    r"\bcarr(y|ied) (it|them|the (wheels?|venv|files?))\b",
+    r"\bcarry (it|them)\b",                             # files to take to a borrowed machine
+    r"\b(carry|carried|not_carried)\b.{0,20}\b(wheels?|\.whl|venv)\b",
     r"\bthe issue'?s?\b",                               # the ticket a change came from
     r"\bthis machine (cannot|can't|can not) download\b",
     r"\bdevice tool\b",
