@@ -104,7 +104,7 @@ class Model:
     self.evaluations: list[tuple[int, dict]] = []        # (step, record) of every evaluation
     self._given: dict[Any, int] = {}                     # consumer -> evaluations it was given
     self.stop_reason = ""                                # set by an action: end at next update
-    self.final_clock = np.float32(0)                     # its clock at its last checkpoint
+    self.final_clock = np.float32(0)                     # its clock at its newest checkpoint
 
   def write_config(self, step: int) -> None:
     rundir.write_config(self.workdir, self._config, step, self.log)
@@ -308,7 +308,6 @@ def save_checkpoint(model: Model, state) -> None:
   """Checkpoints ``state`` with the model's cumulative wall-clock, so a resumed run goes on
   counting from it; a step saved already (a finished run found again) is left as it is."""
   if int(state.step) in model.ckpt.all_steps():
-    model.final_clock = np.float32(state.wall_time)
     return
   model.final_clock = clock(model)
   model.ckpt.save(int(state.step), state.replace(
@@ -660,6 +659,7 @@ def _train(runner, models, runs, hp, log, on_end, actions, t0):
 
   for model in models:
     model.step = starts[model.index]
+    model.final_clock = np.float32(runner_lib.unstack(states, model.index).wall_time)
     if not done[model.index]:    # a finished run keeps the config it finished with
       model.write_config(model.step)
     rewind_evaluations(model.workdir, model.step)

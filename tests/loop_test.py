@@ -255,3 +255,43 @@ def test_a_group_resuming_behind_a_model_s_newest_checkpoint_sets_the_newer_asid
   assert any("resumed from checkpoint at step 3" in m for m in lines)
   assert (tmp_path / "m0" / "checkpoints_set_aside" / "6").is_dir()   # kept, never deleted
   assert any("checkpoints [6] are after step 3" in m for m in lines)
+
+
+class FakeClock:
+  """The reporters' wall-clock, advanced one second by every update (an action)."""
+
+  def __init__(self):
+    self.now = 1000.0
+
+  def time(self):
+    return self.now
+
+  def perf_counter(self):
+    import time
+    return time.perf_counter()
+
+  def __call__(self, tick, model, runner):
+    self.now += 1.0
+
+
+def test_a_recovered_run_s_budget_counts_the_time_its_discarded_updates_took(tmp_path,
+                                                                             monkeypatch):
+  # One second per update (after the update's checks), a 12 s budget, checkpoints every 5
+  # updates, and updates 6-8 discarded by a runaway at update 9: 8 s are spent at the rewind
+  # to step 5, so the budget is found spent at update 10, the last. A clock restarted from the
+  # checkpoint row's 4 s would train on to update 14.
+  from ebm_jax import reporting
+  fake = FakeClock()
+  monkeypatch.setattr(reporting, "time", fake)
+  injected = inject_runaway(monkeypatch, at_step=9)
+  config = tiny_toy_config(**{"num_train_steps": 100, "train_time_budget_s": 12.0,
+                              "log_every_steps": 1, "checkpoint_every_steps": 5})
+  (outcome,), states = loop.train([loop.Run(config, str(tmp_path / "run"))],
+                                  log=lambda m: None,
+                                  actions=loop.default_actions(config) + [fake])
+  assert injected == [(9, None)] and outcome.recoveries == 1
+  assert outcome.status == "finished" and outcome.step == 10
+  rows = read_metrics(str(tmp_path / "run"))
+  assert [r["step"] for r in rows] == list(range(1, 11))
+  assert [r["wall_time"] for r in rows] == [0, 1, 2, 3, 4, 8, 9, 10, 11, 12]
+  assert outcome.train_time_s == 12.0        # the clock of its last checkpoint, step 10

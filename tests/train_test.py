@@ -206,6 +206,25 @@ def test_image_training_on_small_data_with_evaluation(tmp_path, monkeypatch):
     assert f"{kind}_000006.png" in names
 
 
+def test_a_run_killed_during_its_evaluation_is_evaluated_when_run_again(tmp_path, monkeypatch):
+  import tensorflow_datasets as tfds
+  monkeypatch.setenv("EBM_CACHE_DIR", str(tmp_path / "cache"))
+  config = tiny_image_config(**{"data.dir": str(tmp_path / "nodata"), "eval.at_end": True})
+  workdir = tmp_path / "run"
+  with tfds.testing.mock_data(num_examples=32):
+    train.train_and_evaluate(config, str(workdir))
+    first = json.loads((workdir / "eval.json").read_text())
+    rows = (workdir / "metrics.jsonl").read_text()
+    (workdir / "eval.json").unlink()           # killed after samples.npz, while scoring them
+    train.train_and_evaluate(config, str(workdir))
+    again = json.loads((workdir / "eval.json").read_text())
+    assert [r["step"] for r in again] == [6]
+    assert again[0]["fid"] == pytest.approx(first[0]["fid"], rel=1e-6)   # the same samples
+    assert (workdir / "metrics.jsonl").read_text() == rows               # nothing retrained
+    train.train_and_evaluate(config, str(workdir))
+    assert len(json.loads((workdir / "eval.json").read_text())) == 1     # evaluated once
+
+
 def test_diagnostics_long_runs_and_landscapes_are_written(tmp_path):
   workdir = tmp_path / "run"
   config = tiny_toy_config(**{"longrun.every_steps": 3, "longrun.num_steps": 20,
