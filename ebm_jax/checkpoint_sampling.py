@@ -133,6 +133,7 @@ def sample_checkpoint(workdir: str, *, step: int | None = None, num_samples: int
         spec.diagnostics.landscape_res, spec.diagnostics.kde_bandwidth)
     plotting.save_toy_landscape(os.path.join(out, "landscape.png"), landscape,
                                 f"{name}, {num_steps} steps")
-    summary.update(kl_true_model=landscape.kl_true_model, kl_true_kde=landscape.kl_true_kde)
+    summary.update(kl_true_model=landscape.kl_true_model, kl_true_kde=landscape.kl_true_kde,
+                   kl_smoothed=landscape.kl_smoothed)
   rundir.write_json(os.path.join(out, "summary.json"), summary)
   return summary

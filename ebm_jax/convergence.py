@@ -40,7 +40,9 @@ def score(runner, state, hp, x: np.ndarray, log: Callable[[str], None]) -> dict:
   """The quality metric and its companions for positions ``x`` of the model with ``hp``."""
   if runner.toy is not None:
     landscape = runner.landscape(state, hp, 0, samples=np.asarray(x))
-    return {"kl_true_kde": landscape.kl_true_kde, "kl_kde_floor": landscape.kl_kde_floor}
+    return {"kl_smoothed": landscape.kl_smoothed,
+            "kl_smoothed_floor": landscape.kl_smoothed_floor,
+            "kl_true_kde": landscape.kl_true_kde, "kl_kde_floor": landscape.kl_kde_floor}
   if not np.all(np.isfinite(x)):
     return {"fid": float("inf"), "nonfinite": int(np.sum(~np.isfinite(x).reshape(len(x), -1)
                                                          .all(axis=1)))}

@@ -170,10 +170,10 @@ def save_toy_landscape(path: str, landscape, title: str = "") -> None:
       ax.set_xticks([])
       ax.set_yticks([])
   kl = f"KL(true||EBM) = {landscape.kl_true_model:.3f}"
-  if landscape.kl_true_kde is not None:
-    kl += f", KL(true||KDE) = {landscape.kl_true_kde:.3f}"
-    if landscape.kl_kde_floor is not None:
-      kl += f" (exact samples: {landscape.kl_kde_floor:.3f})"
+  if landscape.kl_smoothed is not None:
+    kl += f", KL(true*K||KDE) = {landscape.kl_smoothed:.4f}"
+    if landscape.kl_smoothed_floor is not None:
+      kl += f" (exact samples: {landscape.kl_smoothed_floor:.4f})"
   fig.suptitle(f"{title}  {kl}".strip(), fontsize=10)
   fig.subplots_adjust(hspace=0.15, wspace=0.05, left=0.02, right=0.98, top=0.9, bottom=0.02)
   _atomic_save(fig, path)

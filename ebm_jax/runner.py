@@ -153,7 +153,7 @@ class Runner:
     self._start_fns: dict[tuple[str, int], Callable] = {}
     self._long_runner = None
     self._store_chains = None
-    self._kde_floors: dict[int, float] = {}   # KL(true || KDE) of n exact toy samples, per n
+    self._kde_floors: dict[int, tuple] = {}   # both toy KLs of n exact samples, per n
 
   # --- the stacked models
 
@@ -347,19 +347,21 @@ class Runner:
                 samples: np.ndarray | None = None) -> diagnostics.Landscape:
     """True / model / KDE densities of a toy run, the model's density at its own temperature
     (from ``hp``), from ``diagnostics.kde_samples`` samples of its final chains (or from
-    ``samples``), with the KDE floor of as many exact samples."""
+    ``samples``), with the floors of as many exact samples (the proper score's: the mean of 5
+    draws)."""
     dc = self.spec.diagnostics
     if samples is None:
       key = jax.random.fold_in(jax.random.fold_in(state.rng, LANDSCAPE_STREAM), step)
       samples = self.draw_samples(state, hp, key, dc.kde_samples)
     n = len(samples)
     if n not in self._kde_floors:
-      self._kde_floors[n] = diagnostics.kde_floor(self.toy, n, self.toy.plot_limit,
-                                                  dc.landscape_res, dc.kde_bandwidth)
+      args = (self.toy, n, self.toy.plot_limit, dc.landscape_res, dc.kde_bandwidth)
+      self._kde_floors[n] = (diagnostics.kde_floor(*args), diagnostics.smoothed_floor(*args))
+    kde_floor, smoothed_floor = self._kde_floors[n]
     return diagnostics.toy_landscape(self.toy.log_density, self.energy_fn(state),
                                      self.toy.plot_limit, self.temperature(hp), samples,
                                      dc.landscape_res, dc.kde_bandwidth)._replace(
-                                         kl_kde_floor=self._kde_floors[n])
+                                         kl_kde_floor=kde_floor, kl_smoothed_floor=smoothed_floor)
 
 
 class LoadedRun(NamedTuple):

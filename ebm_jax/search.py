@@ -54,7 +54,8 @@ HEARTBEAT = "heartbeat"
 # What a search may tell Optuna: the evaluation records' numbers (evaluation.score_samples for
 # images, the landscape rows' KLs for toys).
 OBJECTIVES = ("fid", "kid", "inception_score", "class_entropy", "class_coverage",
-              "confident_fraction", "min_class_fraction", "kl_true_kde", "kl_true_model")
+              "confident_fraction", "min_class_fraction", "kl_smoothed", "kl_true_kde",
+              "kl_true_model")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,7 +30,7 @@ from ebm_jax import study_stats
 from ebm_jax import sweep as sweep_lib
 
 IMAGE_METRICS = ("fid", "kid", "inception_score", "class_entropy", "class_coverage")
-TOY_METRICS = ("kl_true_kde", "kl_true_model")
+TOY_METRICS = ("kl_smoothed", "kl_true_kde", "kl_true_model")
 # A run whose sample-gradient norm r_t grew more than this factor from its first tenth to its
 # last quarter has energies running away, whatever d_s_t's sign changes say.
 EXPLODING_R_T_GROWTH = 100.0

@@ -87,8 +87,8 @@ show("gmm/plots/landscape_*.png")     # true density, exp(-c E) and a KDE of the
     code("""from ebm_jax import reporting
 rows, _ = reporting.read_metrics(os.path.join(gmm_dir, "metrics.jsonl"))
 last = rows[-1]
-print({k: round(last[k], 4) for k in ("step", "loss", "d_s_t", "r_t", "kl_true_kde",
-                                       "kl_kde_floor") if k in last})"""),
+print({k: round(last[k], 4) for k in ("step", "loss", "d_s_t", "r_t", "kl_smoothed",
+                                       "kl_smoothed_floor") if k in last})"""),
     md("""## 2. A short MNIST run
 
 `configs/mnist.py` trains up to 4,500 updates or 17 minutes on 2 CPU cores (README); here a few
@@ -124,7 +124,7 @@ targets."""),
     gmm_dir, sampler="mala", init="uniform", num_samples=200 if QUICK else 2000,
     num_steps=20 if QUICK else 500, adapt_steps=10 if QUICK else 200, progress=False)
 print({k: summary[k] for k in ("sampler", "num_steps", "step_size", "acceptance_rate",
-                                "kl_true_kde")})
+                                "kl_smoothed")})
 show("gmm/sampling/mala_uniform_*/samples.png")"""),
     md("""## 4. A new sampler, written here
 

@@ -63,7 +63,7 @@ def assert_same(alone: dict, member: dict) -> None:
   assert len(alone["rows"]) == len(member["rows"]) == 2
   for a, m in zip(alone["rows"], member["rows"]):
     assert a.keys() == m.keys()
-    assert {"kl_true_model", "kl_true_kde", "kl_kde_floor"} <= a.keys()
+    assert {"kl_true_model", "kl_smoothed", "kl_smoothed_floor", "kl_true_kde"} <= a.keys()
     for key in a:
       np.testing.assert_allclose(m[key], a[key], rtol=1e-3, atol=1e-6, err_msg=key)
   np.testing.assert_allclose(member["samples"], alone["samples"], rtol=1e-3, atol=1e-5)
@@ -71,7 +71,7 @@ def assert_same(alone: dict, member: dict) -> None:
   la, lm = alone["longrun"], member["longrun"]
   assert lm["verdict"] == la["verdict"]
   for name in ("from_data", "from_noise"):
-    np.testing.assert_allclose(lm[name]["kl_true_kde"], la[name]["kl_true_kde"], rtol=1e-3)
+    np.testing.assert_allclose(lm[name]["kl_smoothed"], la[name]["kl_smoothed"], rtol=1e-3)
   np.testing.assert_allclose(lm["short_run"], la["short_run"], rtol=1e-3)
 
 

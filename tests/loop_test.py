@@ -77,7 +77,7 @@ class ConstantQuality:
   """Reports the same quality at every step, as an evaluation that stopped improving."""
 
   def __call__(self, tick, model, runner):
-    model.measured(tick.step, {"kl_true_kde": 0.5})
+    model.measured(tick.step, {"kl_smoothed": 0.5})
 
 
 def test_a_quality_plateau_ends_the_run_and_a_rerun_does_nothing(tmp_path):
@@ -89,7 +89,7 @@ def test_a_quality_plateau_ends_the_run_and_a_rerun_does_nothing(tmp_path):
   # Measured at the end of steps 1-4, judged at the next step: at step 5 the last 3 do not
   # beat step 1's, so step 6 is the last.
   assert outcome.status == "finished" and outcome.step == 6
-  assert outcome.cause.startswith("quality plateau: kl_true_kde 0.5 after 3 evaluations")
+  assert outcome.cause.startswith("quality plateau: kl_smoothed 0.5 after 3 evaluations")
   assert (tmp_path / "run" / "samples.npz").exists()
   assert "the run ends here" in (tmp_path / "run" / "log.txt").read_text()
   lines = []
@@ -157,14 +157,14 @@ def test_a_rewind_forgets_the_discarded_evaluations_for_every_consumer(tmp_path)
   model = loop.Model(0, loop.Run(config, str(tmp_path)), spec.from_config(config))
   plateau, search = object(), object()
   for step in (100, 200, 300):
-    model.measured(step, {"kl_true_kde": step / 1000})
+    model.measured(step, {"kl_smoothed": step / 1000})
   assert [s for s, _ in model.unseen(plateau)] == [100, 200, 300]
   assert [s for s, _ in model.unseen(search)] == [100, 200, 300]
   model.rewind(200)                     # a recovery back to the checkpoint at step 200
   assert model.quality == [(100, 0.1), (200, 0.2)]
-  model.measured(300, {"kl_true_kde": 0.9})     # step 300 of the new trajectory
-  assert model.unseen(plateau) == [(300, {"kl_true_kde": 0.9})]
-  assert model.unseen(search) == [(300, {"kl_true_kde": 0.9})]
+  model.measured(300, {"kl_smoothed": 0.9})     # step 300 of the new trajectory
+  assert model.unseen(plateau) == [(300, {"kl_smoothed": 0.9})]
+  assert model.unseen(search) == [(300, {"kl_smoothed": 0.9})]
   assert model.unseen(plateau) == []
   model.ckpt.close()
 
@@ -186,7 +186,7 @@ class EvaluationsAtEveryStep:
     records = (json.load(open(path)) if os.path.exists(path) else [])
     records.append({"step": tick.step, "samples": "x.npz", "fid": 1.0 / tick.step})
     json.dump(records, open(path, "w"))
-    model.measured(tick.step, {"kl_true_kde": 1.0 / tick.step})
+    model.measured(tick.step, {"kl_smoothed": 1.0 / tick.step})
 
 
 def tmp_eval_path(workdir):

@@ -121,7 +121,7 @@ def test_a_search_trains_toy_trials_as_one_group_and_tells_their_quality(tmp_pat
       "toy", tiny_toy_config(**{"num_train_steps": 4, "diagnostics.landscape_every_steps": 2}),
       {"optimizer.learning_rate": search_lib.Float(1e-4, 1e-2, log=True)},
       num_trials=2, trials_per_group=2, prune=True, objective=objective)
-  told = objective or "kl_true_kde"      # the toys' quality metric by default
+  told = objective or "kl_smoothed"      # the toys' quality metric by default
   lines = []
   study = search_lib.run_search(search, str(tmp_path), seed=0, log=lines.append)
   assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
@@ -173,11 +173,11 @@ def test_a_rewound_model_s_evaluations_replace_what_its_trial_was_told(tmp_path)
   model = loop.Model(0, loop.Run(config, str(tmp_path)), spec.from_config(config))
   report = search_lib.ReportToTrial([trial])
   for step in (2, 4):
-    model.measured(step, {"kl_true_kde": 1.0 / step})
+    model.measured(step, {"kl_smoothed": 1.0 / step})
     report(None, model, None)
   assert study.trials[0].intermediate_values == {2: 0.5, 4: 0.25}
   model.rewind(2)                              # a recovery back to step 2
-  model.measured(4, {"kl_true_kde": 0.9})      # step 4 of the trajectory it trains on now
+  model.measured(4, {"kl_smoothed": 0.9})      # step 4 of the trajectory it trains on now
   report(None, model, None)
   assert study.trials[0].intermediate_values == {2: 0.5, 4: 0.9}
   model.ckpt.close()
@@ -292,16 +292,16 @@ def test_a_rewound_trial_is_not_pruned_on_its_discarded_steps(tmp_path):
   model = loop.Model(0, loop.Run(config, str(tmp_path)), spec.from_config(config))
   report = search_lib.ReportToTrial([trial])
   for step, value in ((2, 0.4), (4, 0.3), (6, 0.9)):
-    model.measured(step, {"kl_true_kde": value})
+    model.measured(step, {"kl_smoothed": value})
   report(None, model, None)
   assert model.stop_reason.startswith("pruned")      # 0.9 at step 6
   model.stop_reason = ""
   model.rewind(2)                  # recovered to step 2: steps 4 and 6 were discarded
-  model.measured(4, {"kl_true_kde": 0.2})
+  model.measured(4, {"kl_smoothed": 0.2})
   report(None, model, None)
   assert model.stop_reason == ""   # step 6's 0.9 belongs to the discarded trajectory
   assert study.trials[0].intermediate_values == {2: 0.4, 4: 0.2, 6: 0.9}
-  model.measured(6, {"kl_true_kde": 0.25})
+  model.measured(6, {"kl_smoothed": 0.25})
   report(None, model, None)
   assert model.stop_reason == "" and study.trials[0].intermediate_values[6] == 0.25
   model.ckpt.close()

@@ -184,7 +184,7 @@ def test_report_states_a_verdict_per_claim_with_its_intervals_and_figures(tmp_pa
     header, *rows = f.read().splitlines()
   assert len(rows) == 16
   for column in ("sampler.num_steps", "seed", "setting", "status", "recoveries", "d_s_t_mean",
-                 "r_t_mean", "kl_true_kde", "steps_per_sec", "grad_evals_per_update", "convergence",
+                 "r_t_mean", "kl_smoothed", "steps_per_sec", "grad_evals_per_update", "convergence",
                  "longrun_from_data", "longrun_from_noise"):
     assert column in header.split(",")
   assert "_curve" not in header
