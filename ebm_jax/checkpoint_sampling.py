@@ -10,7 +10,8 @@ Writes, under ``out`` (default ``<workdir>/sampling/<sampler>_<init>_<num_steps>
 ``samples.npz`` (key ``x``, the contract's form), ``samples.png``, ``traces.npz`` and
 ``traces.png`` (per-step mean energy, gradient norm and acceptance rate, averaged over batches),
 ``summary.json`` and, for toy densities, ``landscape.png`` with KL(true || model) and
-KL(true || KDE of the samples). An earlier output in ``out`` is set aside, never overwritten.
+KL(true * K || KDE_K of the samples) (the proper score) beside KL(true || KDE). An earlier
+output in ``out`` is set aside, never overwritten.
 """
 
 from __future__ import annotations

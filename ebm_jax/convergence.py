@@ -5,7 +5,7 @@ make them in K steps (non-convergent: run the chains longer and the samples leav
 from models that learned a valid density (convergent: long-run chains from data and from noise
 stay near the data). The check runs ``longrun.num_steps`` of the training sampler with the
 evaluation weights from data and from noise (``longrun.num_chains`` chains each), scores the
-final positions with the run's quality metric (KL(true || KDE) on toys, the classifier FID on
+final positions with the run's quality metric (KL(true * K || KDE_K) on toys, the classifier FID on
 images), and compares them with as many short-run samples of the same model (the chain of
 ``samples.npz``):
 

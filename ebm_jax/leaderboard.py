@@ -5,9 +5,9 @@ Every entry is an ordinary run (``<workdir>/<task>/<entry>``) of a recipe with a
 overrides that size it for a CPU (smaller network, shorter chains where the paper's are
 hundreds of steps) and the same wall-clock budget (``train_time_budget_s``), evaluated every N
 updates with the same evaluation: the classifier's FID / confident fraction / class balance
-for images, KL(true || KDE of ``diagnostics.kde_samples`` samples) for the toys. The report is
-the time each entry first meets its task's target, its final quality, and a figure of the
-curves::
+for images, KL(true * K || KDE_K of ``diagnostics.kde_samples`` samples) (the proper score)
+for the toys. The report is the time each entry first meets its task's target, its final
+quality, and a figure of the curves::
 
     python -m ebm_jax.leaderboard --tasks=gmm,rings,mnist --workdir=runs/leaderboard
 

@@ -5,11 +5,11 @@ base recipe, fixed overrides, and a space of config keys to search. Each round a
 ``trials_per_group`` trials, turns each into a cell (``<workdir>/cells/trial-0007``, an ordinary
 run directory), trains the cells as vmapped groups in the one loop (trials that differ only in
 vmappable values share one compiled step) and tells Optuna each cell's final quality
-(``reporting.quality_metric``: KL(true || KDE) on toys, the classifier FID on images). A cell
-that diverges is told as failed. A search may tell another number of the evaluations instead
-(``Search.objective``, e.g. the confident fraction, with ``maximize``). At every intermediate
-evaluation each trial reports that value, and Optuna's median pruner may end it early (the
-cell finishes where it stands and is told as pruned).
+(``reporting.quality_metric``: KL(true * K || KDE_K) on toys, the classifier FID on
+images). A cell that diverges is told as failed. A search may tell another number of the
+evaluations instead (``Search.objective``, e.g. the confident fraction, with ``maximize``).
+At every intermediate evaluation each trial reports that value, and Optuna's median pruner
+may end it early (the cell finishes where it stands and is told as pruned).
 
 The study lives in a journal file (``<workdir>/journal.log``, Optuna's ``JournalFileBackend``)
 that any number of processes, on one machine or on machines sharing the directory, append to
@@ -86,12 +86,15 @@ class Search:
     prune: let Optuna's median pruner end hopeless trials at intermediate evaluations.
     description: a paragraph for the top of ``search.md``.
     objective: the evaluation number told to Optuna (one of :data:`OBJECTIVES`); empty: the
-      run's quality metric (KL(true || KDE) on toys, the classifier FID on images).
+      run's quality metric (KL(true * K || KDE_K) on toys, the classifier FID on images).
     maximize: higher ``objective`` is better (e.g. ``confident_fraction``).
     stale_after_s: a RUNNING trial whose heartbeat is older than this is an orphan of a dead
       worker and is adopted; longer than any pause of a live worker (its heartbeat is a
       thread, so compiles and evaluations do not pause it), plus the clock skew between
       machines sharing the workdir.
+    recovery: what a trial does at a rejected update, as a study's cell
+      (:data:`~ebm_jax.sweep.RECOVERY_POLICIES`: ``"stop"`` ends it, told as failed;
+      ``"new_keys"`` recovers with new chain keys at the same learning rate).
   """
   name: str
   base: str | ml_collections.ConfigDict
@@ -104,6 +107,7 @@ class Search:
   objective: str = ""
   maximize: bool = False
   stale_after_s: float = 900.0
+  recovery: str = "stop"
 
 
 def load_search(spec: str) -> Search:
@@ -178,7 +182,12 @@ def trial_cell(search: Search, number: int, values: dict, workdir: str) -> sweep
   config = config_lib.from_dict(base.to_dict())
   name = f"trial-{number:04d}"
   try:
-    for key, value in {**search.fixed, **values}.items():
+    policy = sweep_lib.RECOVERY_POLICIES.get(search.recovery)
+    if policy is None:
+      raise config_lib.ConfigError(f"Search.recovery: expected one of "
+                                   f"{tuple(sweep_lib.RECOVERY_POLICIES)}, got "
+                                   f"{search.recovery!r}")
+    for key, value in {**policy, **search.fixed, **values}.items():
       config_lib.set_value(config, key, value)
     if not data_lib.is_toy(config.data.name):
       config.eval.at_end = True          # the told value is the final samples' FID

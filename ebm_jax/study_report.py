@@ -807,9 +807,10 @@ def write_report(sweep: sweep_lib.Sweep, cells: Sequence[sweep_lib.Cell], workdi
             f"{EXPLODING_R_T_GROWTH:.0f}x over the run (else *exploding*); *drift-* / *drift+* "
             "mean d_s_t settled below / above 0; a cell recovered automatically from a "
             "divergence or runaway (`recoveries` in `results.csv`) is judged by its dynamics "
-            "after the recovery. Quality: toy densities KL(true || KDE of the "
-            "short-run samples); images classifier-feature FID of `samples.npz`. Lower is "
-            "better.", "", _replicates_note(sweep, rows), ""]
+            "after the recovery. Quality: toy densities KL(true * K || KDE_K of the "
+            "short-run samples), a proper score with a fixed Gaussian kernel K; "
+            "images classifier-feature FID of `samples.npz`. Lower is better.", "",
+            _replicates_note(sweep, rows), ""]
   summary = []
   for grid in sweep.grids:
     grid_rows = [r for r in rows if r["grid"] == grid.name]

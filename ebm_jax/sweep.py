@@ -56,6 +56,15 @@ SEED_KEY = "seed"
 
 STATUS_FILE = "sweep_cell.json"
 
+# What a study's cell does when an update is rejected (diverged or ran away). A single run
+# recovers at a smaller learning rate (recovery.lr_factor); in a study that would change the
+# treatment the study compares (a recovered K 5 cell trains on at half the K 20 cells' lr), so a
+# cell either ends there, counted as unstable, or recovers with new chain keys only.
+RECOVERY_POLICIES = {
+    "stop": {"recovery.max_retries": 0},      # ends as "diverged at step N"
+    "new_keys": {"recovery.lr_factor": 1.0},  # back to its checkpoint, new chains, same lr
+}
+
 
 class SweepError(ValueError):
   """A sweep file or its cells are invalid (one-line message)."""
@@ -90,11 +99,15 @@ class Sweep:
     seeds: replicates of every setting (the ``seed`` key, appended as the last axis of every
       grid; vmappable, so a setting's replicates train in one group). ``()``: one replicate
       with the recipe's seed, and cell names without a seed part.
+    recovery: a :data:`RECOVERY_POLICIES` name: ``"stop"`` (a rejected update ends the cell
+      as diverged) or ``"new_keys"`` (it recovers with new chain keys, its learning rate
+      unchanged); a grid's ``fixed`` or axes may still set ``recovery.*`` themselves.
   """
   grids: Sequence[Grid]
   roles: dict = dataclasses.field(default_factory=dict)
   description: str = ""
   seeds: Sequence[int] = ()
+  recovery: str = "stop"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +182,10 @@ def expand(sweep: Sweep, base_spec: str | None, workdir: str,
   """Every cell of every grid, validated. ``extra_overrides`` apply to all cells (command line)."""
   cells, seen, grid_names = [], {}, set()
   reference = config_lib.get_config()
+  if sweep.recovery not in RECOVERY_POLICIES:
+    raise SweepError(f"Sweep.recovery: expected one of {tuple(RECOVERY_POLICIES)}, got "
+                     f"{sweep.recovery!r}")
+  policy = RECOVERY_POLICIES[sweep.recovery]
   for key in extra_overrides or {}:   # overrides of every cell: named once, not per cell
     try:
       config_lib.get_value(reference, key)
@@ -200,7 +217,8 @@ def expand(sweep: Sweep, base_spec: str | None, workdir: str,
       config = config_lib.from_dict(base.to_dict())
       name = cell_name(grid.name, overrides)
       try:
-        for key, value in {**grid.fixed, **overrides, **(extra_overrides or {})}.items():
+        for key, value in {**policy, **grid.fixed, **overrides,
+                           **(extra_overrides or {})}.items():
           config_lib.set_value(config, key, value)
         config_lib.validate(config)
       except config_lib.ConfigError as e:

@@ -114,6 +114,27 @@ def test_a_diverging_model_is_masked_and_reported_while_the_others_finish(tmp_pa
   assert rows[0]["status"] == "finished" and np.isfinite(rows[0]["quality"])
 
 
+def test_by_default_a_study_cell_that_runs_away_ends_there_as_unstable(tmp_path, monkeypatch):
+  # A study compares treatments: recovering at half the learning rate (a single run's
+  # default) would change the one it measures, so the cell ends, counted as diverged.
+  base = tiny_toy_config(**{"num_train_steps": 12, "checkpoint_every_steps": 5})
+  grid = sweep.Grid("g", {"optimizer.learning_rate": (0.05, 1e-3)}, base=base)
+  fast, slow = sweep.expand(sweep.Sweep([grid]), None, str(tmp_path))
+  assert fast.config.recovery.max_retries == 0 and base.recovery.max_retries == 3
+  injected = inject_runaway(monkeypatch, at_step=9, lr=0.05)
+  sweep.train_group([fast, slow], log=lambda m: None)
+  assert injected == [(9, 0.05)]
+  status = sweep.read_status(fast)
+  assert status["status"] == "diverged" and status["diverged_at_step"] == 9
+  assert status["recoveries"] == 0 and status["last_good_step"] == 5
+  assert sweep.read_status(slow)["status"] == "finished"
+  row = study_report.cell_row(fast)
+  assert row["status"] == "diverged" and row["stable"] is False
+  with pytest.raises(sweep.SweepError, match=r"Sweep.recovery: expected one of \('stop', "
+                                             r"'new_keys'\), got 'halve_lr'"):
+    sweep.expand(sweep.Sweep([grid], recovery="halve_lr"), None, str(tmp_path))
+
+
 def test_interrupted_group_resumes_exactly_and_a_finished_sweep_does_no_work(tmp_path):
   grid = sweep.Grid("g", {"optimizer.learning_rate": (1e-3, 3e-3)},
                     base=tiny_toy_config(checkpoint_every_steps=3))
@@ -228,11 +249,13 @@ def test_a_single_run_equals_a_group_of_one(tmp_path):
 def test_in_a_group_only_the_diverging_model_recovers(tmp_path, monkeypatch):
   base = tiny_toy_config(**{"divergence_threshold": 1e3, "num_train_steps": 600,
                             "log_every_steps": 100, "checkpoint_every_steps": 200})
-  grid = sweep.Grid("g", {"optimizer.learning_rate": (0.05, 1e-3)}, base=base)
-  fast, slow = sweep.expand(sweep.Sweep([grid]), None, str(tmp_path))
-  injected = inject_runaway(monkeypatch, at_step=339, lr=0.05)
+  grid = sweep.Grid("g", {"optimizer.learning_rate": (3e-3, 1e-3)}, base=base)
+  # The study asks for recoveries with new chain keys only: the treatment (lr) is unchanged.
+  fast, slow = sweep.expand(sweep.Sweep([grid], recovery="new_keys"), None, str(tmp_path))
+  assert fast.config.recovery.lr_factor == 1.0 and fast.config.recovery.max_retries == 3
+  injected = inject_runaway(monkeypatch, at_step=339, lr=3e-3)
   sweep.train_group([fast, slow], log=lambda m: None)
-  assert injected == [(339, 0.05)]
+  assert injected == [(339, 3e-3)]
   assert sweep.read_status(fast)["status"] == sweep.read_status(slow)["status"] == "finished"
   assert sweep.read_status(fast)["recoveries"] == 1 and sweep.read_status(slow)["recoveries"] == 0
   assert [study_report.cell_row(c)["recoveries"] for c in (fast, slow)] == [1, 0]
@@ -241,4 +264,7 @@ def test_in_a_group_only_the_diverging_model_recovers(tmp_path, monkeypatch):
     assert int(load_params(cell.workdir, cell.config).step) == 600
   events = lambda c: [r for r in read_metrics(c.workdir, events=True) if "event" in r]  # noqa: E731
   assert len(events(fast)) == 1 and events(slow) == []
+  assert events(fast)[0]["lr_scale"] == 1.0
+  lrs = [r["lr"] for r in read_metrics(fast.workdir)]
+  np.testing.assert_allclose(lrs, 3e-3, rtol=1e-6)                  # before and after it
   assert not [n for n in os.listdir(slow.workdir) if "_until_step_" in n]   # never rewound
