@@ -104,7 +104,8 @@ def run_study(name: str, workdir: str) -> None:
                else max(c.config.parallel.cpu_devices for c in cells))
     cli.start_devices(devices)   # before the first jax.devices() call
     if not _REPORT_ONLY.value:
-      sweep_lib.train_cells(cells, only=_CELLS.value, max_models=_MAX_MODELS.value, log=log)
+      sweep_lib.train_cells(cells, only=_CELLS.value, max_models=_MAX_MODELS.value, log=log,
+                            shuffle_seed=0 if sweep.shuffle_groups else None)
   log(f"report: {study_report.write_report(sweep, cells, workdir, title=f'Study {name}')}")
 
 

@@ -102,12 +102,20 @@ class Sweep:
     recovery: a :data:`RECOVERY_POLICIES` name: ``"stop"`` (a rejected update ends the cell
       as diverged) or ``"new_keys"`` (it recovers with new chain keys, its learning rate
       unchanged); a grid's ``fixed`` or axes may still set ``recovery.*`` themselves.
+    replicate_groups: each seed's cells train in vmapped groups of their own, so a replicate
+      is a whole group (its compiled program, its turn on the machine), not a model beside its
+      siblings; the report's intervals over seeds then carry the group-to-group variance.
+      False: a setting's seeds share a group (cheaper; the seeds are then not independent).
+    shuffle_groups: groups train in a seeded random order, so machine load over time does not
+      line up with a factor.
   """
   grids: Sequence[Grid]
   roles: dict = dataclasses.field(default_factory=dict)
   description: str = ""
   seeds: Sequence[int] = ()
   recovery: str = "stop"
+  replicate_groups: bool = True
+  shuffle_groups: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +125,7 @@ class Cell:
   overrides: dict            # swept key -> value (the seed included, when replicated)
   config: ml_collections.ConfigDict
   workdir: str
+  group_key: str = ""        # cells with different keys never share a group (a replicate)
 
   @property
   def setting(self) -> str:
@@ -226,8 +235,10 @@ def expand(sweep: Sweep, base_spec: str | None, workdir: str,
       if name in seen:
         raise SweepError(f"two cells are named {name}; give the grids different names")
       seen[name] = True
+      group_key = (f"seed{overrides[SEED_KEY]}" if sweep.replicate_groups and sweep.seeds
+                   else "")
       cells.append(Cell(name, grid.name, overrides, config,
-                        os.path.join(workdir, "cells", name)))
+                        os.path.join(workdir, "cells", name), group_key))
   return cells
 
 
@@ -240,16 +251,21 @@ def _group_signature(config) -> str:
   return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def group_cells(cells: Sequence[Cell], max_models: int = 0) -> list[list[Cell]]:
+def group_cells(cells: Sequence[Cell], max_models: int = 0,
+                shuffle_seed: int | None = None) -> list[list[Cell]]:
   """Splits cells into groups that can share one vmapped train step (same config up to
-  :data:`VMAPPABLE_KEYS`), in first-appearance order; ``max_models`` > 0 caps a group's size."""
-  groups: dict[str, list[Cell]] = {}
+  :data:`VMAPPABLE_KEYS`, same ``group_key``), in first-appearance order or, with
+  ``shuffle_seed``, a random order drawn from it; ``max_models`` > 0 caps a group's size."""
+  groups: dict[tuple, list[Cell]] = {}
   for cell in cells:
-    groups.setdefault(_group_signature(cell.config), []).append(cell)
+    groups.setdefault((_group_signature(cell.config), cell.group_key), []).append(cell)
   out = []
   for members in groups.values():
     step = max_models if max_models > 0 else len(members)
     out += [members[i:i + step] for i in range(0, len(members), step)]
+  if shuffle_seed is not None:
+    import random
+    random.Random(shuffle_seed).shuffle(out)
   return out
 
 
@@ -322,19 +338,21 @@ def run_sweep(sweep: Sweep, base_spec: str | None, workdir: str, *,
               max_models: int = 0, log: Callable[[str], None] = print) -> list[Cell]:
   """Trains every unfinished cell (finished and diverged ones are skipped) and returns all."""
   cells = expand(sweep, base_spec, workdir, extra_overrides)
-  train_cells(cells, only=only, max_models=max_models, log=log)
+  train_cells(cells, only=only, max_models=max_models, log=log,
+              shuffle_seed=0 if sweep.shuffle_groups else None)
   return cells
 
 
 def train_cells(cells: Sequence[Cell], *, only: Sequence[str] = (), max_models: int = 0,
-                log: Callable[[str], None] = print) -> None:
-  """Trains the unfinished ``cells`` (those named in ``only``, if given) in vmapped groups."""
+                log: Callable[[str], None] = print, shuffle_seed: int | None = None) -> None:
+  """Trains the unfinished ``cells`` (those named in ``only``, if given) in vmapped groups (in
+  a random order drawn from ``shuffle_seed``, if given)."""
   if only:
     unknown = set(only) - {c.name for c in cells}
     if unknown:
       raise SweepError(f"--cells names unknown cells: {', '.join(sorted(unknown))}")
   todo = [c for c in cells if (not only or c.name in only) and read_status(c) is None]
-  groups = split_by_checkpoint(group_cells(todo, max_models))
+  groups = split_by_checkpoint(group_cells(todo, max_models, shuffle_seed))
   done = sum(read_status(c) is not None for c in cells)
   log(f"{len(cells)} cells, {done} already done; {len(todo)} to train now in "
       f"{len(groups)} group(s) of sizes {[len(g) for g in groups]}")

@@ -6,9 +6,10 @@ asks about, with K as a choice.
 Searched: Adam learning rate in [1e-4, 3e-2] (log), Langevin noise in [0, 0.2] (0 =
 noiseless gradient descent), K in {5, 20, 100}. 24 trials asked 6 at a time (trials of one K
 share a vmapped group), 1,500 updates each on ``configs/toy_gmm.py``, evaluated every 500
-updates (KL(true || KDE of 2,000 samples)); Optuna's median pruner ends trials worse than the
-median of the finished ones at the same update. The journal (``journal.log``) may be shared:
-start the command in several processes or on several machines over one directory.
+updates (KL(true * K || KDE_K of 2,000 samples), the proper score); Optuna's median pruner
+ends trials worse than the median of the finished ones at the same update. The journal
+(``journal.log``) may be shared: start the command in several processes or on several
+machines over one directory.
 
 ``quick``: 4 trials of 200 updates (a smoke test).
 """

@@ -22,7 +22,7 @@ def get_sweep(variant=None):
                             "diagnostics.kde_samples": 50, "diagnostics.landscape_res": 30,
                             "diagnostics.landscape_every_steps": 0, "ema.decay": 0.0,
                             "diagnostics.figures": False}})],
-               seeds=(0, 1))
+               seeds=(0, 1), replicate_groups=False)
 """
 
 

@@ -50,7 +50,7 @@ def test_claim_1_names_the_setting_with_the_largest_effect():
   lr_dominant = synthetic_rows(lambda k, lr, noise, sn: (100.0 if lr == 1e-2 else 1.0) * k)
   verdict, lines, _ = study_report.claim_k_matters_most(lr_dominant, AXES, ROLES, "kl")
   assert verdict == "not supported"
-  assert "Largest effect here: **optimizer.learning_rate** (2.00 orders" in "\n".join(lines)
+  assert "Largest effect here: **optimizer.learning_rate** (+2.00 orders" in "\n".join(lines)
 
 
 def test_claim_2_reads_divergence_at_small_k_and_the_spectral_norm_rescue():
@@ -104,15 +104,21 @@ def test_replicated_verdicts_carry_intervals_and_say_inconclusive_when_noise_win
                         noise_sd=1.0)
   assert study_report.claim_k_matters_most(weak, AXES, ROLES, "kl").verdict == "inconclusive"
   # Claim 4 as an equivalence test: a factor 1.2 worse with tight seeds is comparable; with
-  # wide seeds the interval reaches past a factor 1.5 and the verdict is inconclusive.
+  # noisy cells the interval reaches past a factor 1.5 and the verdict is inconclusive.
   tight = synthetic_rows(lambda k, lr, noise, sn: 1.2 if noise == 0 else 1.0, seeds=(0, 1, 2),
                          noise_sd=0.01)
   assert study_report.claim_noiseless_comparable(tight, AXES, ROLES, "kl").verdict == (
       "supported")
   wide = synthetic_rows(lambda k, lr, noise, sn: 1.2 if noise == 0 else 1.0, seeds=(0, 1, 2),
-                        seed_offsets={0: -0.5, 1: 0.0, 2: 0.5})
+                        noise_sd=0.3)
   assert study_report.claim_noiseless_comparable(wide, AXES, ROLES, "kl").verdict == (
       "inconclusive")
+  # A seed's offset shared by all its settings is not noise for a contrast within the seed:
+  # paired, half a decade of seed-to-seed spread leaves the factor 1.2 exact.
+  offsets = synthetic_rows(lambda k, lr, noise, sn: 1.2 if noise == 0 else 1.0,
+                           seeds=(0, 1, 2), seed_offsets={0: -0.5, 1: 0.0, 2: 0.5})
+  result = study_report.claim_noiseless_comparable(offsets, AXES, ROLES, "kl")
+  assert result.verdict == "supported" and "0.0792 [0.0792, 0.0792]" in "\n".join(result.lines)
 
 
 def test_budget_matched_table_reads_each_curve_at_the_common_budget():
@@ -174,7 +180,7 @@ def test_report_states_a_verdict_per_claim_with_its_intervals_and_figures(tmp_pa
   assert "Learning rate: " in report and "Spectral norm at" not in report   # no sn axis
   assert "16 cells (16 run; 0 diverged; 0 recovered from a divergence or runaway;" in report
   assert "2 seeds per setting (0, 1)" in report
-  assert "95 % bootstrap interval over seeds" in report
+  assert "95 % t interval over seeds" in report
   assert "### Main effects and interactions" in report and "| Residual |" in report
   assert "### Budget-matched comparison" in report and "4 updates" in report
   assert "long-run check of 16 finished cells: chains of the training sampler run 10 steps" in (
@@ -191,3 +197,15 @@ def test_report_states_a_verdict_per_claim_with_its_intervals_and_figures(tmp_pa
   plots = os.listdir(tmp_path / "plots")
   assert "heatmap-g-noise0.png" in plots and "curves-g.png" in plots
   assert any(p.startswith("traces-g-noise0.1-K") for p in plots)
+
+
+def test_a_main_effect_is_signed_so_its_interval_can_hold_zero():
+  # No effect at all, seed noise only: the range of level means would be positive in every
+  # resample; the signed contrast's interval straddles 0.
+  rows = synthetic_rows(lambda *a: 1.0, seeds=(0, 1, 2), noise_sd=0.2)
+  for key in AXES:
+    interval = study_stats.by_replicate(rows, lambda rs, key=key: study_report._effect(rs, key))
+    assert interval.low < 0 < interval.high, (key, interval)
+  # And the sign says which way: K 100 is a decade better than K 5.
+  better = synthetic_rows(lambda k, *a: 0.1 if k == 100 else 1.0, seeds=(0, 1, 2))
+  assert study_report._effect(better, AXES[0]) == pytest.approx(-1.0)

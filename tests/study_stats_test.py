@@ -85,3 +85,30 @@ def test_anova_without_residual_degrees_falls_back_to_main_effects():
           enumerate([("x", "p"), ("x", "q"), ("y", "p"), ("y", "q")])]
   table = {t["term"]: t for t in study_stats.anova(rows, ["A", "B"], "y")}
   assert "A x B" not in table and table["Residual"]["df"] == 1
+
+
+def test_the_t_interval_covers_at_three_replicates_and_the_percentile_bootstrap_does_not():
+  # Simulated: 3 standard normal replicates, 2,000 times; the nominal level is 95 %.
+  t = study_stats.coverage(study_stats.t_interval, n=3)
+  rows = lambda v: [{"setting": "s", "y": float(x)} for x in v]      # noqa: E731
+  boot = study_stats.coverage(
+      lambda v: study_stats.bootstrap(rows(v), lambda rs: np.mean([r["y"] for r in rs]),
+                                      num_resamples=200), n=3, simulations=400)
+  assert 0.93 <= t <= 0.97, t
+  assert boot < 0.85, boot
+
+
+def test_a_contrast_by_replicate_pairs_each_seed_s_settings():
+  # A setting effect of +1 with a seed effect of +-5: paired within seeds, the contrast is
+  # exactly 1 with no spread; the seeds' offsets cancel.
+  rows = [{"seed": s, "k": k, "y": 5.0 * (s - 1) + (1.0 if k == "high" else 0.0)}
+          for s in (0, 1, 2) for k in ("low", "high")]
+  def contrast(rs):
+    return (np.mean([r["y"] for r in rs if r["k"] == "high"])
+            - np.mean([r["y"] for r in rs if r["k"] == "low"]))
+  i = study_stats.by_replicate(rows, contrast)
+  assert (i.estimate, i.low, i.high, i.replicated) == (1.0, 1.0, 1.0, True)
+  # The interval's half-width is t(0.975, 2) = 4.303 times the standard error.
+  i = study_stats.t_interval([1.0, 2.0, 3.0])
+  assert i.estimate == 2.0 and i.high - 2.0 == pytest.approx(4.302653 * 1.0 / np.sqrt(3), 1e-6)
+  assert not study_stats.by_replicate([{"k": "a", "y": 1.0}], contrast).replicated

@@ -43,7 +43,14 @@ def test_seeds_are_the_last_axis_and_replicates_share_a_setting(tmp_path):
   assert [c.config.seed for c in cells[:3]] == [0, 1, 2]
   assert {c.setting for c in cells} == {"toy-K2", "toy-K3"}
   assert cells[0].factors == {"sampler.num_steps": 2}
-  assert [len(g) for g in sweep.group_cells(cells)] == [3, 3]     # replicates train together
+  # By default each seed is a replicate of a whole group: K is static, so one cell per group.
+  assert [[c.name for c in g] for g in sweep.group_cells(cells)] == [[c.name] for c in cells]
+  shared = sweep.expand(sweep.Sweep([grid], seeds=(0, 1, 2), replicate_groups=False), None,
+                        str(tmp_path))
+  assert [len(g) for g in sweep.group_cells(shared)] == [3, 3]    # seeds sharing a group
+  order = [g[0].name for g in sweep.group_cells(cells, shuffle_seed=0)]
+  assert sorted(order) == sorted(c.name for c in cells) and order != [c.name for c in cells]
+  assert order == [g[0].name for g in sweep.group_cells(cells, shuffle_seed=0)]  # reproducible
   unreplicated = sweep.expand(sweep.Sweep([grid]), None, str(tmp_path))
   assert [c.name for c in unreplicated] == ["toy-K2", "toy-K3"]
   both = sweep.Grid("toy", {"seed": (0, 1)}, base=tiny_toy_config())
