@@ -148,8 +148,10 @@ def get_config():
   c.recovery = ml_collections.ConfigDict()   # what a rejected (diverging) update leads to
   c.recovery.max_retries = 3          # rewinds to the last checkpoint, new chain keys, lr x lr_factor (0 = stop)
   c.recovery.lr_factor = 0.5          # learning-rate multiplier of each recovery
-  c.recovery.runaway_factor = 1000.0  # runaway: |energy| or r_t above this x its early median (0 = off)
-  c.recovery.runaway_window = 100     # the early median is over the run's first N updates
+  c.recovery.runaway_factor = 1000.0  # runaway: |energy| or r_t above this x its baseline
+                                      # median (0 = off)
+  c.recovery.runaway_window = 100     # the baseline median is over N updates ...
+  c.recovery.runaway_start = 100      # ... after the first M (initialisation's transient)
 
   c.parallel = ml_collections.ConfigDict()
   c.parallel.num_devices = 0          # devices of the data-parallel mesh (0 = every device, all hosts)
@@ -391,6 +393,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("recovery.lr_factor", lambda v: 0 < v <= 1, "a factor in (0, 1]"),
       ("recovery.runaway_factor", lambda v: v == 0 or v > 1, "0 (off) or a factor > 1"),
       ("recovery.runaway_window", positive, "a positive int"),
+      ("recovery.runaway_start", non_negative, "an int >= 0"),
       ("loss.l2_energy", non_negative, "a number >= 0"),
   ]
   for key, rule, expected in rules:

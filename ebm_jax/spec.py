@@ -183,6 +183,7 @@ class Recovery(_Section):
   lr_factor: float
   runaway_factor: float
   runaway_window: int
+  runaway_start: int
 
 
 @_frozen

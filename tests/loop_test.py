@@ -295,3 +295,20 @@ def test_a_recovered_run_s_budget_counts_the_time_its_discarded_updates_took(tmp
   assert [r["step"] for r in rows] == list(range(1, 11))
   assert [r["wall_time"] for r in rows] == [0, 1, 2, 3, 4, 8, 9, 10, 11, 12]
   assert outcome.train_time_s == 12.0        # the clock of its last checkpoint, step 10
+
+
+def test_the_runaway_baseline_has_left_initialisation():
+  # Energies that start near 0 at initialisation and settle at 1 by update 100: a value of 5
+  # later is ordinary growth, not a runaway; measured against updates 1-100 it was 5,000x.
+  from ebm_jax import spec
+  rc = spec.from_config(tiny_toy_config()).recovery
+  early = np.r_[np.full(100, 1e-3), np.ones(150)]
+  trace = {"step": list(range(1, 251)), **{k: list(early) for k in loop.RUNAWAY_KEYS}}
+  row = {k: 5.0 for k in loop.RUNAWAY_KEYS}
+  assert (rc.runaway_start, rc.runaway_window, rc.runaway_factor) == (100, 100, 1000.0)
+  assert loop.runaway_cause(row, trace, rc) is None
+  assert loop.runaway_cause({k: 2000.0 for k in loop.RUNAWAY_KEYS}, trace, rc) == (
+      "runaway: |energy_data| 2e+03 is 2e+03x its median 1 over updates 101-200")
+  # Before update 200 the baseline is not complete: nothing is judged yet.
+  short = {k: v[:150] for k, v in trace.items()}
+  assert loop.runaway_cause({k: 1e9 for k in loop.RUNAWAY_KEYS}, short, rc) is None
