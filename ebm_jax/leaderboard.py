@@ -305,8 +305,33 @@ def run(tasks, workdir: str, out: str = "docs/leaderboard.md", figures: str = "d
     sections.append(task_section(task, curves, target,
                                  os.path.relpath(figure, os.path.dirname(out) or ".")))
   text = "\n".join(sections)
-  rundir.write_text(out, text)
+  write_between_markers(out, text, log)
   return text
+
+
+BEGIN = ("<!-- leaderboard: begin. Written by `python -m ebm_jax.leaderboard`; everything up to "
+         "the end marker is replaced when it runs, everything outside is kept. -->")
+END = "<!-- leaderboard: end -->"
+
+
+def write_between_markers(path: str, text: str, log: Callable[[str], None] = print) -> None:
+  """Writes ``text`` between the markers of ``path``, keeping everything outside them (the
+  hand-written sections). A file without the markers is set aside whole, never overwritten."""
+  block = f"{BEGIN}\n\n{text.rstrip()}\n\n{END}\n"
+  old = ""
+  if os.path.exists(path):
+    with open(path) as f:
+      old = f.read()
+  if BEGIN in old and END in old:
+    head, rest = old.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1].lstrip("\n")
+    new = head + block + ("\n" + tail if tail else "")
+  else:
+    if old:
+      kept = rundir.set_aside(path, "before_markers")
+      log(f"{path} had no leaderboard markers: kept whole as {kept}")
+    new = block
+  rundir.write_text(path, new)
 
 
 def main(argv) -> None:

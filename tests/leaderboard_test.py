@@ -94,3 +94,21 @@ def test_a_tiny_leaderboard_trains_two_entries_at_a_time_once_and_reports_them(t
   before = os.path.getmtime(tmp_path / "runs" / "gmm" / "tiny" / "samples.npz")
   leaderboard.run(["gmm"], str(tmp_path / "runs"), out, figures, log=lambda m: None)
   assert os.path.getmtime(tmp_path / "runs" / "gmm" / "tiny" / "samples.npz") == before
+
+
+def test_regenerating_keeps_the_hand_written_sections(tmp_path):
+  path = tmp_path / "leaderboard.md"
+  leaderboard.write_between_markers(str(path), "# Board\n\nfirst numbers\n", log=lambda m: None)
+  path.write_text(path.read_text() + "\n## Hand-written\n\nmeasured by hand\n")
+  leaderboard.write_between_markers(str(path), "# Board\n\nsecond numbers\n", log=lambda m: None)
+  text = path.read_text()
+  assert "second numbers" in text and "first numbers" not in text
+  assert text.endswith(f"{leaderboard.END}\n\n## Hand-written\n\nmeasured by hand\n")
+  # A file without the markers (written before them) is kept whole beside the new one.
+  old = tmp_path / "old.md"
+  old.write_text("# An older board\n\nhand-written notes\n")
+  lines = []
+  leaderboard.write_between_markers(str(old), "# Board\n", log=lines.append)
+  kept = (tmp_path / "old_before_markers.md").read_text()
+  assert kept == "# An older board\n\nhand-written notes\n"
+  assert old.read_text().startswith(leaderboard.BEGIN) and len(lines) == 1
