@@ -82,6 +82,7 @@ def launcher_parameters() -> dict:
 
 
 def run_study(name: str, workdir: str) -> None:
+  from ebm_jax import study_costs
   from ebm_jax import study_report
   from ebm_jax import sweep as sweep_lib   # imports jax, but starts no backend
   sweep = sweep_lib.load_sweep(_SWEEP.value)
@@ -106,6 +107,8 @@ def run_study(name: str, workdir: str) -> None:
     if not _REPORT_ONLY.value:
       sweep_lib.train_cells(cells, only=_CELLS.value, max_models=_MAX_MODELS.value, log=log,
                             shuffle_seed=0 if sweep.shuffle_groups else None)
+  if study_costs.read(workdir) is None and any(sweep_lib.read_status(c) for c in cells):
+    study_costs.write(workdir, study_costs.measure(cells, log=log))
   log(f"report: {study_report.write_report(sweep, cells, workdir, title=f'Study {name}')}")
 
 

@@ -26,6 +26,7 @@ from ebm_jax import diagnostics
 from ebm_jax import plotting
 from ebm_jax import reporting
 from ebm_jax import rundir
+from ebm_jax import study_costs
 from ebm_jax import study_stats
 from ebm_jax import sweep as sweep_lib
 
@@ -66,21 +67,24 @@ def grad_evals_per_update(config) -> int:
   return int(config.batch_size * config.sampler.num_steps * per_step)
 
 
-def cell_curve(cell: sweep_lib.Cell, models_in_group) -> dict:
-  """The cell's quality at every evaluation: ``step``, ``wall_time`` (the cell's share of its
-  group's wall-clock: the group's time over its number of models, outputs included),
-  ``grad_evals`` and ``quality``."""
+def cell_curve(cell: sweep_lib.Cell, models_in_group, cost: float | None = None) -> dict:
+  """The cell's quality at every evaluation: ``step``, ``wall_time``, ``grad_evals`` and
+  ``quality``. ``wall_time`` is ``step x cost``, the setting's seconds per update measured in
+  one interleaved run (:mod:`ebm_jax.study_costs`) when given; without it, the cell's share
+  of its group's own clock (the group's time over its number of models, outputs included)."""
   metric = quality_metric(cell.config)
   m = reporting.measurements(cell.workdir, (metric,))
   share = float(models_in_group) if models_in_group not in ("", None, 0) else 1.0
-  return {"step": m["step"], "wall_time": m["wall_time"] / share,
+  wall = m["step"] * cost if cost is not None else m["wall_time"] / share
+  return {"step": m["step"], "wall_time": wall,
           "grad_evals": m["step"] * float(grad_evals_per_update(cell.config)),
           "quality": m[metric]}
 
 
-def cell_row(cell: sweep_lib.Cell) -> dict:
+def cell_row(cell: sweep_lib.Cell, costs: dict | None = None) -> dict:
   """One row of results.csv: the swept values, the outcome, the dynamics and the quality
-  (keys starting with ``_`` stay out of the csv)."""
+  (keys starting with ``_`` stay out of the csv); ``costs``: the study's measured seconds per
+  update (:mod:`ebm_jax.study_costs`), which then time its curve."""
   status = sweep_lib.read_status(cell) or {"status": "not run"}
   row = {"cell": cell.name, "grid": cell.grid, "setting": cell.setting, **cell.overrides,
          "status": status["status"], "diverged_at_step": status.get("diverged_at_step", ""),
@@ -101,6 +105,9 @@ def cell_row(cell: sweep_lib.Cell) -> dict:
   # that holds the compilation does not count (figure writing is outside the windows).
   row["steps_per_sec"] = (float(np.median([r["samples_per_sec"] for r in rows]))
                           / cell.config.batch_size if rows else "")
+  cost = study_costs.seconds_per_update(costs, cell.config)
+  row["seconds_per_update"] = (cost if cost is not None else
+                               1.0 / row["steps_per_sec"] if row["steps_per_sec"] else np.nan)
   row.update({
       "d_s_t_final": last.get("d_s_t", np.nan),
       "d_s_t_mean": float(np.mean(half)) if len(half) else np.nan,
@@ -133,7 +140,7 @@ def cell_row(cell: sweep_lib.Cell) -> dict:
   row["longrun_from_noise"] = check["from_noise"][metric] if check else np.nan
   row["convergence"] = check["verdict"] if check else "not checked"
   row["grad_evals_per_update"] = grad_evals_per_update(cell.config)
-  row["_curve"] = cell_curve(cell, row["models_in_group"])
+  row["_curve"] = cell_curve(cell, row["models_in_group"], cost)
   row["_workdir"] = cell.workdir
   return row
 
@@ -490,11 +497,13 @@ def claim_large_k_stable_slow(rows, axes, roles, metric) -> ClaimResult:
   target = (10 ** float(np.quantile(finished, 0.75, method="inverted_cdf")) if finished
             else np.nan)
   lines = [f"Time to quality: the first wall-clock at which a cell's {metric} reaches "
-           f"{target:.3g} (the upper quartile of the settings' final {metric}), in s of the "
-           "cell's share of its group's wall-clock; medians are lower medians, so a level "
-           "whose cells half reach the target has a finite time.", "",
+           f"{target:.3g} (the upper quartile of the settings' final {metric}), in s: the "
+           "updates it took times its setting's cost per update (measured in one interleaved "
+           "run when the study has costs.json, else the cell's share of its group's clock); "
+           "medians are lower medians, so a level whose cells half reach the target has a "
+           "finite time.", "",
            "| K | cells | stable fraction | diverged | median " + metric +
-           " | median s per update (group) | median time to target (s) | reached |",
+           " | median s per update | median time to target (s) | reached |",
            "|---|---|---|---|---|---|---|---|"]
   stats = {}
   for kv in ks:
@@ -502,9 +511,8 @@ def claim_large_k_stable_slow(rows, axes, roles, metric) -> ClaimResult:
     stable = float(np.mean([r["stable"] for r in sub]))
     div = sum(r["status"] == "diverged" for r in sub)
     q = [r["quality"] for r in sub if r["status"] == "finished" and np.isfinite(r["quality"])]
-    sps = [r["steps_per_sec"] for r in sub if isinstance(r["steps_per_sec"], float)
-           and r["steps_per_sec"] > 0]
-    spu = float(np.median([1 / s for s in sps])) if sps else np.nan
+    costs = [r["seconds_per_update"] for r in sub if np.isfinite(r["seconds_per_update"])]
+    spu = float(np.median(costs)) if costs else np.nan
     times = [_first_time(r["_curve"], target) if r["status"] == "finished" else np.inf
              for r in sub]
     stats[kv] = (stable, spu)
@@ -821,10 +829,24 @@ def _replicates_note(sweep: sweep_lib.Sweep, rows) -> str:
           "the heat maps show each setting's geometric mean over its finished seeds.")
 
 
+def _costs_note(costs: dict | None) -> str:
+  if not costs:
+    return ("Equal wall-clock comparisons read each cell's share of its group's own clock "
+            "(no `costs.json`: `python -m ebm_jax.study_costs` measures each setting's cost "
+            "per update in one interleaved run).")
+  per = "; ".join(f"{e['cell']}'s setting {e['seconds_per_update']:.3g} s"
+                  for e in costs["settings"].values())
+  return (f"Equal wall-clock comparisons read time as updates x each setting's cost per update, "
+          f"measured alone and interleaved in one run ({costs['repeats']} repeats of "
+          f"{costs['updates_per_repeat']} updates, medians; `costs.json`) on {costs['machine']}: "
+          f"{per}. The cells themselves trained by updates, so no group's clock enters.")
+
+
 def write_report(sweep: sweep_lib.Sweep, cells: Sequence[sweep_lib.Cell], workdir: str,
                  title: str = "Study") -> str:
   """Writes results.csv, plots/ and report.md under ``workdir``; returns the report's path."""
-  rows = [cell_row(c) for c in cells]
+  costs = study_costs.read(workdir)
+  rows = [cell_row(c, costs) for c in cells]
   write_csv(os.path.join(workdir, "results.csv"), rows)
   plots_dir = os.path.join(workdir, "plots")
   lines = [f"# {title}", ""]
@@ -844,7 +866,7 @@ def write_report(sweep: sweep_lib.Sweep, cells: Sequence[sweep_lib.Cell], workdi
             "after the recovery. Quality: toy densities KL(true * K || KDE_K of the "
             "short-run samples), a proper score with a fixed Gaussian kernel K; "
             "images classifier-feature FID of `samples.npz`. Lower is better.", "",
-            _replicates_note(sweep, rows), ""]
+            _replicates_note(sweep, rows), "", _costs_note(costs), ""]
   summary = []
   for grid in sweep.grids:
     grid_rows = [r for r in rows if r["grid"] == grid.name]

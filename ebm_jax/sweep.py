@@ -242,7 +242,7 @@ def expand(sweep: Sweep, base_spec: str | None, workdir: str,
   return cells
 
 
-def _group_signature(config) -> str:
+def group_signature(config) -> str:
   """A hash of the config with every vmappable value set to its default."""
   c, reference = config.copy_and_resolve_references(), config_lib.get_config()
   for key in VMAPPABLE_KEYS:
@@ -258,7 +258,7 @@ def group_cells(cells: Sequence[Cell], max_models: int = 0,
   ``shuffle_seed``, a random order drawn from it; ``max_models`` > 0 caps a group's size."""
   groups: dict[tuple, list[Cell]] = {}
   for cell in cells:
-    groups.setdefault((_group_signature(cell.config), cell.group_key), []).append(cell)
+    groups.setdefault((group_signature(cell.config), cell.group_key), []).append(cell)
   out = []
   for members in groups.values():
     step = max_models if max_models > 0 else len(members)

@@ -4,17 +4,21 @@
 
 Per dataset: K in {5, 20, 100} x Adam learning rate in {1e-4, 1e-3, 1e-2} x sampler noise in
 {0 (noiseless gradient descent), eps = 0.125 (Langevin)} x spectral norm off / on, each setting
-with 3 seeds: 108 cells per dataset, trained in 6 vmapped groups of 18 models (K and spectral
-norm change the compiled step; learning rate, noise and seed do not).
+with 3 seeds: 108 cells per dataset. Each seed trains in vmapped groups of its own (K and
+spectral norm change the compiled step, so a group is one seed's 6 learning-rate x noise
+settings), so a seed replicates a whole group; groups run in a seeded random order.
 
-Budget-matched: every group trains for the same wall-clock (3 min on 2 CPU cores), so small-K
-groups make more updates than large-K ones, and every cell is evaluated (KL(true || KDE of 2,000
-samples), from the one loop's landscape step) every 500 updates, so the report can compare
-settings at equal updates, equal wall-clock and equal energy-gradient evaluations. At the end
-every cell gets ebm-anatomy's long-run check (2,000 Langevin steps from data and from uniform
-noise, scored like the short-run samples: convergent or not). 66 min 30 s here (Intel
-Xeon, 2 cores). The base recipes are the CPU toys (``configs/toy_gmm.py``,
-``configs/toy_rings.py``: Adam, EMA 0.99 of the weights for the samples, persistent bank).
+Budgeted by updates, 2,000 per cell (deterministic, the same on any machine); a cell that
+diverges or runs away ends there, counted unstable (no recovery at a smaller learning rate).
+Every cell is evaluated (KL(true * K || KDE_K of 2,000 samples), the proper score, from the one
+loop's landscape step) every 500 updates, so the report compares settings at equal updates,
+equal energy-gradient evaluations and equal wall-clock, the last as updates x each setting's
+cost per update measured in one interleaved run (``costs.json``). At the end every cell gets
+ebm-anatomy's long-run check (2,000 Langevin steps from data and from uniform noise, scored
+like the short-run samples: convergent or not). The base recipes are the CPU toys
+(``configs/toy_gmm.py``, ``configs/toy_rings.py``: Adam, EMA 0.99 of the weights for the
+samples, persistent bank). Earlier runs (wall-clock budgets, seeds sharing a group):
+``docs/study/toy/``.
 
 ``single_seed``: the settings of the committed single-seed report before replicates
 (1,500 updates, no EMA, n_f 32, one seed), for comparison.
@@ -30,7 +34,7 @@ AXES = {
 }
 ROLES = {"K": "sampler.num_steps", "lr": "optimizer.learning_rate",
          "noise": "sampler.noise_std", "sn": "model.spectral_norm"}
-GROUP_BUDGET_S = 180.0
+UPDATES = 2000
 
 VARIANTS = ("single_seed",)   # besides the default (no variant)
 
@@ -38,8 +42,8 @@ VARIANTS = ("single_seed",)   # besides the default (no variant)
 def get_sweep(variant=None):
   if variant is None:
     fixed = {
-        "num_train_steps": 100000,           # the wall-clock budget ends every group first
-        "train_time_budget_s": GROUP_BUDGET_S,
+        "num_train_steps": UPDATES,
+        "train_time_budget_s": 0.0,
         "optimizer.lr_min": 0.0,             # unused: constant learning rate (lr_decay 1)
         "log_every_steps": 250,
         "checkpoint_every_steps": 1000,
@@ -63,9 +67,9 @@ def get_sweep(variant=None):
         "(toy MLP n_f 32 GMM / 64 rings, persistent bank of 10,000 chains, Langevin in "
         "ebm-anatomy's parametrisation: step 1 on the energy scaled by eps^2/2, loss scale "
         "2/eps^2; noise 0 turns it into noiseless gradient descent on the same energy; Adam, "
-        "EMA 0.99 of the weights for the samples, batch 100). Each vmapped group of 18 "
-        f"models trains for {GROUP_BUDGET_S / 60:g} min of wall-clock; quality KL(true || KDE of "
-        "2,000 samples) every 500 updates.")
+        f"EMA 0.99 of the weights for the samples, batch 100). Every cell trains {UPDATES:,} "
+        "updates; quality KL(true * K || KDE_K of 2,000 samples), a proper score, every 500 "
+        "updates.")
   elif variant == "single_seed":
     fixed = {
         "num_train_steps": 1500, "optimizer.lr_min": 0.0, "log_every_steps": 250,

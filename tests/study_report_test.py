@@ -37,7 +37,7 @@ def synthetic_rows(quality_fn, diverged_fn=lambda k, lr, noise, sn: False, sps=N
         "status": "diverged" if diverged else "finished",
         "diverged_at_step": 7 if diverged else "", "quality": np.nan if diverged else q,
         "stable": not diverged, "dynamics": "stable", "models_in_group": 4,
-        "steps_per_sec": speed,
+        "steps_per_sec": speed, "seconds_per_update": 1.0 / speed,
         "_curve": {"step": steps, "wall_time": steps / speed, "grad_evals": steps * 10.0 * k,
                    "quality": q * 100.0 / steps}})
   return rows
