@@ -180,13 +180,19 @@ def kl_smoothed(true: np.ndarray, samples, axis: np.ndarray, points: np.ndarray,
   return kl_on_grid(smoothed(true, axis, sd), kde, area), kde
 
 
+def true_on_grid(log_density: Callable, limit: float, res: int):
+  """``(axis, points, cell area, true density)`` of a toy on the ``res x res`` landscape grid."""
+  axis, points = grid_points(limit, res)
+  area = float((axis[1] - axis[0]) ** 2)
+  return axis, points, area, normalise_on_grid(np.asarray(log_density(jnp.asarray(points))),
+                                               area)
+
+
 def smoothed_floor(toy, num: int, limit: float, res: int = 200, kde_bandwidth: float = 0.1,
                    draws: int = 5) -> float:
   """The mean of :func:`kl_smoothed` over ``draws`` sets of ``num`` exact samples of ``toy``:
   what a perfect sampler scores with this many samples (the KDE's variance alone)."""
-  axis, points = grid_points(limit, res)
-  area = float((axis[1] - axis[0]) ** 2)
-  true = normalise_on_grid(np.asarray(toy.log_density(jnp.asarray(points))), area)
+  axis, points, _, true = true_on_grid(toy.log_density, limit, res)
   return float(np.mean([
       kl_smoothed(true, toy.sample(jax.random.PRNGKey(seed), num), axis, points,
                   kde_bandwidth)[0] for seed in range(draws)]))
@@ -196,9 +202,7 @@ def kde_floor(toy, num: int, limit: float, res: int = 200, kde_bandwidth: float 
               seed: int = 0) -> float:
   """KL(true || KDE of ``num`` exact samples of ``toy``) on the landscape grid: what a perfect
   sampler scores with this many samples and this bandwidth (the KDE's own bias)."""
-  axis, points = grid_points(limit, res)
-  area = float((axis[1] - axis[0]) ** 2)
-  true = normalise_on_grid(np.asarray(toy.log_density(jnp.asarray(points))), area)
+  _, points, area, true = true_on_grid(toy.log_density, limit, res)
   samples = toy.sample(jax.random.PRNGKey(seed), num)
   return kl_on_grid(true, normalise_on_grid(kde_log_density(samples, points, kde_bandwidth),
                                             area), area)
@@ -214,9 +218,7 @@ def toy_landscape(true_log_density: Callable, energy_fn: Callable, limit: float,
   for Langevin, i.e. ebm-anatomy's ``2 / eps**2`` with step size 1). ``energy_fn`` is called
   once on all grid points: pass a jitted one (the runner's is compiled once per run).
   """
-  axis, points = grid_points(limit, res)
-  area = float((axis[1] - axis[0]) ** 2)
-  true = normalise_on_grid(np.asarray(true_log_density(jnp.asarray(points))), area)
+  axis, points, area, true = true_on_grid(true_log_density, limit, res)
   energy = np.asarray(energy_fn(jnp.asarray(points)), np.float64)
   model = normalise_on_grid(-temperature_scale * energy, area)
   kde = kl_kde = kl_proper = None

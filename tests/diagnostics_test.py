@@ -110,10 +110,8 @@ def test_the_smoothed_kl_is_proper_and_the_plain_one_rewards_narrow_samples():
   # wider modes, one mode of eight dropped and modes reweighted 2:1; KL(true || KDE) prefers
   # the narrower ones (the kernel's variance stands in for theirs).
   density = data.TOY_DENSITIES["gmm"]()
-  axis, points = diagnostics.grid_points(density.plot_limit, 120)
-  area = float((axis[1] - axis[0]) ** 2)
-  true = diagnostics.normalise_on_grid(np.asarray(density.log_density(jnp.asarray(points))),
-                                       area)
+  axis, points, area, true = diagnostics.true_on_grid(density.log_density, density.plot_limit,
+                                                      120)
   cases = {"exact": {}, "narrower": {"mode_sd": 0.135}, "wider": {"mode_sd": 0.165},
            "one mode dropped": {"weights": [0, 1, 1, 1, 1, 1, 1, 1]},
            "reweighted": {"weights": [2, 1, 2, 1, 2, 1, 2, 1]}}
@@ -140,10 +138,7 @@ def test_the_smoothed_kl_is_proper_and_the_plain_one_rewards_narrow_samples():
 
 def test_the_fixed_kernel_is_the_bandwidth_times_the_true_sd_and_smoothing_adds_its_variance():
   density = data.TOY_DENSITIES["gmm"]()
-  axis, points = diagnostics.grid_points(density.plot_limit, 200)
-  area = float((axis[1] - axis[0]) ** 2)
-  true = diagnostics.normalise_on_grid(np.asarray(density.log_density(jnp.asarray(points))),
-                                       area)
+  axis, _, _, true = diagnostics.true_on_grid(density.log_density, density.plot_limit, 200)
   # Per-axis variance of the GMM: means on the unit circle (1/2) plus the mode's 0.15^2.
   sd = diagnostics.kernel_sd(true, axis, 0.1)
   assert sd == pytest.approx(0.1 * (0.5 + 0.15 ** 2) ** 0.5, rel=1e-3)
