@@ -107,7 +107,11 @@ def run_study(name: str, workdir: str) -> None:
     if not _REPORT_ONLY.value:
       sweep_lib.train_cells(cells, only=_CELLS.value, max_models=_MAX_MODELS.value, log=log,
                             shuffle_seed=0 if sweep.shuffle_groups else None)
-  if study_costs.read(workdir) is None and any(sweep_lib.read_status(c) for c in cells):
+  costs, ran = study_costs.read(workdir), [c for c in cells if sweep_lib.read_status(c)]
+  if ran and (costs is None or any(study_costs.seconds_per_update(costs, c.config) is None
+                                   for c in ran)):
+    # Missing, or measured for other settings (a changed sweep): measure every setting again,
+    # in one interleaved run; the earlier file is set aside.
     study_costs.write(workdir, study_costs.measure(cells, log=log))
   log(f"report: {study_report.write_report(sweep, cells, workdir, title=f'Study {name}')}")
 

@@ -52,9 +52,10 @@ def get_config(variant=None):
     # the raw weights', measured before the proper score; docs/leaderboard.md).
     c.ema.decay = 0.99
     # samples.npz and the landscapes' KDEs: 200 steps from the bank at a quarter of the
-    # training step (noise halved; the same target density exp(-128 E)). The training step's
-    # discretisation bias blurs the rings: KL(true || KDE) 0.122 with K = 100 at the training
-    # step, 0.123 / 0.125 with 300 / 1,000 steps, 0.089 at a quarter step (floor 0.099).
+    # training step (noise halved; the same target density, exp(-988 E) at noise 0.045). The
+    # training step's discretisation bias blurs the rings: KL(true || KDE) 0.122 with K = 100
+    # at the training step, 0.123 / 0.125 with 300 / 1,000 steps, 0.089 at a quarter step
+    # (floor 0.099).
     c.final_num_steps = 200
     c.final_step_fraction = 0.25
     c.log_every_steps = 100

@@ -48,7 +48,11 @@ def _stepper(cell: sweep_lib.Cell, images, updates: int) -> Callable[[], None]:
 
 def measure(cells: Sequence[sweep_lib.Cell], *, repeats: int = 5, updates: int = 10,
             log: Callable[[str], None] = print) -> dict:
-  """Seconds per update of one model of each static setting among ``cells``."""
+  """Seconds per update of one model of each static setting among ``cells``, trained alone
+  (the cost of the setting itself, not of the vmapped group it happened to train in), on the
+  machine this runs on: run it where the cells trained."""
+  if repeats < 1 or updates < 1:
+    raise ValueError(f"study_costs: repeats and updates must be >= 1, got {repeats}, {updates}")
   from ebm_jax import leaderboard
   from ebm_jax import runner as runner_lib
   from ebm_jax import spec as spec_lib
@@ -79,7 +83,9 @@ def measure(cells: Sequence[sweep_lib.Cell], *, repeats: int = 5, updates: int =
 
 
 def write(workdir: str, costs: dict) -> str:
+  """``<workdir>/costs.json``; an earlier one is set aside, never overwritten."""
   path = os.path.join(workdir, COSTS)
+  rundir.set_aside(path, time.strftime("before_%Y%m%d-%H%M%S"))
   rundir.write_json(path, costs)
   return path
 

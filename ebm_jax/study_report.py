@@ -106,6 +106,7 @@ def cell_row(cell: sweep_lib.Cell, costs: dict | None = None) -> dict:
   row["steps_per_sec"] = (float(np.median([r["samples_per_sec"] for r in rows]))
                           / cell.config.batch_size if rows else "")
   cost = study_costs.seconds_per_update(costs, cell.config)
+  row["_cost"] = cost if cost is not None else np.nan
   row["seconds_per_update"] = (cost if cost is not None else
                                1.0 / row["steps_per_sec"] if row["steps_per_sec"] else np.nan)
   row.update({
@@ -136,6 +137,9 @@ def cell_row(cell: sweep_lib.Cell, costs: dict | None = None) -> dict:
   row["quality"] = row[quality_metric(cell.config)]
   check = convergence.read(cell.workdir) if row["status"] == "finished" else None
   metric = quality_metric(cell.config)
+  # A record of another metric (a long-run check written before the proper toy score) has no
+  # comparable numbers: it is read as not checked.
+  check = check if check and metric in check.get("from_data", {}) else None
   row["longrun_from_data"] = check["from_data"][metric] if check else np.nan
   row["longrun_from_noise"] = check["from_noise"][metric] if check else np.nan
   row["convergence"] = check["verdict"] if check else "not checked"
@@ -166,7 +170,11 @@ def write_csv(path: str, rows: Sequence[dict]) -> None:
 
 def _score(rows: Sequence[dict]) -> np.ndarray:
   """log10 quality per row (lower = better); a diverged cell scores as the grid's worst
-  finished cell, so effects count divergence as failure rather than dropping it."""
+  finished cell, so effects count divergence as failure rather than dropping it. Rows scored
+  already (``_s``, by :func:`with_scores` on the whole grid) keep their scores, so a contrast
+  within one seed still counts a divergence as the grid's worst, not that seed's."""
+  if rows and all("_s" in r for r in rows):
+    return np.asarray([r["_s"] for r in rows], np.float64)
   q = np.asarray([r["quality"] if r["status"] == "finished" else np.nan for r in rows],
                  np.float64)
   s = np.log10(np.where(q > 0, q, np.nan))
@@ -174,6 +182,11 @@ def _score(rows: Sequence[dict]) -> np.ndarray:
   diverged = np.asarray([r["status"] == "diverged" for r in rows])
   s[diverged] = worst
   return s
+
+
+def with_scores(rows: Sequence[dict]) -> list[dict]:
+  """The rows with their grid-level log10 score (:func:`_score`) attached as ``_s``."""
+  return [dict(r, _s=s) for r, s in zip(rows, _score(rows))]
 
 
 def _settings(rows: Sequence[dict], score: np.ndarray | None = None) -> list[tuple[dict, float]]:
@@ -226,19 +239,24 @@ def main_effects(rows: Sequence[dict], axes: Sequence[str]) -> dict:
   return out
 
 
-def _effect(rows, key) -> float:
+def _effect(rows, key, levels: Sequence | None = None) -> float:
   """The signed main effect of ``key``: its last level's mean log10 quality minus its first
   level's, levels in value order (K 100 minus K 5, spectral norm on minus off); a range of
-  level means would be biased upward and could never be 0."""
+  level means would be biased upward and could never be 0. ``levels``: the grid's (so one
+  seed's rows missing an end level give nan, not a contrast between other levels)."""
   means = _level_means(rows, key)
-  levels = sorted(means, key=_order)
+  levels = sorted(means if levels is None else levels, key=_order)
   if len(levels) < 2:
     return 0.0
-  return float(means[levels[-1]] - means[levels[0]])
+  return float(means.get(levels[-1], np.nan) - means.get(levels[0], np.nan))
 
 
 def _order(value):
-  return (0, float(value)) if isinstance(value, (bool, int, float)) else (1, str(value))
+  """Sort key of a factor's levels: numbers (bools, numpy scalars included) by value, then
+  anything else by its text."""
+  if isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
+    return (0, float(value))
+  return (1, str(value))
 
 
 def _magnitude(interval: study_stats.Interval) -> tuple[float, float]:
@@ -317,6 +335,9 @@ def _interval_note(interval: study_stats.Interval, threshold: float = 0.0) -> st
   if not interval.replicated:
     return "one seed per setting: no interval, the verdict reads the point estimate"
   side = "excludes" if interval.excludes(threshold) else "includes"
+  if interval.method == "range":
+    return (f"the range over seeds {side} {threshold:g} (a seed's contrast is infinite, so "
+            "there is no t interval)")
   return f"95 % t interval over seeds {side} {threshold:g}"
 
 
@@ -331,8 +352,8 @@ def claim_k_matters_most(rows, axes, roles, metric) -> ClaimResult:
            "within each seed, with its t interval over seeds:", "",
            "| setting | levels | mean log10 " + metric + " per level | stable fraction "
            "per level | last minus first level [95 % interval] |", "|---|---|---|---|---|"]
-  intervals = {key: study_stats.by_replicate(rows, functools.partial(_effect, key=key))
-               for key in axes}
+  intervals = {key: study_stats.by_replicate(
+      rows, functools.partial(_effect, key=key, levels=_levels(rows, key))) for key in axes}
   for key, e in sorted(effects.items(), key=lambda kv: -abs(intervals[kv[0]].estimate)):
     lines.append(f"| {key} | {', '.join(_fmt(v) for v in e['levels'])} | "
                  f"{', '.join(f'{m:.2f}' for m in e['mean_log10'])} | "
@@ -523,10 +544,11 @@ def claim_large_k_stable_slow(rows, axes, roles, metric) -> ClaimResult:
 
   def time_ratio(rs) -> float:     # log10 of median time to target, largest K over smallest
     def median_time(kv):
-      return _lower_median([_first_time(r["_curve"], target) if r["status"] == "finished"
-                            else np.inf for r in rs if r[k] == kv])
+      times = [_first_time(r["_curve"], target) if r["status"] == "finished" else np.inf
+               for r in rs if r[k] == kv]
+      return _lower_median(times) if times else np.nan
     a, b = median_time(large), median_time(small)
-    if np.isinf(a) and np.isinf(b):
+    if np.isnan(a) or np.isnan(b) or (np.isinf(a) and np.isinf(b)):
       return np.nan
     return float(np.log10(a / b)) if np.isfinite(a) and np.isfinite(b) else (
         np.inf if np.isinf(a) else -np.inf)
@@ -703,7 +725,8 @@ def budget_lines(rows, axes, metric) -> list[str]:
                 for axis in BUDGET_AXES}
   lines = [f"Each level's mean log10 {metric} [95 % interval over seeds] at the end of training "
            f"and at three budgets every finished cell has spent: {budgets['step']:.0f} updates, "
-           f"{budgets['wall_time']:.3g} s of wall-clock (a cell's share of its group) and "
+           f"{budgets['wall_time']:.3g} s of wall-clock (updates x the setting's measured cost "
+           "per update, or a cell's share of its group's clock without costs.json) and "
            f"{budgets['grad_evals']:.3g} energy-gradient evaluations. A cell's quality at a "
            "budget is its last evaluation within it; diverged cells count as the worst; '-' = "
            "no cell of the level was evaluated within the budget ("
@@ -797,7 +820,7 @@ def write_figures(rows, grid: sweep_lib.Grid, roles, metric, plots_dir) -> list[
   if any(len(c["quality"]) for members in curves.values() for c in members):
     path = os.path.join(plots_dir, f"curves-{grid.name}.png")
     plotting.save_quality_curves(
-        path, curves, {"wall_time": "wall-clock (s, the cell's share of its group)",
+        path, curves, {"wall_time": "wall-clock (s)",
                        "grad_evals": "energy-gradient evaluations", "step": "updates"},
         metric, f"{grid.name}: {metric} against budgets, every cell, coloured by {row_key}")
     paths.insert(0, path)
@@ -829,7 +852,14 @@ def _replicates_note(sweep: sweep_lib.Sweep, rows) -> str:
           "the heat maps show each setting's geometric mean over its finished seeds.")
 
 
-def _costs_note(costs: dict | None) -> str:
+def _costs_note(costs: dict | None, rows: Sequence[dict] = ()) -> str:
+  missing = [r["cell"] for r in rows if r["status"] != "not run"
+             and not np.isfinite(r.get("_cost", np.nan))]
+  if costs and missing:
+    return (f"Equal wall-clock comparisons: `costs.json` lacks the setting of {len(missing)} "
+            f"cells ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}): measure "
+            "again (`python -m ebm_jax.study_costs`); until then those cells read their "
+            "group's clock and the two clocks are mixed.")
   if not costs:
     return ("Equal wall-clock comparisons read each cell's share of its group's own clock "
             "(no `costs.json`: `python -m ebm_jax.study_costs` measures each setting's cost "
@@ -866,7 +896,7 @@ def write_report(sweep: sweep_lib.Sweep, cells: Sequence[sweep_lib.Cell], workdi
             "after the recovery. Quality: toy densities KL(true * K || KDE_K of the "
             "short-run samples), a proper score with a fixed Gaussian kernel K; "
             "images classifier-feature FID of `samples.npz`. Lower is better.", "",
-            _replicates_note(sweep, rows), "", _costs_note(costs), ""]
+            _replicates_note(sweep, rows), "", _costs_note(costs, rows), ""]
   summary = []
   for grid in sweep.grids:
     grid_rows = [r for r in rows if r["grid"] == grid.name]
@@ -881,8 +911,9 @@ def write_report(sweep: sweep_lib.Sweep, cells: Sequence[sweep_lib.Cell], workdi
     if not ran:
       lines += ["No cell of this grid has run yet.", ""]
       continue
+    scored = with_scores(ran)        # divergences count as the grid's worst in every seed
     for claim, fn in CLAIMS:
-      result = fn(ran, axes, sweep.roles, metric)
+      result = fn(scored, axes, sweep.roles, metric)
       summary.append((grid.name, claim.split(" ")[0], result.verdict, result.effect))
       lines += [f"### Claim {claim}", "", f"**Verdict on `{grid.name}`: {result.verdict}.**",
                 "", *result.lines, ""]

@@ -35,6 +35,7 @@ class Interval:
   low: float
   high: float
   replicated: bool
+  method: str = "t"         # "t": Student-t over replicates; "range": their min and max
 
   def excludes(self, value: float = 0.0) -> bool:
     """Whether the whole interval lies on one side of ``value`` (replicated studies only)."""
@@ -119,7 +120,15 @@ def by_replicate(rows: Sequence[dict], statistic: Callable[[Sequence[dict]], flo
   by: dict = {}
   for r in rows:
     by.setdefault(r[key], []).append(r)
-  return t_interval([statistic(members) for members in by.values()], level)
+  values = [float(statistic(members)) for members in by.values()]
+  infinite = [v for v in values if np.isinf(v)]
+  if infinite:
+    # A seed whose contrast is infinite (e.g. one K never reached the target): no mean or t
+    # interval exists; the median and the range over the seeds say the same without one.
+    kept = np.asarray([v for v in values if not np.isnan(v)], np.float64)
+    return Interval(float(np.median(kept)), float(kept.min()), float(kept.max()),
+                    len(kept) > 1, "range")
+  return t_interval(values, level)
 
 
 def coverage(interval: Callable[[np.ndarray], Interval], n: int, simulations: int = 2000,

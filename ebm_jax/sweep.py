@@ -235,8 +235,8 @@ def expand(sweep: Sweep, base_spec: str | None, workdir: str,
       if name in seen:
         raise SweepError(f"two cells are named {name}; give the grids different names")
       seen[name] = True
-      group_key = (f"seed{overrides[SEED_KEY]}" if sweep.replicate_groups and sweep.seeds
-                   else "")
+      group_key = (f"seed{overrides[SEED_KEY]}" if sweep.replicate_groups
+                   and SEED_KEY in overrides else "")
       cells.append(Cell(name, grid.name, overrides, config,
                         os.path.join(workdir, "cells", name), group_key))
   return cells

@@ -20,8 +20,9 @@ like the short-run samples: convergent or not). The base recipes are the CPU toy
 samples, persistent bank). Earlier runs (wall-clock budgets, seeds sharing a group):
 ``docs/study/toy/``.
 
-``single_seed``: the settings of the committed single-seed report before replicates
-(1,500 updates, no EMA, n_f 32, one seed), for comparison.
+``single_seed``: the training settings of the committed single-seed report before replicates
+(1,500 updates, no EMA, n_f 32, one seed), for comparison; scored and stopped as studies are
+now (the proper toy score; a rejected update ends the cell).
 """
 
 from ebm_jax.sweep import Grid, Sweep

@@ -209,3 +209,29 @@ def test_a_main_effect_is_signed_so_its_interval_can_hold_zero():
   # And the sign says which way: K 100 is a decade better than K 5.
   better = synthetic_rows(lambda k, *a: 0.1 if k == 100 else 1.0, seeds=(0, 1, 2))
   assert study_report._effect(better, AXES[0]) == pytest.approx(-1.0)
+
+
+def test_a_seed_missing_a_level_or_never_reaching_the_target_is_handled():
+  # Seed 2 has no K 100 cells (its group has not run): its K contrast is nan and left out, not
+  # a contrast between other levels; the report does not crash.
+  rows = [r for r in synthetic_rows(lambda k, *a: 0.1 if k == 100 else 1.0, seeds=(0, 1, 2))
+          if not (r["seed"] == 2 and r[AXES[0]] == 100)]
+  scored = study_report.with_scores(rows)
+  interval = study_stats.by_replicate(
+      scored, lambda rs: study_report._effect(rs, AXES[0], levels=(5, 100)))
+  assert interval.estimate == pytest.approx(-1.0) and interval.replicated
+  result = study_report.claim_large_k_stable_slow(scored, AXES, ROLES, "kl")
+  assert result.verdict in ("supported", "not supported", "inconclusive")
+  # K 100 never reaches the target in any seed (it diverges): the ratio is +inf in every seed,
+  # read as a range over seeds, not dropped as "not tested".
+  slow = study_report.with_scores(synthetic_rows(lambda k, *a: 1.0, seeds=(0, 1, 2),
+                                                 diverged_fn=lambda k, *a: k == 100))
+  ratio = study_stats.by_replicate(slow, lambda rs: np.inf)
+  assert (ratio.estimate, ratio.method) == (np.inf, "range")
+  assert study_report._interval_note(ratio).startswith("the range over seeds excludes 0")
+
+
+def test_levels_order_by_value_whatever_their_type():
+  assert sorted([np.int64(100), np.int64(5), np.int64(20)], key=study_report._order) == [5, 20,
+                                                                                          100]
+  assert sorted([True, False], key=study_report._order) == [False, True]

@@ -29,11 +29,16 @@ def test_grid_expansion_names_and_groups_cells(tmp_path):
   assert cells[-1].config.sampler.num_steps == 3 and cells[-1].config.seed == 1
   assert isinstance(cells[0].config.optimizer.learning_rate, float)
   groups = sweep.group_cells(cells)
-  # K changes the compiled step; the learning rate and the seed do not.
-  assert [len(g) for g in groups] == [4, 4]
-  assert {c.config.sampler.num_steps for c in groups[0]} == {2}
-  assert sweep.varying_keys(groups[0]) == ["seed", "optimizer.learning_rate"]
-  assert [len(g) for g in sweep.group_cells(cells, max_models=3)] == [3, 1, 3, 1]
+  # K changes the compiled step; the learning rate does not; each seed (an axis here) is a
+  # replicate of a whole group by default.
+  assert [len(g) for g in groups] == [2, 2, 2, 2]
+  assert {(c.config.sampler.num_steps, c.config.seed) for c in groups[0]} == {(2, 0)}
+  assert sweep.varying_keys(groups[0]) == ["optimizer.learning_rate"]
+  shared = sweep.group_cells(sweep.expand(sweep.Sweep([grid], replicate_groups=False), None,
+                                          str(tmp_path)))
+  assert [len(g) for g in shared] == [4, 4]
+  assert sweep.varying_keys(shared[0]) == ["seed", "optimizer.learning_rate"]
+  assert [len(g) for g in sweep.group_cells(cells, max_models=1)] == [1] * 8
 
 
 def test_seeds_are_the_last_axis_and_replicates_share_a_setting(tmp_path):
