@@ -2,9 +2,11 @@
 recipe without the repository's files."""
 
 import os
+import re
 import site
 import subprocess
 import sys
+import tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,3 +38,22 @@ def test_an_installed_package_validates_the_mnist_recipe(tmp_path):
                           capture_output=True, text=True, timeout=300, cwd=elsewhere, env=env)
   assert result.returncode == 0, result.stderr[-2000:]
   assert result.stdout.strip() == "validated vanilla langevin replay"
+
+
+def _names(requirements):
+  return {re.split(r"[<>=!~;\[ ]", r.strip(), maxsplit=1)[0].lower().replace("_", "-")
+          for r in requirements if r.strip() and not r.strip().startswith("#")}
+
+
+def test_pyproject_declares_what_requirements_txt_installs():
+  with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+    project = tomllib.load(f)["project"]
+  with open(os.path.join(ROOT, "requirements.txt")) as f:
+    pinned = _names(line.split("#")[0] for line in f)
+  runtime = _names(project["dependencies"])
+  extras = set().union(*(_names(v) for v in project["optional-dependencies"].values()))
+  # A default run writes TensorBoard events (`tensorboard = True`): `pip install .` alone must
+  # bring the writer, not only the requirements file.
+  assert "tensorboardx" in runtime
+  assert runtime | extras == pinned, (runtime | extras) ^ pinned
+  assert project["license"] == "Apache-2.0" and os.path.exists(os.path.join(ROOT, "LICENSE"))
