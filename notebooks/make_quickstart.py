@@ -160,8 +160,8 @@ show("gmm_normalised/plots/landscape_*.png")"""),
 - `python train.py --config=configs/mnist.py` — the full MNIST recipe; `configs/` lists the
   others (Fashion-MNIST, CoopNets, CIFAR-10, the seed papers' settings).
 - `tensorboard --logdir runs/` — every run's curves and grids.
-- `python sweep.py --spec=sweeps/thesis_claims_toy.py` — a study of settings, trained as vmapped
-  groups.
+- `python sweep.py --sweep=sweeps/thesis_claims_toy.py --workdir=runs/study-toy` — a study of
+  settings, trained as vmapped groups (`docs/study/` holds its report).
 - `docs/tpu.md` — GPUs, TPU VMs and pod slices."""),
 ]
 
