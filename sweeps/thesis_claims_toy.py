@@ -18,7 +18,10 @@ ebm-anatomy's long-run check (2,000 Langevin steps from data and from uniform no
 like the short-run samples: convergent or not). The base recipes are the CPU toys
 (``configs/toy_gmm.py``, ``configs/toy_rings.py``: Adam, EMA 0.99 of the weights for the
 samples, persistent bank). Earlier runs (wall-clock budgets, seeds sharing a group):
-``docs/study/toy/``.
+``docs/study/history/toy/``.
+
+``gmm``, ``rings``: one density of the default study (the same cells, so either reuses and
+completes the other's finished cells in the same study directory).
 
 ``single_seed``: the training settings of the committed single-seed report before replicates
 (1,500 updates, no EMA, n_f 32, one seed), for comparison; scored and stopped as studies are
@@ -37,10 +40,14 @@ ROLES = {"K": "sampler.num_steps", "lr": "optimizer.learning_rate",
          "noise": "sampler.noise_std", "sn": "model.spectral_norm"}
 UPDATES = 2000
 
-VARIANTS = ("single_seed",)   # besides the default (no variant)
+VARIANTS = ("gmm", "rings", "single_seed")   # besides the default (no variant)
+DATASETS = ("gmm", "rings")
 
 
 def get_sweep(variant=None):
+  datasets = DATASETS
+  if variant in DATASETS:     # one density of the default study: the same cells, by name
+    datasets, variant = (variant,), None
   if variant is None:
     fixed = {
         "num_train_steps": UPDATES,
@@ -80,12 +87,13 @@ def get_sweep(variant=None):
         "model.n_f": 32,
     }
     seeds = ()
-    description = ("The single-seed study (docs/study/single_seed/toy) before replicates: toy "
-                   "MLP n_f 32, no EMA, 1,500 updates, KDE bandwidth 0.1 on both densities.")
+    description = ("The single-seed study (docs/study/history/single_seed/toy) before "
+                   "replicates: toy MLP n_f 32, no EMA, 1,500 updates, KDE bandwidth 0.1 on "
+                   "both densities.")
   else:
-    raise ValueError(f"unknown variant {variant!r}; expected 'single_seed' or none")
-  return Sweep(
-      grids=[Grid("gmm", AXES, base="configs/toy_gmm.py", fixed=fixed),
-             Grid("rings", AXES, base="configs/toy_rings.py",
-                  fixed={**fixed, "model.n_f": 64})],   # the rings recipe's n_f when it ran
-      roles=ROLES, description=description, seeds=seeds)
+    raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS} or none")
+  grids = {"gmm": Grid("gmm", AXES, base="configs/toy_gmm.py", fixed=fixed),
+           "rings": Grid("rings", AXES, base="configs/toy_rings.py",
+                         fixed={**fixed, "model.n_f": 64})}   # the rings recipe's n_f then
+  return Sweep(grids=[grids[d] for d in datasets], roles=ROLES, description=description,
+               seeds=seeds)
