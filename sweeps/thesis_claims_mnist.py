@@ -17,11 +17,12 @@ is "not tested"; see ``quality``).
 
 ``quality``: batch 32 (which reaches the recipe's FID with about two thirds of its compute,
 ``docs/leaderboard.md``), K x noise x learning rate in {1e-3, 2e-3}, 3 seeds: 24 cells of
-1,000 updates (sized to run in about 1.5 h on two CPU cores; the recipe's FID needs about
-3,000 at this batch, so this compares settings early in training, and the report states the
-quality they reach), evaluated every 250 updates, then the same long-run check. Its earlier form
+500 updates, evaluated at 250 and 500, then the same long-run check. Sized to run in about
+1.5 h on two CPU cores beside another study (at 1,000 updates a K 20 group of 4 took about 37
+min there, 2.8 h in all); the recipe's FID needs about 3,000 updates at this batch, so this
+compares settings early in training, and the report states the quality they reach. Its earlier form
 (3,000 updates, no learning-rate axis, seeds sharing a group, recovery at half the learning
-rate) is ``docs/study/mnist_quality/`` (2 h 11 min on AMD Zen 4).
+rate) is ``docs/study/history/mnist_quality/`` (2 h 11 min on AMD Zen 4).
 
 ``full``: K in {5, 10, 25} x lr in {6e-4, 2e-3} x noise x spectral norm, 3 seeds, 3,000
 updates per cell.
@@ -35,7 +36,7 @@ from ebm_jax.sweep import Grid, Sweep
 ROLES = {"K": "sampler.num_steps", "lr": "optimizer.learning_rate",
          "noise": "sampler.noise_std", "sn": "model.spectral_norm"}
 VARIANTS = ("quality", "full", "gpu")   # besides the default (no variant)
-UPDATES_QUALITY = 1000
+UPDATES_QUALITY = 500
 
 
 def _cpu_fixed(updates: int) -> dict:
