@@ -15,7 +15,7 @@ checksum of the training data. From its softmax and its penultimate features:
 
 These are **not** comparable with published Inception-v3 FID / IS numbers: the feature extractor
 is different and much smaller. They compare runs of this project with each other, calibrated in
-the README against real test images, noise and single-class sets. For the FID papers report,
+docs/metrics.md against real test images, noise and single-class sets. For the FID papers report,
 ``--inception_weights=PATH`` adds Inception FID (:func:`inception_fid`, ``ebm_jax/inception.py``):
 50,000 samples drawn from the checkpoint by the run's final chain against the cached statistics
 of the whole training split, with the protocol recorded beside the number.

@@ -431,7 +431,7 @@ def runaway_cause(row: dict, trace: dict, rc) -> str | None:
   initialisation's transient out; from the run's own trace, so a resumed run judges the same
   way), or None. Healthy shipped recipes grow at most 8x over that baseline (toy rings' r_t;
   the GMM recipe 1.2x, its former default 1.9x; MNIST 1.0x over 600 updates), so the default
-  factor 1000 leaves a margin of 125x (README, "Divergence")."""
+  factor 1000 leaves a margin of 125x (docs/running.md, "Divergence recovers by itself")."""
   start, end = rc.runaway_start, rc.runaway_start + rc.runaway_window
   if not rc.runaway_factor or len(trace["step"]) < end:
     return None
