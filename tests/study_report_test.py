@@ -97,6 +97,16 @@ def test_claim_3_reads_time_to_quality_and_stability():
       "not supported")
 
 
+def test_one_unstable_cell_does_not_make_large_k_less_often_stable():
+  # K 100 five times slower per update in every seed; one K 100 cell diverged, in one seed.
+  rows = synthetic_rows(lambda k, lr, noise, sn: 1.0 + lr, seeds=(0, 1, 2))
+  lone = next(r for r in rows if r["sampler.num_steps"] == 100 and r["seed"] == 0)
+  lone.update(status="diverged", diverged_at_step=7, quality=np.nan, stable=False)
+  result = study_report.claim_large_k_stable_slow(rows, AXES, ROLES, "kl")
+  assert "a gap of -0.0417 [" in "\n".join(result.lines)      # (-1/8 + 0 + 0) / 3
+  assert result.verdict == "supported"
+
+
 def test_claim_4_compares_matched_noiseless_and_noisy_cells():
   better = synthetic_rows(lambda k, lr, noise, sn: 1.0 if noise == 0 else 1.2)
   verdict, lines, _ = study_report.claim_noiseless_comparable(better, AXES, ROLES, "kl")
