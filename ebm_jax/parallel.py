@@ -22,6 +22,9 @@ DATA_AXIS = "data"
 MODELS_AXIS = "models"    # a study's group of models, stacked along their leading axis
 
 
+CPU_COLLECTIVE_TIMEOUT_S = 24 * 3600
+
+
 def set_cpu_devices(count: int) -> None:
   """Splits the host CPU into ``count`` single-threaded XLA devices.
 
@@ -36,6 +39,12 @@ def set_cpu_devices(count: int) -> None:
     flags += f" --xla_force_host_platform_device_count={count}"
   if "xla_cpu_multi_thread_eigen" not in flags:
     flags += " --xla_cpu_multi_thread_eigen=false"
+  # Each device is one thread; on a loaded machine one of them can reach an all-reduce more
+  # than XLA's default 20 + 40 s (warn-stuck + terminate) after the other, and XLA then aborts
+  # the whole process (a study sharing two cores with another did, 60 s late). Waiting is right
+  # here: both devices are threads of this process, so the late one does arrive.
+  if "xla_cpu_collective_call_terminate_timeout_seconds" not in flags:
+    flags += f" --xla_cpu_collective_call_terminate_timeout_seconds={CPU_COLLECTIVE_TIMEOUT_S}"
   os.environ["XLA_FLAGS"] = flags.strip()
 
 

@@ -65,3 +65,41 @@ def test_importing_the_library_leaves_the_device_count_open():
                           env={**env, "JAX_PLATFORMS": "cpu"})
   assert result.returncode == 0, result.stderr[-2000:]
   assert result.stdout.strip().splitlines()[-1] == "2"
+
+
+LATE_DEVICE = """
+import functools, sys
+from ebm_jax import parallel
+parallel.set_cpu_devices(2)
+import jax, jax.numpy as jnp
+from jax.sharding import Mesh, PartitionSpec as P
+
+@jax.jit
+@functools.partial(jax.shard_map, mesh=Mesh(jax.devices(), ("d",)), in_specs=P("d"),
+                   out_specs=P())
+def late_sum(x):      # device 0 reaches the all-reduce seconds after device 1
+  n = jnp.where(jax.lax.axis_index("d") == 0, 400_000_000, 1)
+  return jax.lax.psum(jax.lax.fori_loop(0, n, lambda i, v: jnp.sin(v), x).sum(), "d")
+
+print(float(late_sum(jnp.zeros(2))))
+"""
+
+
+def test_a_device_late_at_an_all_reduce_is_waited_for_not_aborted():
+  # XLA aborts a process whose CPU devices meet at a collective more than its warn-stuck plus
+  # terminate timeouts apart (20 + 40 s by default: a loaded 2-core machine got there). The
+  # test shrinks both to 1 s, the terminate one only *unless* set_cpu_devices sets its own, so
+  # it fails on a library that leaves XLA's timeout in place and passes in seconds when not.
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  result = subprocess.run(
+      [sys.executable, "-c", LATE_DEVICE.replace(
+          "parallel.set_cpu_devices(2)",
+          "import os\nparallel.set_cpu_devices(2)\n"
+          "os.environ['XLA_FLAGS'] += ' --xla_cpu_collective_call_warn_stuck_timeout_seconds=1'\n"
+          "if 'terminate_timeout' not in os.environ['XLA_FLAGS']:\n"
+          "  os.environ['XLA_FLAGS'] += "
+          "' --xla_cpu_collective_call_terminate_timeout_seconds=1'")],
+      capture_output=True, text=True, timeout=300, cwd=os.path.dirname(HERE),
+      env={**env, "JAX_PLATFORMS": "cpu"})
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert float(result.stdout.strip().splitlines()[-1]) == 0.0
