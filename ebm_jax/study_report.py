@@ -734,12 +734,34 @@ def budget_lines(rows, axes, metric) -> list[str]:
     return ["No finished cell has a quality curve."]
   budgets = {axis: min(float(r["_curve"][axis][-1]) for r in finished) for axis in BUDGET_AXES}
 
+  def per_update(r, axis) -> float:
+    return {"step": 1.0, "wall_time": r["seconds_per_update"],
+            "grad_evals": float(r.get("grad_evals_per_update", np.nan))}[axis]
+
   def quality_at(axis):
-    def quality(r):
-      if r["status"] != "finished":
-        return np.nan
-      return r["quality"] if axis is None else _value_at(r["_curve"], axis, budgets[axis])
+    def quality(r):      # the cell's last evaluation within the budget (nan: none yet)
+      if axis is None:
+        return r["quality"] if r["status"] == "finished" else np.nan
+      return _value_at(r["_curve"], axis, budgets[axis]) if len(r["_curve"]["step"]) else np.nan
     return quality
+
+  def diverged_within(r, axis) -> bool:   # a cell that diverged after the budget had not yet
+    if r["status"] != "diverged":
+      return False
+    if axis is None:
+      return True
+    try:
+      return float(r["diverged_at_step"]) * per_update(r, axis) <= budgets[axis] * (1 + 1e-9)
+    except (TypeError, ValueError):
+      return True
+
+  def scores_at(axis) -> list[float]:
+    """log10 quality at the budget; a cell diverged within it scores as the worst measured
+    there over the whole grid (not its seed's); nan when it was not evaluated yet."""
+    measured = [quality_at(axis)(r) if not diverged_within(r, axis) else np.nan for r in rows]
+    logs = np.log10(np.where(np.asarray(measured) > 0, measured, np.nan))
+    worst = np.nanmax(logs) if np.any(np.isfinite(logs)) else np.nan
+    return [worst if diverged_within(r, axis) else v for r, v in zip(rows, logs)]
 
   unmeasured = {axis: sum(not np.isfinite(quality_at(axis)(r)) for r in finished)
                 for axis in BUDGET_AXES}
@@ -748,23 +770,28 @@ def budget_lines(rows, axes, metric) -> list[str]:
            f"{budgets['wall_time']:.3g} s of wall-clock (updates x the setting's measured cost "
            "per update, or a cell's share of its group's clock without costs.json) and "
            f"{budgets['grad_evals']:.3g} energy-gradient evaluations. A cell's quality at a "
-           "budget is its last evaluation within it; diverged cells count as the worst; '-' = "
-           "no cell of the level was evaluated within the budget ("
+           "budget is its last evaluation within it; a cell that diverged within the budget "
+           "counts as the worst measured there, one that diverged later by its evaluations "
+           "before; '-' = no cell of the level was evaluated within the budget ("
            + ", ".join(f"{n} of {len(finished)} cells unevaluated at {BUDGET_AXES[a]}"
                        for a, n in unmeasured.items()) + ").", "",
            "| setting | level | end of training | " + " | ".join(BUDGET_AXES.values()) + " |",
            "|---|---|---|---|---|---|"]
+  scored = {axis: [dict(r, _s=s) for r, s in zip(rows, scores_at(axis))]
+            for axis in (None, *BUDGET_AXES)}
   for key in axes:
     for level in _levels(rows, key):
       cells = []
       for axis in (None, *BUDGET_AXES):
-        values = quality_at(axis)
+        at_level = [r for r in scored[axis] if r[key] == level]
+        if not any(np.isfinite(r["_s"]) and not diverged_within(r, axis) for r in at_level):
+          cells.append("-")        # imputed divergences alone are no measurement of a level
+          continue
 
-        def level_mean(rs, values=values, level=level):
-          scored = [dict(r, quality=values(r)) for r in rs]
-          return _level_means(scored, key).get(level, np.nan)
+        def level_mean(rs, level=level):
+          return _level_means(rs, key).get(level, np.nan)
 
-        cells.append(str(study_stats.by_replicate(rows, level_mean)))
+        cells.append(str(study_stats.by_replicate(scored[axis], level_mean)))
       lines.append(f"| {key} | {_fmt(level)} | " + " | ".join(cells) + " |")
   return lines
 

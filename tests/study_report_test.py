@@ -161,6 +161,25 @@ def test_budget_matched_table_reads_each_curve_at_the_common_budget():
   assert all(v.startswith("0 ") for v in k5.split(" | ")[2:6])
 
 
+def test_a_budget_reads_a_late_divergence_by_its_curve_and_never_a_level_of_imputations():
+  # As above, and two K 100 cells diverged: one at update 3 (within every budget), one at
+  # update 90 (after the equal-wall-clock budget of 10 s = 20 of its updates, whose first
+  # evaluation it had). At equal gradient evaluations no K 100 cell had been evaluated: the
+  # one imputed divergence there is no measurement of the level, so the table says '-'.
+  rows = synthetic_rows(lambda k, lr, noise, sn: 1.0 if k == 5 else 0.5)
+  k100 = [r for r in rows if r["sampler.num_steps"] == 100]
+  for r, step in zip(k100[:2], (3, 90)):
+    r.update(status="diverged", diverged_at_step=step, quality=np.nan, stable=False)
+  text = "\n".join(study_report.budget_lines(rows, AXES, "kl"))
+  line = next(t for t in text.splitlines() if t.startswith("| sampler.num_steps | 100 |"))
+  end, updates, wall, grads = line.split(" | ")[2:6]
+  # At equal wall-clock: 7 cells at log10 5.0 (the late-diverging one among them) and one at
+  # the grid's worst measured there (also 5.0): 0.699; at the end the two divergences score
+  # as the grid's worst finished cell (0, K 5's): (6 x -0.301 + 2 x 0) / 8.
+  assert wall.startswith("0.699") and grads == "- |"
+  assert end.startswith("-0.226")
+
+
 def test_anova_finds_the_factor_and_the_interaction_that_made_the_data():
   rows = synthetic_rows(lambda k, lr, noise, sn: 10 ** ((k == 5) + 0.5 * (k == 5) * (lr == 1e-2)),
                         seeds=(0, 1, 2), noise_sd=0.05)
