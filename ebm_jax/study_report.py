@@ -324,6 +324,10 @@ def _judge(interval: study_stats.Interval, threshold: float = 0.0) -> str:
     return "not tested"
   if not interval.replicated:
     return "supported" if interval.estimate > threshold else "not supported"
+  if interval.method == "range":
+    # The seeds' min and max is no 95 % interval: with 3 seeds all on one side of the
+    # threshold a sign test gives p = 0.25.
+    return "inconclusive"
   if interval.low > threshold:
     return "supported"
   if interval.high <= threshold:      # an interval at exactly 0: no effect, not a doubt
@@ -336,8 +340,8 @@ def _interval_note(interval: study_stats.Interval, threshold: float = 0.0) -> st
     return "one seed per setting: no interval, the verdict reads the point estimate"
   side = "excludes" if interval.excludes(threshold) else "includes"
   if interval.method == "range":
-    return (f"the range over seeds {side} {threshold:g} (a seed's contrast is infinite, so "
-            "there is no t interval)")
+    return (f"the range over seeds {side} {threshold:g}; a seed's contrast is infinite, so "
+            "there is no t interval, and a range over 3 seeds is not one: inconclusive")
   return f"95 % t interval over seeds {side} {threshold:g}"
 
 
@@ -426,8 +430,8 @@ def claim_small_k_low_lr(rows, axes, roles, metric) -> ClaimResult:
       return value(_subset(sub, **{lr: high})) - value(_subset(sub, **{lr: low}))
     return gap(small) - gap(large)
 
-  def failed(rs) -> float:       # fraction of cells that diverged or did not train stably
-    return float(np.mean([not r["stable"] for r in rs])) if rs else np.nan
+  def failed(rs) -> float:       # fraction of cells that blew up (diverged or exploding)
+    return float(np.mean([_blew_up(r) for r in rs])) if rs else np.nan
 
   def mean_score(rs) -> float:   # rows carry "_s": log10 quality, diverged = the grid's worst
     values = [r["_s"] for r in rs if np.isfinite(r["_s"])]
@@ -436,21 +440,24 @@ def claim_small_k_low_lr(rows, axes, roles, metric) -> ClaimResult:
   def quality_contrast(rs) -> float:
     return contrast([dict(r, _s=v) for r, v in zip(rs, _score(rs))], mean_score)
 
-  def penalty_at_small_k(rs) -> float:
-    sub = _subset(rs, **{k: small})
-    return failed(_subset(sub, **{lr: high})) - failed(_subset(sub, **{lr: low}))
+  def blowups(kv) -> study_stats.PairedBinary:    # high vs low lr, matched cells at K = kv
+    pairs = _matched_pairs(_subset(rows, **{k: kv}), lr, high, low, axes)
+    return study_stats.paired_binary([(_blew_up(a), _blew_up(b)) for a, b in pairs])
 
-  penalty = study_stats.by_replicate(rows, penalty_at_small_k)
+  # Blow-ups (diverged or exploding), not drift: a low learning rate that has not finished
+  # learning drifts, which is no instability of the high one. Yes/no outcomes over matched
+  # pairs are tested exactly (McNemar), not by t intervals over 3 seeds' fractions.
+  at_small, at_large = blowups(small), blowups(large)
   unstable = study_stats.by_replicate(rows, functools.partial(contrast, value=failed))
   quality = study_stats.by_replicate(rows, quality_contrast)
-  parts = {_judge(penalty), _judge(unstable)}
-  lr_verdict = ("supported" if parts == {"supported"} else
-                "not supported" if "not supported" in parts else "inconclusive")
-  lines += ["", f"At K={_fmt(small)}, the fraction of cells not stable at lr {_fmt(high)} minus "
-            f"at lr {_fmt(low)}: {penalty} ({_interval_note(penalty)}). Interaction contrasts, "
-            f"(lr {_fmt(high)} minus lr {_fmt(low)}) at K={_fmt(small)} minus the same at "
-            f"K={_fmt(large)}: fraction of cells not stable {unstable} "
-            f"({_interval_note(unstable)}); log10 {metric} {quality} "
+  lr_verdict = at_small.verdict()
+  if lr_verdict == "supported" and at_large.difference >= at_small.difference:
+    lr_verdict = "not supported"         # as dangerous at large K: no small-K effect
+  lines += ["", f"Blow-ups (diverged or exploding) at lr {_fmt(high)} vs lr {_fmt(low)}, matched "
+            f"cells: at K={_fmt(small)} {at_small}; at K={_fmt(large)} {at_large}. Interaction "
+            f"contrasts, (lr {_fmt(high)} minus lr {_fmt(low)}) at K={_fmt(small)} minus the same "
+            f"at K={_fmt(large)}, per seed: blow-up fraction {unstable} (a t interval over "
+            f"the seeds' fractions: descriptive); log10 {metric} {quality} "
             f"({_interval_note(quality)}). Positive = the high learning rate costs more at "
             "small K."]
   sn_verdict = None
@@ -458,8 +465,6 @@ def claim_small_k_low_lr(rows, axes, roles, metric) -> ClaimResult:
     small_rows = _subset(rows, **{k: small})
     pairs = _matched_pairs(small_rows, sn, True, False, axes)
     if pairs:
-      div_on = sum(_blew_up(a) for a, _ in pairs)
-      div_off = sum(_blew_up(b) for _, b in pairs)
       stab_on = np.mean([a["stable"] for a, _ in pairs])
       stab_off = np.mean([b["stable"] for _, b in pairs])
 
@@ -469,43 +474,33 @@ def claim_small_k_low_lr(rows, axes, roles, metric) -> ClaimResult:
                                     score[[r[k] == small for r in rs]])
         return float(np.mean([a - b for a, b in matched])) if matched else np.nan
 
-      def blowups_prevented(rs) -> float:   # blow-up fraction without minus with: + = sn helps
-        matched = _matched_pairs(_subset(rs, **{k: small}), sn, True, False, axes)
-        return (float(np.mean([_blew_up(off) - _blew_up(on) for on, off in matched]))
-                if matched else np.nan)
-
       gain = study_stats.by_replicate(rows, sn_gain)
-      prevented = study_stats.by_replicate(rows, blowups_prevented)
-      lines += ["", f"Spectral norm at K={_fmt(small)} ({len(pairs)} matched cells): diverged "
-                f"or exploding {div_on} with vs {div_off} without, i.e. a blow-up fraction "
-                f"without minus with of {prevented} ({_interval_note(prevented)}); stable "
-                f"fraction {stab_on:.2f} with vs {stab_off:.2f} without; log10 {metric} "
-                f"without minus with (positive = spectral norm better): {gain} "
+      prevented = study_stats.paired_binary([(_blew_up(off), _blew_up(on))
+                                             for on, off in pairs])
+      lines += ["", f"Spectral norm at K={_fmt(small)}: blow-ups without vs with, {prevented}; "
+                f"stable fraction {stab_on:.2f} with vs {stab_off:.2f} without; log10 "
+                f"{metric} without minus with (positive = spectral norm better): {gain} "
                 f"({_interval_note(gain)})."]
-      # Blow-ups are counted per seed like every other contrast: one diverged cell among 18
-      # is not evidence that spectral norm prevents them.
-      if _judge(prevented) == "supported":
-        sn_verdict = "supported"
-      elif (prevented.high if prevented.replicated else prevented.estimate) < 0:
-        sn_verdict = "not supported"     # spectral norm itself made cells blow up
-      else:
-        sn_verdict = _judge(gain)
-  lines += ["", "Rule: the learning-rate part is supported when, over their intervals, the high "
-            "learning rate leaves more cells unstable than the low one at the smallest K, and "
-            "more so than at the largest K (both the penalty and the contrast positive; a "
-            "positive contrast alone can come from the low learning rate failing at large K); "
-            "the spectral-norm part "
-            "when it prevents blow-ups (diverged or exploding runs) at the smallest K over the "
-            "interval of the per-seed blow-up fractions or, with no such evidence either way, "
-            "improves quality over the gain's interval."]
+      sn_verdict = prevented.verdict()
+      if sn_verdict == "not supported" and prevented.second_only > prevented.first_only:
+        pass                             # spectral norm itself made cells blow up
+      elif sn_verdict != "supported":
+        sn_verdict = _judge(gain)        # no evidence on blow-ups: judge by quality
+  lines += ["", "Rule: the learning-rate part is supported when the high learning rate blows up "
+            "more of its matched cells than the low one at the smallest K (exact McNemar test, "
+            "p < 0.05) and by a larger share than at the largest K; not supported when no pair "
+            "differs, the low rate blows up more, or the high rate is as dangerous at large K; "
+            "the spectral-norm part when it prevents blow-ups at the smallest K (the same test) "
+            "or, with no evidence on blow-ups either way, improves quality over the gain's "
+            "interval."]
   if sn_verdict is None or lr_verdict == sn_verdict:
     verdict = lr_verdict
   else:
     verdict = "mixed"
   lines.append(f"Learning rate: {lr_verdict}" + (f"; spectral norm: {sn_verdict}."
                                                  if sn_verdict else "."))
-  return ClaimResult(verdict, lines, f"unstable fraction, high minus low lr at the smallest K: "
-                     f"{penalty}; K x lr contrast: {unstable}")
+  return ClaimResult(verdict, lines, f"blow-ups, high vs low lr at K={_fmt(small)}: {at_small}; "
+                     f"at K={_fmt(large)}: {at_large}")
 
 
 def _lower_median(values) -> float:
@@ -564,26 +559,23 @@ def claim_large_k_stable_slow(rows, axes, roles, metric) -> ClaimResult:
     return float(np.log10(a / b)) if np.isfinite(a) and np.isfinite(b) else (
         np.inf if np.isinf(a) else -np.inf)
 
-  def stability_gap(rs) -> float:   # stable fraction, largest K minus smallest
-    a = [r["stable"] for r in rs if r[k] == large]
-    b = [r["stable"] for r in rs if r[k] == small]
-    return float(np.mean(a) - np.mean(b)) if a and b else np.nan
-
   ratio = study_stats.by_replicate(rows, time_ratio)
-  # Less often stable only over the interval of the per-seed gaps: one cell more or less among
-  # 36 is not a difference in stability.
-  stability = study_stats.by_replicate(rows, stability_gap)
-  less_stable = (stability.high if stability.replicated else stability.estimate) < 0
+  # Less often stable only by an exact test over matched pairs (the same lr, noise, ... and
+  # seed at both K): one cell more or less among 36 is not a difference in stability.
+  stability = study_stats.paired_binary([
+      (not a["stable"], not b["stable"]) for a, b in _matched_pairs(rows, k, large, small, axes)])
+  less_stable = stability.verdict() == "supported"
   per_update = stats[large][1] / stats[small][1] if stats[small][1] > 0 else np.nan
   lines += ["", f"K={_fmt(large)} vs K={_fmt(small)}: stable fraction {stats[large][0]:.2f} vs "
-            f"{stats[small][0]:.2f}, a gap of {stability} ({_interval_note(stability)}); one "
-            f"update takes {per_update:.1f}x as long; log10 of the median time to target, "
-            f"K={_fmt(large)} over K={_fmt(small)}: {ratio} ({_interval_note(ratio)}).",
+            f"{stats[small][0]:.2f}; pairs unstable only at K={_fmt(large)} vs only at "
+            f"K={_fmt(small)}: {stability}; one update takes {per_update:.1f}x as long; log10 "
+            f"of the median time to target, K={_fmt(large)} over K={_fmt(small)}: {ratio} "
+            f"({_interval_note(ratio)}).",
             "", "Rule: supported when the largest K is not less often stable than the smallest "
-            "(the stable-fraction gap's interval does not lie below 0) and takes longer to "
-            "reach the target (log10 time ratio positive over its interval); not supported "
-            "when it is less often stable over that interval or faster; inconclusive otherwise "
-            "(and not tested when neither K reaches the target)."]
+            "(an exact McNemar test of matched pairs, p < 0.05) and takes longer to reach the "
+            "target (log10 time ratio positive over its interval); not supported when it is "
+            "less often stable by that test or faster; inconclusive otherwise (and not tested "
+            "when neither K reaches the target)."]
   time_verdict = _judge(ratio)
   if time_verdict == "not tested":
     return ClaimResult("not tested", lines + ["", "Neither K level reached the target."])
@@ -611,17 +603,26 @@ def claim_noiseless_comparable(rows, axes, roles, metric) -> ClaimResult:
   if not len(ratios):
     return ClaimResult("not tested", lines + ["No pair finished on both sides."])
 
-  def gap(rs) -> float:   # mean over matched settings of log10 quality, noiseless minus noisy
-    matched = _matched_settings(rs, noise, noiseless, noisy, axes)
-    diffs = [a - b for a, b in matched if np.isfinite(a) and np.isfinite(b)]
+  finished_both = {(a["cell"], b["cell"]) for a, b in both}
+
+  def gap(rs) -> float:   # mean log10 gap, noiseless minus noisy, over pairs both finished
+    diffs = [np.log10(a["quality"] / b["quality"])
+             for a, b in _matched_pairs(rs, noise, noiseless, noisy, axes)
+             if (a["cell"], b["cell"]) in finished_both]
     return float(np.mean(diffs)) if diffs else np.nan
 
+  # Quality is compared where both cells finished; a divergence is the other outcome, tested
+  # on its own (imputing the grid's worst score would let the noisy side's divergences make
+  # the noiseless cells look comparable).
   interval = study_stats.by_replicate(rows, gap)
+  blowups = study_stats.paired_binary([(_blew_up(a), _blew_up(b)) for a, b in pairs])
+  lines.append(f"Blow-ups (diverged or exploding), noiseless vs noisy: {blowups}.")
   margin = float(np.log10(COMPARABLE_FACTOR))
   lines += [f"{metric}(noiseless) / {metric}(noisy) per matched cell: median "
             f"{np.median(ratios):.3g}, range {ratios.min():.3g}-{ratios.max():.3g}; noiseless "
             f"better in {int(np.sum(ratios < 1))}/{len(ratios)}. Mean log10 gap (noiseless "
-            f"minus noisy, over settings): {interval}, i.e. a factor {10 ** interval.estimate:.3g}"
+            f"minus noisy, over the pairs both finished): {interval}, i.e. a factor "
+            f"{10 ** interval.estimate:.3g}"
             + (f" [{10 ** interval.low:.3g}, {10 ** interval.high:.3g}]"
                if interval.replicated else "") + ".",
             "", f"Rule (an equivalence test): supported when the noiseless cells are at most a "

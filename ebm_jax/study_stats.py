@@ -131,6 +131,49 @@ def by_replicate(rows: Sequence[dict], statistic: Callable[[Sequence[dict]], flo
   return t_interval(values, level)
 
 
+@dataclasses.dataclass(frozen=True)
+class PairedBinary:
+  """A yes/no outcome (blew up, unstable) compared over matched pairs of cells: how many pairs
+  had it on the first side only and on the second only, and the exact McNemar test's two-sided
+  p-value (a binomial test of the discordant pairs). A t interval over 3 seeds' fractions is no
+  test here: equal fractions in every seed give an interval of width 0."""
+  pairs: int
+  first_only: int
+  second_only: int
+  p_value: float
+
+  @property
+  def difference(self) -> float:
+    """The fraction of pairs with the outcome on the first side minus on the second."""
+    return (self.first_only - self.second_only) / self.pairs if self.pairs else np.nan
+
+  def verdict(self, level: float = LEVEL) -> str:
+    """"supported" when the first side has the outcome more often at the test's level,
+    "not supported" when no pair differs or the second side has it more often, "inconclusive"
+    otherwise."""
+    if not self.pairs:
+      return "not tested"
+    if self.first_only > self.second_only and self.p_value < 1 - level:
+      return "supported"
+    if self.first_only == self.second_only == 0 or (
+        self.second_only > self.first_only and self.p_value < 1 - level):
+      return "not supported"
+    return "inconclusive"
+
+  def __str__(self) -> str:
+    return (f"{self.first_only} vs {self.second_only} of {self.pairs} pairs "
+            f"(exact McNemar p = {self.p_value:.2g})")
+
+
+def paired_binary(pairs: Sequence[tuple[bool, bool]]) -> PairedBinary:
+  """:class:`PairedBinary` of ``(outcome on the first side, on the second)`` per matched pair."""
+  from scipy import stats
+  first = sum(bool(a) and not bool(b) for a, b in pairs)
+  second = sum(bool(b) and not bool(a) for a, b in pairs)
+  p = stats.binomtest(first, first + second, 0.5).pvalue if first + second else 1.0
+  return PairedBinary(len(pairs), first, second, float(p))
+
+
 def coverage(interval: Callable[[np.ndarray], Interval], n: int, simulations: int = 2000,
              seed: int = 0) -> float:
   """The fraction of ``simulations`` samples of ``n`` standard normal values whose

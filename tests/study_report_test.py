@@ -55,12 +55,17 @@ def test_claim_1_names_the_setting_with_the_largest_effect():
 
 def test_claim_2_reads_divergence_at_small_k_and_the_spectral_norm_rescue():
   rows = synthetic_rows(lambda *a: 1.0, diverged_fn=lambda k, lr, noise, sn: (
-      k == 5 and lr == 1e-2 and (not sn or noise > 0)))
+      k == 5 and lr == 1e-2 and (not sn or noise > 0)), seeds=(0, 1, 2))
   verdict, lines, _ = study_report.claim_small_k_low_lr(rows, AXES, ROLES, "kl")
   text = "\n".join(lines)
   assert "K=5: 0.001; K=100: 0.01" in text        # 3 of 4 K=5, lr=1e-2 cells diverged
-  assert "diverged or exploding 1 with vs 2 without" in text
-  assert verdict == "supported"
+  # 9 of 12 matched (high, low) pairs at K 5 differ, all one way: p = 2 / 2^9.
+  assert "at K=5 9 vs 0 of 12 pairs (exact McNemar p = 0.0039)" in text
+  assert "Learning rate: supported" in text
+  # Spectral norm saves 3 of 12 pairs (noise 0) and none the other way: p = 0.25, no evidence;
+  # equal quality where both finished, and the diverged cells score as the worst, so the
+  # quality gain without minus with is negative: spectral norm better, over its interval.
+  assert "blow-ups without vs with, 3 vs 0 of 12 pairs (exact McNemar p = 0.25)" in text
   # A positive contrast that comes from the *low* learning rate failing at large K is not the
   # claim: at small K the high learning rate is as stable as the low one.
   low_fails = synthetic_rows(lambda k, lr, *a: 1.0 + lr, diverged_fn=lambda k, lr, noise, sn: (
@@ -77,8 +82,7 @@ def test_one_blow_up_among_the_seeds_is_not_evidence_that_spectral_norm_prevents
   lone.update(status="diverged", diverged_at_step=7, quality=np.nan, stable=False)
   result = study_report.claim_small_k_low_lr(rows, AXES, ROLES, "kl")
   text = "\n".join(result.lines)
-  assert "diverged or exploding 0 with vs 1 without" in text
-  assert "blow-up fraction without minus with of 0.0833 [" in text     # (1/4 + 0 + 0) / 3
+  assert "blow-ups without vs with, 1 vs 0 of 12 pairs (exact McNemar p = 1)" in text
   assert "spectral norm: not supported." in text          # worse KL over its interval
 
 
@@ -103,7 +107,7 @@ def test_one_unstable_cell_does_not_make_large_k_less_often_stable():
   lone = next(r for r in rows if r["sampler.num_steps"] == 100 and r["seed"] == 0)
   lone.update(status="diverged", diverged_at_step=7, quality=np.nan, stable=False)
   result = study_report.claim_large_k_stable_slow(rows, AXES, ROLES, "kl")
-  assert "a gap of -0.0417 [" in "\n".join(result.lines)      # (-1/8 + 0 + 0) / 3
+  assert "only at K=5: 1 vs 0 of 24 pairs (exact McNemar p = 1)" in "\n".join(result.lines)
   assert result.verdict == "supported"
 
 
@@ -113,6 +117,20 @@ def test_claim_4_compares_matched_noiseless_and_noisy_cells():
   assert verdict == "supported" and "median 0.833" in "\n".join(lines)
   worse = synthetic_rows(lambda k, lr, noise, sn: 3.0 if noise == 0 else 1.0)
   assert study_report.claim_noiseless_comparable(worse, AXES, ROLES, "kl")[0] == "not supported"
+
+
+def test_claim_4_compares_quality_where_both_finished_and_divergences_apart():
+  # Noiseless cells 1.8x worse than noisy ones (beyond the 1.5x margin) wherever both finish;
+  # half the noisy cells diverge. Scored as the grid's worst (the noiseless 1.8), those pairs
+  # would show no gap and halve the mean into the margin.
+  rows = study_report.with_scores(synthetic_rows(
+      lambda k, lr, noise, sn: 1.8 if noise == 0 else 1.0, seeds=(0, 1, 2),
+      diverged_fn=lambda k, lr, noise, sn: noise > 0 and lr == 1e-2))
+  result = study_report.claim_noiseless_comparable(rows, AXES, ROLES, "kl")
+  text = "\n".join(result.lines)
+  assert result.effect.startswith("log10 gap noiseless - noisy: 0.255")
+  assert result.verdict == "not supported"
+  assert "noiseless vs noisy: 0 vs 12 of 24 pairs (exact McNemar p = 0.00049)" in text
 
 
 def test_replicated_verdicts_carry_intervals_and_say_inconclusive_when_noise_wins():
@@ -262,8 +280,11 @@ def test_a_seed_missing_a_level_or_never_reaching_the_target_is_handled():
   interval = study_stats.by_replicate(
       scored, lambda rs: study_report._effect(rs, AXES[0], levels=(5, 100)))
   assert interval.estimate == pytest.approx(-1.0) and interval.replicated
+  # K 100 reaches the target (KL 1, K 5's end) after 10 updates = 5 s, K 5 after 100 = 10 s:
+  # log10(5 / 10) in seeds 0 and 1, seed 2 left out; faster, so not supported.
   result = study_report.claim_large_k_stable_slow(scored, AXES, ROLES, "kl")
-  assert result.verdict in ("supported", "not supported", "inconclusive")
+  assert result.verdict == "not supported"
+  assert result.effect.startswith("log10 time-to-target ratio: -0.301")
   # K 100 never reaches the target in any seed (it diverges): the ratio is +inf in every seed,
   # read as a range over seeds, not dropped as "not tested".
   slow = study_report.with_scores(synthetic_rows(lambda k, *a: 1.0, seeds=(0, 1, 2),
@@ -271,6 +292,8 @@ def test_a_seed_missing_a_level_or_never_reaching_the_target_is_handled():
   ratio = study_stats.by_replicate(slow, lambda rs: np.inf)
   assert (ratio.estimate, ratio.method) == (np.inf, "range")
   assert study_report._interval_note(ratio).startswith("the range over seeds excludes 0")
+  # Three seeds on one side are a sign test's p = 0.25, not a 95 % interval.
+  assert study_report._judge(ratio) == "inconclusive"
 
 
 def test_levels_order_by_value_whatever_their_type():
