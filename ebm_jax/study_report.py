@@ -251,6 +251,27 @@ def _effect(rows, key, levels: Sequence | None = None) -> float:
   return float(means.get(levels[-1], np.nan) - means.get(levels[0], np.nan))
 
 
+def _factor_effect(rows, key):
+  """How much ``key`` matters: over every pair of its levels (a < b in value order), the
+  contrast b minus a within each seed with its t interval at the Bonferroni-adjusted level
+  (the pairs' intervals hold together at 95 %). Returns (the interval of the pair with the
+  largest |estimate|, that pair, (the smallest, the largest) |contrast| the intervals allow)."""
+  levels = sorted(_levels(rows, key), key=_order)
+  pairs = list(itertools.combinations(levels, 2)) or [(levels[0], levels[0])]
+  level = 1 - (1 - study_stats.LEVEL) / len(pairs)
+  found = []
+  for a, b in pairs:
+    iv = study_stats.by_replicate(rows, functools.partial(_effect, key=key, levels=(a, b)),
+                                  level=level)
+    found.append((iv, (a, b)))
+  finite = [f for f in found if np.isfinite(f[0].estimate)] or found
+  iv, pair = max(finite, key=lambda f: abs(f[0].estimate))
+  if not iv.replicated:
+    return iv, pair, (abs(iv.estimate), abs(iv.estimate))
+  bounds = [_magnitude(f[0]) for f in finite]
+  return iv, pair, (max(lo for lo, _ in bounds), max(hi for _, hi in bounds))
+
+
 def _order(value):
   """Sort key of a factor's levels: numbers (bools, numpy scalars included) by value, then
   anything else by its text."""
@@ -358,14 +379,19 @@ def claim_k_matters_most(rows, axes, roles, metric) -> ClaimResult:
            "per level | last minus first level [95 % interval] |", "|---|---|---|---|---|"]
   intervals = {key: study_stats.by_replicate(
       rows, functools.partial(_effect, key=key, levels=_levels(rows, key))) for key in axes}
-  for key, e in sorted(effects.items(), key=lambda kv: -abs(intervals[kv[0]].estimate)):
+  factor = {key: _factor_effect(rows, key) for key in axes}
+  lines[-2] += " largest level contrast [simultaneous 95 %] |"
+  lines[-1] = lines[-1] + "---|"
+  for key, e in sorted(effects.items(), key=lambda kv: -abs(factor[kv[0]][0].estimate)):
+    iv, (a, b), _ = factor[key]
     lines.append(f"| {key} | {', '.join(_fmt(v) for v in e['levels'])} | "
                  f"{', '.join(f'{m:.2f}' for m in e['mean_log10'])} | "
-                 f"{', '.join(f'{s:.2f}' for s in e['stable_fraction'])} | {intervals[key]} |")
+                 f"{', '.join(f'{s:.2f}' for s in e['stable_fraction'])} | {intervals[key]} | "
+                 f"{_fmt(b)} minus {_fmt(a)}: {iv} |")
   others = [a for a in axes if a != k]
-  k_low, k_high = _magnitude(intervals[k])
-  rival = max(others, key=lambda a: abs(intervals[a].estimate), default=None)
-  largest = max(axes, key=lambda a: abs(intervals[a].estimate))
+  k_low, k_high = factor[k][2]
+  rival = max(others, key=lambda a: abs(factor[a][0].estimate), default=None)
+  largest = max(axes, key=lambda a: abs(factor[a][0].estimate))
   lr = roles.get("lr")
   if lr in axes:
     best = []
@@ -376,23 +402,36 @@ def claim_k_matters_most(rows, axes, roles, metric) -> ClaimResult:
     lines += ["", "Best learning rate (lowest mean log10 " + metric + ") at each K: " +
               "; ".join(f"K={_fmt(a)}: {_fmt(b) if b is not None else '-'}"
                         for a, b in best) + "."]
-  if not intervals[k].replicated:
-    verdict = ("supported" if all(abs(intervals[k].estimate) > abs(intervals[a].estimate)
+  if not factor[k][0].replicated:
+    verdict = ("supported" if all(abs(factor[k][0].estimate) > abs(factor[a][0].estimate)
                                   for a in others) else "not supported")
-  elif all(k_low > _magnitude(intervals[a])[1] for a in others):
+  elif all(k_low > factor[a][2][1] for a in others):
     verdict = "supported"
-  elif any(_magnitude(intervals[a])[0] > k_high for a in others):
+  elif any(factor[a][2][0] > k_high for a in others):
     verdict = "not supported"
   else:
     verdict = "inconclusive"
-  effect = (f"K's effect {intervals[k]}"
-            + (f"; largest other ({rival}) {intervals[rival]}" if rival else ""))
-  lines += ["", f"Largest effect here: **{largest}** ({intervals[largest].estimate:+.2f} orders "
-            f"of magnitude). K's effect: {intervals[k]} ({_interval_note(intervals[k])})"
-            + (f"; the largest other, {rival}: {intervals[rival]}" if rival else "") + ".",
-            "", "Rule: supported when every |effect| K's interval allows exceeds every |effect| "
-            "any other setting's interval allows; not supported when some other setting's "
-            "smallest |effect| exceeds K's largest; inconclusive otherwise."]
+
+  def describe(key) -> str:
+    iv, (a, b), _ = factor[key]
+    return f"{iv} ({_fmt(b)} minus {_fmt(a)})"
+
+  effect = (f"K's largest level contrast {describe(k)}"
+            + (f"; largest other ({rival}) {describe(rival)}" if rival else ""))
+  lines += ["", f"Largest level contrast here: **{largest}** ({factor[largest][0].estimate:+.2f} "
+            f"orders of magnitude). K's: {describe(k)}"
+            + (f"; the largest other, {rival}: {describe(rival)}" if rival else "")
+            + (f" (simultaneous 95 % t intervals over seeds; K's "
+               f"{'excludes' if factor[k][0].excludes(0) else 'includes'} 0)."
+               if factor[k][0].replicated else " (one seed: no interval)."),
+            "", "How much a factor matters is its largest contrast between two of its levels "
+            "(a factor whose best level is in the middle, like a learning rate, has a small "
+            "last-minus-first effect and a large one here); every pair of a factor's levels "
+            "gets a t interval over seeds at the Bonferroni-adjusted level, so the factor's "
+            "intervals hold together at 95 %.",
+            "", "Rule: supported when every |contrast| K's intervals allow exceeds every "
+            "|contrast| any other setting's intervals allow; not supported when some other "
+            "setting's smallest allowed |contrast| exceeds K's largest; inconclusive otherwise."]
   return ClaimResult(verdict, lines, effect)
 
 

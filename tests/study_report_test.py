@@ -50,7 +50,25 @@ def test_claim_1_names_the_setting_with_the_largest_effect():
   lr_dominant = synthetic_rows(lambda k, lr, noise, sn: (100.0 if lr == 1e-2 else 1.0) * k)
   verdict, lines, _ = study_report.claim_k_matters_most(lr_dominant, AXES, ROLES, "kl")
   assert verdict == "not supported"
-  assert "Largest effect here: **optimizer.learning_rate** (+2.00 orders" in "\n".join(lines)
+  assert "Largest level contrast here: **optimizer.learning_rate** (+2.00 orders" in (
+      "\n".join(lines))
+
+
+def test_claim_1_sees_a_factor_whose_best_level_is_in_the_middle():
+  # The learning rate's best level is the middle one (a decade better than both ends, which are
+  # equal, so its last-minus-first effect is 0); K 5 is 0.3 decades worse than K 100.
+  base = synthetic_rows(lambda k, lr, noise, sn: (0.1 if lr == 1e-2 else 1.0) * (2 if k == 5
+                                                                                  else 1),
+                        seeds=(0, 1, 2), noise_sd=0.02)
+  high = [dict(r, **{AXES[1]: 1e-1, "quality": r["quality"] * 10,
+                     "setting": r["setting"].replace("lr0.01", "lr0.1"),
+                     "cell": r["cell"].replace("lr0.01", "lr0.1")})
+          for r in base if r[AXES[1]] == 1e-2]
+  rows = base + high
+  result = study_report.claim_k_matters_most(rows, AXES, ROLES, "kl")
+  text = "\n".join(result.lines)
+  assert "Largest level contrast here: **optimizer.learning_rate** (+1.00 orders" in text
+  assert result.verdict == "not supported"
 
 
 def test_claim_2_reads_divergence_at_small_k_and_the_spectral_norm_rescue():
