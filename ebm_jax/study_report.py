@@ -52,13 +52,18 @@ def _verdict_class(verdict: str) -> str:
   return "short"
 
 
-def _r_t_growth(r_t: np.ndarray) -> float:
-  """Mean r_t over the last quarter of the run / over its first tenth."""
+def _r_t_growth(r_t: np.ndarray, start: int = 100, window: int = 100) -> float:
+  """Mean r_t over the last quarter of the run / its median over the ``window`` updates after
+  the first ``start`` (the loop's runaway baseline, which leaves initialisation's transient
+  out); over the first tenth when the run is too short for that window."""
   r_t = np.asarray(r_t, np.float64)
   if len(r_t) < 20 or not np.all(np.isfinite(r_t)):
     return np.nan
-  first = np.mean(np.abs(r_t[:max(1, len(r_t) // 10)]))
-  return float(np.mean(np.abs(r_t[-(len(r_t) // 4):])) / first) if first > 0 else np.inf
+  if len(r_t) >= 2 * (start + window):
+    base = float(np.median(np.abs(r_t[start:start + window])))
+  else:
+    base = float(np.mean(np.abs(r_t[:max(1, len(r_t) // 10)])))
+  return float(np.mean(np.abs(r_t[-(len(r_t) // 4):])) / base) if base > 0 else np.inf
 
 
 def grad_evals_per_update(config) -> int:
@@ -118,7 +123,9 @@ def cell_row(cell: sweep_lib.Cell, costs: dict | None = None) -> dict:
   })
   verdict = diagnostics.learning_verdict(d_s_t, r_t) if len(d_s_t) else "not run"
   dynamics = "diverged" if row["status"] == "diverged" else _verdict_class(verdict)
-  if dynamics == "stable" and _r_t_growth(r_t) > EXPLODING_R_T_GROWTH:
+  recovery = cell.config.recovery
+  if dynamics == "stable" and _r_t_growth(r_t, recovery.runaway_start,
+                                          recovery.runaway_window) > EXPLODING_R_T_GROWTH:
     # d_s_t can cross 0 while both energies run away; anatomy's verdict does not see that.
     dynamics = "exploding"
   row["dynamics"] = dynamics if row["status"] != "not run" else "not run"

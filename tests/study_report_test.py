@@ -235,6 +235,10 @@ def test_claims_without_their_axes_are_not_tested():
 def test_runaway_gradient_norm_is_not_called_stable():
   assert study_report._r_t_growth(np.geomspace(1, 1e5, 100)) > 100
   assert study_report._r_t_growth(np.full(100, 0.05)) == pytest.approx(1.0)
+  # A quiet start (r_t 1e-3 over the first 100 updates, initialisation) then a steady 1.0 is
+  # no explosion: the baseline is the window after initialisation, as the loop's.
+  quiet_start = np.concatenate([np.full(100, 1e-3), np.full(1900, 1.0)])
+  assert study_report._r_t_growth(quiet_start) == pytest.approx(1.0)
 
 
 def test_report_states_a_verdict_per_claim_with_its_intervals_and_figures(tmp_path, monkeypatch):
