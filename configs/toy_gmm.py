@@ -38,11 +38,11 @@ def get_config(variant=None):
     c.optimizer.beta1 = 0.9
     # The search's best on the proper score (24 trials of 1,500 updates): K 20, Adam 5.2e-4,
     # Langevin noise 0.045 (a sharper target, exp(-988 E), than eps 0.125's exp(-128 E)). At
-    # 4,000 updates KL(true * K || KDE_K of 10,000) 0.0143 / 0.0099 (seeds 0 / 1; exact samples
-    # 0.0050) in 52 s, where the previous default (noise 0.125, lr 3.1e-4) ends at 0.0282 /
-    # 0.0312 in 55 s and K 100 at lr 1e-3 at 0.0226 / 0.0230 in 89 s (AMD Zen 3, 2 cores).
-    # The energy's own density at that temperature is further from the truth, KL(true ||
-    # model) 0.24 / 0.18 against 0.09: the recipe is tuned for its samples.
+    # 4,000 updates KL(true * K || KDE_K of 10,000) 0.0131 (seed 0; exact samples 0.0050) in
+    # 58 s, where the previous default (noise 0.125, lr 3.1e-4) ends at 0.0282 in 60 s and K 100
+    # at lr 1e-3 at 0.0226 in 95 s (AMD Zen 3, 2 cores; docs/runs/toy-gmm*-2026-12-07). The
+    # energy's own density at that temperature is further from the truth, KL(true || model)
+    # 0.29 against 0.09: the recipe is tuned for its samples.
     c.optimizer.learning_rate = 5.24e-4
     c.optimizer.lr_min = 5.24e-4
     c.sampler.noise_std = 0.045

@@ -169,3 +169,13 @@ def test_a_saved_run_from_before_l2_penalty_keeps_its_l2_weight_decay():
   current = config.get_config().to_dict()
   current["optimizer"]["weight_decay"] = 1e-4       # a current run: decoupled, as written
   assert config.from_saved_run(current, lines.append).optimizer.weight_decay == 1e-4
+
+
+def test_the_toy_recipes_sample_at_their_own_noise():
+  # The rings recipe builds on the GMM's, whose searched Langevin noise (0.045) is tuned for
+  # the GMM; the rings keep ebm-anatomy's eps 0.125 (inheriting 0.045 left them at KL 0.093
+  # against a floor of 0.013 after 4,000 updates).
+  gmm, rings = config.load_recipe("configs/toy_gmm.py"), config.load_recipe("configs/toy_rings.py")
+  assert (gmm.sampler.num_steps, gmm.sampler.noise_std) == (20, 0.045)
+  assert (rings.sampler.num_steps, rings.optimizer.learning_rate,
+          rings.sampler.noise_std) == (100, 1e-3, 0.125)

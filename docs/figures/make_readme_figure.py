@@ -1,9 +1,10 @@
-"""Writes docs/figures/readme.png, the README's figure, from two committed runs:
+"""Writes docs/figures/readme.png, the README's figure, from committed runs:
 
-    python docs/figures/make_readme_figure.py docs/runs/<mnist run> docs/runs/<gmm run>
+    python docs/figures/make_readme_figure.py docs/runs/<run> [docs/runs/<run> ...]
 
-Left: the MNIST run's last sample grid (``images/samples_<step>.png``); right: the GMM run's
-last landscape (``plots/landscape_<step>.png``: true density, learned exp(-c E), samples' KDE).
+Each run gives one panel: an image run its last sample grid (``images/samples_<step>.png``), a
+toy run its last landscape (``plots/landscape_<step>.png``: true density, learned exp(-c E)
+and the samples' KDE).
 """
 import glob
 import os
@@ -15,26 +16,26 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 
-def _last(run: str, pattern: str) -> str:
-  paths = sorted(glob.glob(os.path.join(run, pattern)))
-  if not paths:
-    raise SystemExit(f"{run}: no {pattern}")
-  return paths[-1]
+def _panel(run: str) -> str:
+  for pattern in ("images/samples_*.png", "plots/landscape_*.png"):
+    paths = sorted(glob.glob(os.path.join(run, pattern)))
+    if paths:
+      return paths[-1]
+  raise SystemExit(f"{run}: no images/samples_*.png or plots/landscape_*.png")
 
 
-def main(mnist_run: str, gmm_run: str, out: str = "docs/figures/readme.png") -> None:
-  grid = plt.imread(_last(mnist_run, "images/samples_*.png"))
-  landscape = plt.imread(_last(gmm_run, "plots/landscape_*.png"))
-  ratio = landscape.shape[1] / landscape.shape[0] * grid.shape[0] / grid.shape[1]
-  fig, axes = plt.subplots(1, 2, figsize=(4 * (1 + ratio), 4),
-                           gridspec_kw={"width_ratios": [1, ratio]})
-  for ax, image in zip(axes, (grid, landscape)):
+def main(runs, out: str = "docs/figures/readme.png") -> None:
+  images = [plt.imread(_panel(run)) for run in runs]
+  widths = [im.shape[1] / im.shape[0] for im in images]
+  fig, axes = plt.subplots(1, len(images), figsize=(4 * sum(widths), 4), squeeze=False,
+                           gridspec_kw={"width_ratios": widths})
+  for ax, image in zip(axes[0], images):
     ax.imshow(image)
     ax.axis("off")
   fig.tight_layout(pad=0.2)
-  fig.savefig(out, dpi=150)
+  fig.savefig(out, dpi=120)
   print(f"wrote {out}")
 
 
 if __name__ == "__main__":
-  main(*sys.argv[1:])
+  main(sys.argv[1:])
