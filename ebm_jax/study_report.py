@@ -527,11 +527,12 @@ def claim_small_k_low_lr(rows, axes, roles, metric) -> ClaimResult:
                 f"stable fraction {stab_on:.2f} with vs {stab_off:.2f} without; log10 "
                 f"{metric} without minus with (positive = spectral norm better): {gain} "
                 f"({_interval_note(gain)})."]
-      sn_verdict = prevented.verdict()
-      if sn_verdict == "not supported" and prevented.second_only > prevented.first_only:
-        pass                             # spectral norm itself made cells blow up
-      elif sn_verdict != "supported":
-        sn_verdict = _judge(gain)        # no evidence on blow-ups: judge by quality
+      if prevented.verdict() == "supported":
+        sn_verdict = "supported"
+      elif prevented.verdict() == "not supported" and prevented.second_only:
+        sn_verdict = "not supported"     # spectral norm itself made cells blow up, significantly
+      else:
+        sn_verdict = _judge(gain)        # no evidence on blow-ups either way: judge by quality
   lines += ["", "Rule: the learning-rate part is supported when the high learning rate blows up "
             "more of its matched cells than the low one at the smallest K (exact McNemar test, "
             "p < 0.05) and by a larger share than at the largest K; not supported when no pair "
