@@ -6,7 +6,7 @@
 ``--sampler``: ``trained`` (the run's own sampler and settings) or any registered sampler;
 MALA and HMC (blackjax) adapt their step size to a target acceptance by dual averaging unless
 ``--adapt_steps=0``, and target the density the training sampler targets. See
-``ebm_jax/checkpoint_sampling.py`` for what is written under ``--out``.
+``ebm_jax/run/from_checkpoint.py`` for what is written under ``--out``.
 """
 
 import json
@@ -15,7 +15,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from ebm_jax import checkpoint_sampling as cs   # imports jax but starts no backend
+from ebm_jax.run import from_checkpoint as cs  # imports jax but starts no backend
 from ebm_jax import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training run directory.")

@@ -82,16 +82,16 @@ def launcher_parameters() -> dict:
 
 
 def run_study(name: str, workdir: str) -> None:
-  from ebm_jax import study_costs
-  from ebm_jax import study_report
-  from ebm_jax import sweep as sweep_lib   # imports jax, but starts no backend
+  from ebm_jax.study import costs as study_costs
+  from ebm_jax.study import report as study_report
+  from ebm_jax.study import sweep as sweep_lib  # imports jax, but starts no backend
   sweep = sweep_lib.load_sweep(_SWEEP.value)
   overrides = parse_overrides(_SET.value)
   cells = sweep_lib.expand(sweep, _CONFIG.value, workdir, overrides)
   os.makedirs(workdir, exist_ok=True)
   log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
   if _LAUNCHER.value != "none" and not _REPORT_ONLY.value:
-    from ebm_jax import launch     # lazy: submitit only on this path
+    from ebm_jax.study import launch  # lazy: submitit only on this path
     jobs = launch.launch(_SWEEP.value, _CONFIG.value, workdir, overrides,
                          cluster=_LAUNCHER.value, max_models=_MAX_MODELS.value,
                          parameters=launcher_parameters(), log=log)
@@ -117,7 +117,7 @@ def run_study(name: str, workdir: str) -> None:
 
 
 def run_search(workdir: str) -> None:
-  from ebm_jax import search as search_lib
+  from ebm_jax.study import search as search_lib
   search = search_lib.load_search(_SEARCH.value)
   log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
   if _REPORT_ONLY.value:

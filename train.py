@@ -23,7 +23,7 @@ parse_flags = cli.parse_flags_with_config
 
 
 def default_workdir(config_arg: str, config) -> str:
-  from ebm_jax.train import run_id
+  from ebm_jax.run.train import run_id
   path, _, variant = config_arg.partition(":")
   name = os.path.splitext(os.path.basename(path))[0] + (f"-{variant}" if variant else "")
   return os.path.join("runs", f"{name}-{run_id(config)}")
@@ -34,7 +34,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)   # keep Orbax's INFO lines out of the progress output
   config = _CONFIG.value
   cli.start_devices(config.parallel.cpu_devices, config.parallel.distributed)
-  from ebm_jax import train
+  from ebm_jax.run import train
   workdir = _WORKDIR.value or default_workdir(
       config_flags.get_config_filename(flags.FLAGS["config"]), config)
   cli.call(train.train_and_evaluate, config, workdir)

@@ -60,7 +60,8 @@ def main():
   import common
   common.pin_threads(args.threads)
   import jax
-  from ebm_jax import runner, spec
+  from ebm_jax.run import runner
+  from ebm_jax import spec
 
   print(f"backend {jax.default_backend()}, 1 device, {args.threads} threads")
   for label, c in recipes(args.recipes, args.all_variants):

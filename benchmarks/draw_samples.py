@@ -32,8 +32,10 @@ def main():
   import numpy as np
 
   from ebm_jax import config as config_lib
-  from ebm_jax import parallel, runner, spec
-  from ebm_jax.objectives import base
+  from ebm_jax.core import parallel
+  from ebm_jax.run import runner
+  from ebm_jax import spec
+  from ebm_jax.core.objectives import base
 
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   c = config_lib.load_recipe(os.path.join(root, "configs", "toy_gmm.py"))

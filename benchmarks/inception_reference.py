@@ -1,5 +1,5 @@
 """Writes tests/data/inception_reference.npz: torch-fidelity's InceptionV3 (an implementation
-independent of ebm_jax/inception.py, the one papers' FID numbers are reproduced with) run on
+independent of ebm_jax/eval/inception.py, the one papers' FID numbers are reproduced with) run on
 random weights in the real file's names and shapes, so tests/inception_test.py can check the
 Flax port's plumbing without the real weights or torch.
 
@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ebm_jax import inception  # noqa: E402
+from ebm_jax.eval import inception  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "inception_reference.npz")
 SEED = 0

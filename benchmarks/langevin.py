@@ -47,11 +47,11 @@ def main():
   if args.device == "gpu":
     args.cpu_devices = 1
   common.pin_threads(args.threads, args.device)
-  from ebm_jax import parallel
+  from ebm_jax.core import parallel
   parallel.set_cpu_devices(args.cpu_devices)
 
   import jax
-  from ebm_jax import models, samplers
+  from ebm_jax.core import models, samplers
 
   shape = (args.batch, 2) if args.model == "toy_mlp" else (
       args.batch, args.size, args.size, args.channels)

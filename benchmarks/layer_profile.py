@@ -39,7 +39,7 @@ def main():
   import numpy as np
   import torch
   import torch_reference
-  from ebm_jax import models
+  from ebm_jax.core import models
 
   leak, nf, size = 0.05, args.n_f, args.size
   impl = models.resolve_conv_impl(args.conv_impl)

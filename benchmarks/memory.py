@@ -34,7 +34,8 @@ def step_memory(c, batch):
   import jax
   import jax.numpy as jnp
   import compile_times
-  from ebm_jax import runner, spec
+  from ebm_jax.run import runner
+  from ebm_jax import spec
 
   c = c.copy_and_resolve_references()
   c.batch_size = batch

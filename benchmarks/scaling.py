@@ -32,7 +32,9 @@ def worker(args):
   import jax
   import jax.numpy as jnp
   import numpy as np
-  from ebm_jax import config, parallel, runner, samplers, spec
+  from ebm_jax import config, spec
+  from ebm_jax.core import parallel, samplers
+  from ebm_jax.run import runner
 
   c = config.get_config()
   c.data.image_size = args.size

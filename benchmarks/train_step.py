@@ -66,12 +66,14 @@ def main():
   if args.device == "gpu":
     args.cpu_devices = 1
   common.pin_threads(args.threads, args.device)
-  from ebm_jax import parallel
+  from ebm_jax.core import parallel
   parallel.set_cpu_devices(args.cpu_devices)
 
   import jax
   import numpy as np
-  from ebm_jax import models, runner, spec
+  from ebm_jax.core import models
+  from ebm_jax.run import runner
+  from ebm_jax import spec
 
   config = build_config(args.case, args.n_f, args.steps, args.batch)
   config.model.conv_impl = args.conv_impl

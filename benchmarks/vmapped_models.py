@@ -5,7 +5,7 @@
 
 The M cells differ in learning rate and seed (vmappable), as in a sweep. "Sequential" is what a
 sweep without grouping does: one jitted train step per cell, called in turn (M compiles); the
-group is one :class:`ebm_jax.runner.Runner` of M models, as the loop trains it (one compile).
+group is one :class:`ebm_jax.run.runner.Runner` of M models, as the loop trains it (one compile).
 Both are timed interleaved in one process; the figure is model-updates per second and the
 ratio group / sequential.
 """
@@ -49,7 +49,8 @@ def main():
   common.pin_threads(args.threads, args.device)
   import jax
   import ml_collections
-  from ebm_jax import runner, spec
+  from ebm_jax.run import runner
+  from ebm_jax import spec
 
   print(f"backend {jax.default_backend()}, {args.threads} threads, {args.updates} updates per "
         f"repeat, median of {args.repeats}")

@@ -1,7 +1,7 @@
 """What every command line shares: absl flags, ``--config.<key>`` errors and other known errors
 as one line, and the CPU device split that must precede jax's start.
 
-The entry points (``train.py``, ``sample.py``, ``sweep.py``, ``python -m ebm_jax.evaluation``,
+The entry points (``train.py``, ``sample.py``, ``sweep.py``, ``python -m ebm_jax.eval.metrics``,
 ``python -m ebm_jax.data``) are absl programs that parse flags and make one library call.
 """
 
@@ -12,12 +12,12 @@ from typing import Callable
 
 from absl import flags
 
+from ebm_jax import errors
 
-def known_errors() -> tuple:
-  """The errors a command reports in one line (bad config, data, checkpoint, divergence, study)."""
-  from ebm_jax import checkpointing, config, data, loop, sweep
-  return (config.ConfigError, data.DataError, checkpointing.CheckpointError,
-          loop.TrainingDiverged, sweep.SweepError, ValueError, FileNotFoundError)
+
+# Bad config, data, checkpoint, divergence, study (each an ebm_jax.errors.Error), and the plain
+# errors a command's arguments raise.
+KNOWN_ERRORS = (errors.Error, ValueError, FileNotFoundError)
 
 
 def fail(message: str, code: int) -> None:
@@ -30,7 +30,7 @@ def call(fn: Callable, *args, code: int = 1, **kwargs):
   ``code``."""
   try:
     return fn(*args, **kwargs)
-  except known_errors() as e:
+  except KNOWN_ERRORS as e:
     fail(str(e), code)
 
 
@@ -48,6 +48,6 @@ def parse_flags_with_config(argv):
 
 def start_devices(cpu_devices: int, distributed: str = "off") -> None:
   """The CPU device split and multi-host initialisation, before jax starts its backends."""
-  from ebm_jax import parallel
+  from ebm_jax.core import parallel
   parallel.set_cpu_devices(cpu_devices)
   parallel.maybe_initialize_distributed(distributed)

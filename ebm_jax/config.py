@@ -17,16 +17,17 @@ from typing import Any, Callable
 import ml_collections
 from ml_collections.config_flags import config_path
 
-from ebm_jax import chain_starts
+from ebm_jax.core import chain_starts
 from ebm_jax import data as data_lib
-from ebm_jax import models
-from ebm_jax import samplers
-from ebm_jax.objectives import base as objective_base
+from ebm_jax.core import models
+from ebm_jax.core import samplers
+from ebm_jax.core import optimizers
+from ebm_jax import errors
 
 BANK_DTYPES = ("float32", "bfloat16")
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.Error, ValueError):
   """A config key or value is invalid (one-line message)."""
 
 
@@ -305,7 +306,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
   c = config
   sampler_names, start_names = tuple(samplers.SAMPLERS), tuple(chain_starts.STARTS)
-  optimizer_names = tuple(objective_base.OPTIMIZERS)
+  optimizer_names = tuple(optimizers.OPTIMIZERS)
   positive = lambda v: v > 0
   non_negative = lambda v: v >= 0
   unit = lambda v: 0 <= v < 1

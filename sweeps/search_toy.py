@@ -14,7 +14,7 @@ machines over one directory.
 ``quick``: 4 trials of 200 updates (a smoke test).
 """
 
-from ebm_jax.search import Choice, Float, Search
+from ebm_jax.study.search import Choice, Float, Search
 
 VARIANTS = ("quick",)   # besides the default (no variant)
 

@@ -31,7 +31,7 @@ updates per cell.
 eps-parametrisation), K in {10, 50, 200, 500} x lr x noise x spectral norm, 20,000 updates.
 """
 
-from ebm_jax.sweep import Grid, Sweep
+from ebm_jax.study.sweep import Grid, Sweep
 
 ROLES = {"K": "sampler.num_steps", "lr": "optimizer.learning_rate",
          "noise": "sampler.noise_std", "sn": "model.spectral_norm"}

@@ -28,7 +28,7 @@ completes the other's finished cells in the same study directory).
 now (the proper toy score; a rejected update ends the cell).
 """
 
-from ebm_jax.sweep import Grid, Sweep
+from ebm_jax.study.sweep import Grid, Sweep
 
 AXES = {
     "sampler.num_steps": (5, 20, 100),

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ebm_jax import buffers
+from ebm_jax.core import buffers
 
 KEY = jax.random.key(0)
 

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ebm_jax import chain_starts, hparams
+from ebm_jax.core import chain_starts
+from ebm_jax import hparams
 from testutil import tiny_toy_config
 
 NO_GENERATOR = [n for n in chain_starts.STARTS if n != "generator"]

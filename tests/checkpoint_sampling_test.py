@@ -9,7 +9,8 @@ import chex
 import numpy as np
 import pytest
 
-from ebm_jax import checkpoint_sampling, samplers, train
+from ebm_jax.run import from_checkpoint as checkpoint_sampling, train
+from ebm_jax.core import samplers
 from testutil import tiny_toy_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

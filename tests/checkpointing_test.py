@@ -8,7 +8,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from ebm_jax import checkpointing
+from ebm_jax.run import checkpointing
 
 # The two checkpoints hold different values, so restoring the wrong step fails the tests.
 STATES = {step: {"w": jnp.full((3, 2), float(step)),

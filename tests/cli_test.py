@@ -94,7 +94,7 @@ def test_mnist_recipe_end_to_end_on_mock_data(tmp_path):
 
 
 TINY_SWEEP = """
-from ebm_jax.sweep import Grid, Sweep
+from ebm_jax.study.sweep import Grid, Sweep
 def get_sweep(variant=None):
   return Sweep([Grid("g", {"optimizer.learning_rate": (1e-3, 1e-2)},
                      fixed={"num_train_steps": 3, "sampler.num_steps": 3, "log_every_steps": 3,
@@ -130,7 +130,7 @@ def test_sweep_command_trains_a_vmapped_group_reports_and_reruns_for_free(tmp_pa
 
 
 TINY_SEARCH = """
-from ebm_jax.search import Float, Search
+from ebm_jax.study.search import Float, Search
 def get_search(variant=None):
   return Search("tiny", "configs/toy_gmm.py",
                 {"optimizer.learning_rate": Float(1e-4, 1e-2, log=True)},

@@ -6,8 +6,9 @@ import os
 import ml_collections
 import pytest
 
-from ebm_jax import chain_starts, config, models, samplers
-from ebm_jax.objectives import base
+from ebm_jax.core import chain_starts, models, samplers
+from ebm_jax import config
+from ebm_jax.core import optimizers
 from testutil import ROOT, shipped_specs
 
 
@@ -96,7 +97,7 @@ def test_the_sampler_registry_decides_which_clip_options_apply():
 
 @pytest.mark.parametrize("registry, key", [
     (samplers.SAMPLERS, "sampler.name"), (chain_starts.STARTS, "init.name"),
-    (models.MODELS, "model.name"), (base.OPTIMIZERS, "optimizer.name")])
+    (models.MODELS, "model.name"), (optimizers.OPTIMIZERS, "optimizer.name")])
 def test_every_registry_name_is_accepted(registry, key):
   for name in registry:
     c = default()

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from ebm_jax import convergence, loop
+from ebm_jax.eval import convergence
+from ebm_jax.run import loop
 from testutil import tiny_toy_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,12 +44,12 @@ def test_a_run_with_longrun_at_end_records_both_long_runs_and_a_verdict(tmp_path
   assert record["from_data"]["kl_smoothed"] < record["from_noise"]["kl_smoothed"]
   assert "long-run check at step 6" in (tmp_path / "log.txt").read_text()
   # The command on the finished run, with more steps, writes the record again.
-  result = subprocess.run([sys.executable, "-m", "ebm_jax.convergence", f"--workdir={tmp_path}",
-                           "--num_steps=40"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+  result = subprocess.run([sys.executable, "-m", "ebm_jax.eval.convergence",
+                           f"--workdir={tmp_path}", "--num_steps=40"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-2000:]
   assert json.loads((tmp_path / convergence.RECORD).read_text())["num_steps"] == 40
-  bad = subprocess.run([sys.executable, "-m", "ebm_jax.convergence"], cwd=ROOT,
+  bad = subprocess.run([sys.executable, "-m", "ebm_jax.eval.convergence"], cwd=ROOT,
                        capture_output=True, text=True, timeout=300)
   assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].startswith(
       "error: nothing to check")

@@ -7,8 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ebm_jax import hparams, samplers, train
-from ebm_jax.objectives import base
+from ebm_jax import hparams
+from ebm_jax.core import samplers
+from ebm_jax.run import train
+from ebm_jax.core import optimizers
 from testutil import NO_IMAGES, make_step, tiny_image_config, tiny_toy_config, without_clock
 
 IMAGES = np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1), dtype=np.uint8)
@@ -115,7 +117,7 @@ def test_data_epsilon_is_added_to_persistent_starts():
 
 def test_lr_decrease_and_divergence_threshold():
   config = tiny_toy_config(**{"optimizer.lr_decay": 0.999})
-  lr = base.learning_rate(config.optimizer, hparams.from_config(config), 1000)
+  lr = optimizers.learning_rate(config.optimizer, hparams.from_config(config), 1000)
   np.testing.assert_allclose(lr, 1e-3 * 0.999 ** 1000, rtol=1e-4)  # float32
   config = tiny_toy_config(**{"divergence_threshold": 1e-12})
   _, state, step = make_step(config)

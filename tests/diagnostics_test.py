@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ebm_jax import data, diagnostics
+from ebm_jax import data
+from ebm_jax.eval import diagnostics
 
 
 def test_correlations_of_known_sinusoids():

@@ -8,11 +8,11 @@ import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# `python train.py --config=...` / `python -m ebm_jax.leaderboard --tasks=...`, up to the line's
-# end (a `\` continuation joins the next line first).
+# `python train.py --config=...` / `python -m ebm_jax.study.leaderboard --tasks=...`, up to the
+# line's end (a `\` continuation joins the next line first).
 COMMAND = re.compile(r"python3? (?:-m (?P<module>[\w.]+)|(?P<script>[\w/]+\.py))(?P<args>[^\n`]*)")
 FLAG = re.compile(r"(?<![\w-])--(?P<name>[a-z_][\w]*)(?:[.=\s]|$)")
-# absl flags, and argparse options (ebm_jax/inception.py's command line).
+# absl flags, and argparse options (ebm_jax/eval/inception.py's command line).
 DEFINE = re.compile(r"(?:DEFINE_\w+\(\s*|add_argument\(\s*)[\"'](?:--)?(?P<name>\w+)[\"']")
 ABSL_BUILTIN = {"help", "helpfull", "helpshort", "flagfile", "undefok"}
 

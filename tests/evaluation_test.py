@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from ebm_jax import data, evaluation
+from ebm_jax import data
+from ebm_jax.eval import metrics as evaluation
 
 
 def test_frechet_distance_of_gaussians_matches_the_closed_form():

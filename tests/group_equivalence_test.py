@@ -16,7 +16,8 @@ import os
 import numpy as np
 import pytest
 
-from ebm_jax import hparams, loop, reporting
+from ebm_jax import hparams
+from ebm_jax.run import loop, reporting
 from testutil import tiny_toy_config
 
 # Every per-model value with the other cell's setting of it; the base sets lr_decay < 1 so

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from ebm_jax import evaluation, inception
+from ebm_jax.eval import metrics as evaluation, inception
 
 REFERENCE = os.path.join(os.path.dirname(__file__), "data", "inception_reference.npz")
 
@@ -150,7 +150,7 @@ def test_missing_and_wrong_weights_are_one_line_errors(tmp_path, random_state):
 def test_inception_fid_of_a_run_with_its_protocol(tmp_path, monkeypatch, random_state):
   import tensorflow_datasets as tfds
   from testutil import tiny_image_config
-  from ebm_jax import train
+  from ebm_jax.run import train
   monkeypatch.setenv("EBM_CACHE_DIR", str(tmp_path / "cache"))
   weights = tmp_path / "w.npz"
   np.savez(weights, **random_state)

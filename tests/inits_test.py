@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ebm_jax import inits
+from ebm_jax.core import inits
 
 KEY = jax.random.key(0)
 

@@ -8,12 +8,12 @@ import pytest
 
 submitit = pytest.importorskip("submitit")
 
-from ebm_jax import launch, sweep  # noqa: E402
+from ebm_jax.study import launch, sweep  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SWEEP = """
-from ebm_jax.sweep import Grid, Sweep
+from ebm_jax.study.sweep import Grid, Sweep
 def get_sweep(variant=None):
   return Sweep([Grid("g", {{"sampler.num_steps": {ks}}}, base="configs/toy_gmm.py",
                      fixed={{"num_train_steps": {steps}, "log_every_steps": 10,

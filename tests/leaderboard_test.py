@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from ebm_jax import leaderboard
+from ebm_jax.study import leaderboard
 
 
 @pytest.mark.parametrize("task", list(leaderboard.ENTRIES))

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from ebm_jax import loop
+from ebm_jax.run import loop
 from testutil import inject_runaway, read_metrics, tiny_toy_config
 
 
@@ -126,7 +126,7 @@ def test_a_finished_run_missing_its_samples_finishes_without_training(tmp_path):
 
 
 def test_checkpointers_are_closed_when_training_raises(tmp_path, monkeypatch):
-  from ebm_jax import checkpointing
+  from ebm_jax.run import checkpointing
   closed = []
   real_close = checkpointing.Checkpointer.close
   monkeypatch.setattr(checkpointing.Checkpointer, "close",
@@ -217,7 +217,8 @@ def test_a_recovery_rewinds_evaluations_and_eval_json_but_not_the_clock(tmp_path
   assert after["wall_time"] > max(r["wall_time"] for r in discarded)
   assert [r["wall_time"] for r in rows] == sorted(r["wall_time"] for r in rows)
   # The checkpointed clock is the cumulative one, so a resumed run counts from it.
-  from ebm_jax import checkpointing, runner, spec
+  from ebm_jax.run import checkpointing, runner
+  from ebm_jax import spec
   with checkpointing.Checkpointer(str(workdir)) as ckpt:
     run = runner.Runner(spec.from_config(config), None)
     state = ckpt.restore(runner.unstack(run.init(run.hparams([config])), 0))
@@ -280,7 +281,7 @@ def test_a_recovered_run_s_budget_counts_the_time_its_discarded_updates_took(tmp
   # updates, and updates 6-8 discarded by a runaway at update 9: 8 s are spent at the rewind
   # to step 5, so the budget is found spent at update 10, the last. A clock restarted from the
   # checkpoint row's 4 s would train on to update 14.
-  from ebm_jax import reporting
+  from ebm_jax.run import reporting
   fake = FakeClock()
   monkeypatch.setattr(reporting, "time", fake)
   injected = inject_runaway(monkeypatch, at_step=9)

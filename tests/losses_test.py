@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ebm_jax import losses
+from ebm_jax.core import losses
 
 
 def linear_energy(w):

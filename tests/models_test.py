@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ebm_jax import models, samplers
+from ebm_jax.core import models, samplers
 
 KEY = jax.random.key(0)
 IMAGE_SHAPES = [(28, 28, 1), (32, 32, 1), (32, 32, 3)]

@@ -21,7 +21,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ebm_jax import cli, parallel, runner, train  # noqa: E402
+from ebm_jax import cli
+from ebm_jax.core import parallel
+from ebm_jax.run import runner, train  # noqa: E402
 
 
 def config(steps):

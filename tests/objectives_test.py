@@ -4,9 +4,10 @@ import jax
 import numpy as np
 import pytest
 
-from ebm_jax import runner
+from ebm_jax.run import runner
 from ebm_jax import spec
-from ebm_jax.objectives import base
+from ebm_jax.core import optimizers
+from ebm_jax.core.objectives import base
 from testutil import make_step, tiny_toy_config
 
 
@@ -71,7 +72,7 @@ def _one_update(**oc):
   c = config_lib.get_config()
   for key, value in oc.items():
     c.optimizer[key] = value
-  optimizer = base.make_optimizer(spec.from_config(c).optimizer)
+  optimizer = optimizers.make_optimizer(spec.from_config(c).optimizer)
   params = {"w": np.full((3,), 2.0, np.float32)}
   state = optimizer.init(params)
   state.hyperparams["learning_rate"] = np.float32(0.1)

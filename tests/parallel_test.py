@@ -9,7 +9,8 @@ import sys
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from ebm_jax import config, parallel
+from ebm_jax import config
+from ebm_jax.core import parallel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -56,7 +57,7 @@ def test_single_device_mesh_and_too_many_devices():
 def test_importing_the_library_leaves_the_device_count_open():
   # train.py splits the CPU into devices after importing ebm_jax: nothing imported at module
   # level (blackjax creates arrays on import) may start jax's backends first.
-  code = ("import ebm_jax, ebm_jax.train, ebm_jax.sampling, ebm_jax.evaluation\n"
+  code = ("import ebm_jax, ebm_jax.run.train, ebm_jax.core.chain_runner, ebm_jax.eval.metrics\n"
           "from ebm_jax import parallel\nparallel.set_cpu_devices(2)\nimport jax\n"
           "print(jax.device_count())")
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
@@ -69,7 +70,7 @@ def test_importing_the_library_leaves_the_device_count_open():
 
 LATE_DEVICE = """
 import functools, sys
-from ebm_jax import parallel
+from ebm_jax.core import parallel
 parallel.set_cpu_devices(2)
 import jax, jax.numpy as jnp
 from jax.sharding import Mesh, PartitionSpec as P

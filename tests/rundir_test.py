@@ -3,7 +3,7 @@
 import json
 import os
 
-from ebm_jax import rundir
+from ebm_jax.run import rundir
 from testutil import tiny_toy_config
 
 

@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from ebm_jax import runner
+from ebm_jax.run import runner
 from ebm_jax import spec
 from testutil import tiny_toy_config
 

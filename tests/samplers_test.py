@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from ebm_jax import models, samplers
+from ebm_jax.core import models, samplers
 
 KEY = jax.random.key(0)
 

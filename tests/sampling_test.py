@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ebm_jax import samplers, sampling
+from ebm_jax.core import samplers, chain_runner as sampling
 
 
 def scaled_gaussian(variables, x):

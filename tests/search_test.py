@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from ebm_jax import search as search_lib
-from ebm_jax import sweep
+from ebm_jax.study import search as search_lib
+from ebm_jax.study import sweep
 from testutil import shipped_specs, tiny_toy_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,7 +63,7 @@ def test_two_processes_share_one_journal_without_duplicating_a_cell(tmp_path):
       import os, sys, time
       sys.path[:0] = [{ROOT!r}, {os.path.join(ROOT, 'tests')!r}]
       from search_test import synthetic, synthetic_search
-      from ebm_jax import search
+      from ebm_jax.study import search
       barrier = {str(tmp_path / "ready")!r}
       os.makedirs(barrier, exist_ok=True)
       open(os.path.join(barrier, str(os.getpid())), "w").close()
@@ -166,7 +166,8 @@ def test_a_pruned_trial_ends_early_and_is_told_as_pruned(tmp_path):
 
 def test_a_rewound_model_s_evaluations_replace_what_its_trial_was_told(tmp_path):
   import optuna
-  from ebm_jax import loop, spec
+  from ebm_jax.run import loop
+  from ebm_jax import spec
   study = optuna.create_study(pruner=optuna.pruners.NopPruner())
   trial = study.ask()
   config = tiny_toy_config()
@@ -245,7 +246,7 @@ def test_a_killed_worker_s_trials_are_adopted_once_its_heartbeat_stops(tmp_path)
       import sys, time
       sys.path[:0] = [{ROOT!r}, {os.path.join(ROOT, 'tests')!r}]
       from search_test import synthetic_search
-      from ebm_jax import search
+      from ebm_jax.study import search
       def hang(cells, trials, log):
         time.sleep(600)
       search.run_search(synthetic_search(num_trials=2, per_group=2, stale_after_s=1.5),
@@ -273,7 +274,8 @@ def test_a_killed_worker_s_trials_are_adopted_once_its_heartbeat_stops(tmp_path)
 
 def test_a_rewound_trial_is_not_pruned_on_its_discarded_steps(tmp_path):
   import optuna
-  from ebm_jax import loop, spec
+  from ebm_jax.run import loop
+  from ebm_jax import spec
 
   class PruneAbove:   # prunes when the value at the trial's last step is above 0.5
     def __init__(self, trial):

@@ -11,7 +11,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ebm_jax import parallel, runner, spec, train  # noqa: E402
+from ebm_jax.core import parallel
+from ebm_jax.run import runner, train
+from ebm_jax import spec  # noqa: E402
 from testutil import tiny_toy_config, without_clock  # noqa: E402
 
 

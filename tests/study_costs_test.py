@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from ebm_jax import study_costs, study_report, sweep
+from ebm_jax.study import costs as study_costs, report as study_report, sweep
 from testutil import tiny_toy_config
 
 

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from ebm_jax import study_report, study_stats, sweep
+from ebm_jax.study import report as study_report, stats as study_stats, sweep
 from testutil import tiny_toy_config
 
 AXES = ["sampler.num_steps", "optimizer.learning_rate", "sampler.noise_std",

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ebm_jax import study_stats
+from ebm_jax.study import stats as study_stats
 
 
 def rows_of(values_by_setting):

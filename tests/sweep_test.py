@@ -9,7 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from ebm_jax import runner, study_report, sweep, train
+from ebm_jax.run import runner, train
+from ebm_jax.study import report as study_report, sweep
 from testutil import (inject_runaway, read_metrics, shipped_specs, tiny_image_config,
                       tiny_toy_config, without_clock)
 

@@ -7,8 +7,10 @@ import jax
 import jax.numpy as jnp
 
 from ebm_jax import config as config_lib
-from ebm_jax import hparams, objectives, reporting, spec
-from ebm_jax.objectives import base
+from ebm_jax import hparams, spec
+from ebm_jax.core import objectives
+from ebm_jax.run import reporting
+from ebm_jax.core.objectives import base
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NO_IMAGES = jnp.zeros((0,), jnp.uint8)
@@ -94,7 +96,7 @@ def inject_runaway(monkeypatch, at_step: int, lr: float | None = None):
   """Makes the loop judge update ``at_step`` of the model training at learning rate ``lr``
   (every model when None) a runaway, once: a divergence at a known update, whatever the CPU's
   float order does to a run's real trajectory. Returns the list of ``(step, lr)`` injected."""
-  from ebm_jax import loop
+  from ebm_jax.run import loop
   real, injected = loop.runaway_cause, []
 
   def runaway_cause(row, trace, rc):

@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ebm_jax import checkpointing, hparams, train
+from ebm_jax.run import checkpointing, train
+from ebm_jax import hparams
 from testutil import (CONTRACT_KEYS, NO_IMAGES, diverging_toy, make_step, read_metrics,
                       tiny_image_config, tiny_toy_config, without_clock)
 
@@ -359,7 +360,7 @@ def test_runaway_energies_are_a_divergence_not_a_finished_run(tmp_path):
 KILLED_RUN = """
 import sys
 sys.path[:0] = [{root!r}, {tests!r}]
-from ebm_jax import train
+from ebm_jax.run import train
 from testutil import diverging_toy
 train.train_and_evaluate(diverging_toy(log_every_steps=1), {workdir!r})
 """

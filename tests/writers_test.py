@@ -6,7 +6,7 @@ import json
 import numpy as np
 from tensorboard.backend.event_processing import event_accumulator, event_multiplexer
 
-from ebm_jax import loop, rundir, writers
+from ebm_jax.run import loop, rundir, writers
 from testutil import read_metrics, tiny_toy_config
 
 

@@ -1,0 +1,72 @@
+"""The flat module paths of ebm_jax 0.1 (``ebm_jax.samplers``, ``ebm_jax.loop``, ...) as aliases of
+the layered ones, so users' scripts and ``python -m ebm_jax.<old>`` keep working.
+
+An old name imports the *same* module object as the new one (a registry or a patched function is
+shared), with a :class:`DeprecationWarning` naming the new path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+import warnings
+
+MOVED = {
+    "samplers": "core.samplers", "models": "core.models", "inits": "core.inits",
+    "buffers": "core.buffers", "chain_starts": "core.chain_starts", "losses": "core.losses",
+    "parallel": "core.parallel", "sampling": "core.chain_runner", "objectives": "core.objectives",
+    "diagnostics": "eval.diagnostics", "evaluation": "eval.metrics",
+    "inception": "eval.inception", "convergence": "eval.convergence",
+    "runner": "run.runner", "loop": "run.loop", "rundir": "run.rundir", "writers": "run.writers",
+    "reporting": "run.reporting", "plotting": "run.plotting",
+    "checkpointing": "run.checkpointing", "train": "run.train",
+    "checkpoint_sampling": "run.from_checkpoint", "sweep": "study.sweep",
+    "search": "study.search", "launch": "study.launch", "leaderboard": "study.leaderboard",
+    "study_report": "study.report", "study_stats": "study.stats", "study_costs": "study.costs",
+}
+
+
+def new_name(fullname: str) -> str | None:
+  """``ebm_jax.<old>[.sub]`` -> ``ebm_jax.<new>[.sub]``, or None for a name that did not move."""
+  head, _, rest = fullname.partition(".")
+  if head != "ebm_jax" or not rest:
+    return None
+  first, _, sub = rest.partition(".")
+  if first not in MOVED:
+    return None
+  return "ebm_jax." + MOVED[first] + (f".{sub}" if sub else "")
+
+
+class _Alias(importlib.abc.Loader):
+
+  def __init__(self, old: str, new: str):
+    self.old, self.new = old, new
+
+  def create_module(self, spec):
+    warnings.warn(f"{self.old} moved to {self.new}", DeprecationWarning, stacklevel=2)
+    return importlib.import_module(self.new)
+
+  def exec_module(self, module):
+    pass   # the module is the new one, already executed
+
+  def get_code(self, fullname):   # `python -m ebm_jax.<old>` runs the new module as __main__
+    print(f"note: python -m {self.old} is now python -m {self.new}", file=sys.stderr)
+    return importlib.util.find_spec(self.new).loader.get_code(self.new)
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+
+  def find_spec(self, fullname, path=None, target=None):
+    new = new_name(fullname)
+    if new is None:
+      return None
+    return importlib.machinery.ModuleSpec(fullname, _Alias(fullname, new),
+                                          is_package=new.endswith("objectives"))
+
+
+def install() -> None:
+  if not any(isinstance(f, _Finder) for f in sys.meta_path):
+    sys.meta_path.insert(0, _Finder())
