@@ -33,6 +33,7 @@ from absl import flags
 from absl import logging
 
 from ebm_jax import cli
+from ebm_jax.core import parallel
 
 _CONFIG = flags.DEFINE_string(
     "config", None, "Base recipe for grids that name none, e.g. configs/toy_gmm.py[:variant].")
@@ -103,7 +104,7 @@ def run_study(name: str, workdir: str) -> None:
   else:
     devices = (_CPU_DEVICES.value if _CPU_DEVICES.value is not None
                else max(c.config.parallel.cpu_devices for c in cells))
-    cli.start_devices(devices)   # before the first jax.devices() call
+    parallel.start_devices(devices)   # before the first jax.devices() call
     if not _REPORT_ONLY.value:
       sweep_lib.train_cells(cells, only=_CELLS.value, max_models=_MAX_MODELS.value, log=log,
                             shuffle_seed=0 if sweep.shuffle_groups else None)
@@ -124,7 +125,7 @@ def run_search(workdir: str) -> None:
     study = search_lib.open_study(search, workdir)
     log(f"report: {search_lib.write_report(search, study, workdir)}")
     return
-  cli.start_devices(_CPU_DEVICES.value or 0)
+  parallel.start_devices(_CPU_DEVICES.value or 0)
   search_lib.run_search(search, workdir, log=log)
   log(f"report: {os.path.join(workdir, search_lib.REPORT)}")
 

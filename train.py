@@ -13,6 +13,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from ebm_jax import cli
+from ebm_jax.core import parallel
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Recipe file, e.g. configs/mnist.py or configs/mnist.py:paper.",
@@ -33,7 +34,7 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)   # keep Orbax's INFO lines out of the progress output
   config = _CONFIG.value
-  cli.start_devices(config.parallel.cpu_devices, config.parallel.distributed)
+  parallel.start_devices(config.parallel.cpu_devices, config.parallel.distributed)
   from ebm_jax.run import train
   workdir = _WORKDIR.value or default_workdir(
       config_flags.get_config_filename(flags.FLAGS["config"]), config)

@@ -43,7 +43,7 @@ def stand_in_images(c, count):
   from ebm_jax import data as data_lib
   if data_lib.is_toy(c.data.name):
     return None
-  channels = data_lib.IMAGE_SOURCES[c.data.name].channels
+  channels = data_lib.get(c.data.name).channels
   return np.random.default_rng(0).integers(
       0, 256, (count, c.data.image_size, c.data.image_size, channels), dtype=np.uint8)
 

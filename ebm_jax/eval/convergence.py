@@ -15,20 +15,19 @@ images), and compares them with as many short-run samples of the same model (the
 - *non-convergent*: from data worse than the factor (the density's modes are not the data's).
 
 The record goes to ``<workdir>/longrun.json``; ``longrun.at_end`` runs it when a run finishes,
-and ``python -m ebm_jax.eval.convergence --workdir=<run>`` on any finished run (or every cell of a
+and ``python -m ebm_jax.study.longrun --workdir=<run>`` on any finished run (or every cell of a
 study) afterwards.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Callable
 
 import jax
 import numpy as np
 
-from ebm_jax.run import rundir
+from ebm_jax import files
 
 FACTOR = 2.0
 RECORD = "longrun.json"
@@ -87,9 +86,9 @@ def check(runner, state, hp, metric: str, log: Callable[[str], None]) -> dict:
 
 
 def write(workdir: str, record: dict, log: Callable[[str], None]) -> None:
-  if not rundir.is_writer():
+  if not files.is_writer():
     return
-  rundir.write_json(os.path.join(workdir, RECORD), record)
+  files.write_json(os.path.join(workdir, RECORD), record)
   m = record["metric"]
   log(f"long-run check at step {record['step']} ({record['num_steps']} steps, "
       f"{record['num_chains']} chains): {m} short-run {record['short_run']:.4g}, from data "
@@ -98,58 +97,4 @@ def write(workdir: str, record: dict, log: Callable[[str], None]) -> None:
 
 
 def read(workdir: str) -> dict | None:
-  return rundir.read_json(os.path.join(workdir, RECORD))
-
-
-def check_run(workdir: str, *, num_steps: int | None = None, num_chains: int | None = None,
-              log: Callable[[str], None] = print) -> dict:
-  """The check on a finished run's latest checkpoint."""
-  from ebm_jax.run import reporting
-  from ebm_jax.run import runner as runner_lib
-  overrides = {**({"longrun.num_steps": num_steps} if num_steps else {}),
-               **({"longrun.num_chains": num_chains} if num_chains else {})}
-  spec, runner, state, hp = runner_lib.load_run(workdir, overrides=overrides)
-  record = check(runner, state, hp, reporting.quality_metric(spec), log)
-  write(workdir, record, functools.partial(rundir.log_line, workdir))
-  return record
-
-
-def run_command(args) -> None:
-  """``python -m ebm_jax.eval.convergence``: the runs named, or a study's finished cells."""
-  from ebm_jax.study import sweep as sweep_lib
-  workdirs = list(args.workdir)
-  if args.sweep:
-    if not args.study:
-      raise ValueError("--sweep needs --study (the study directory)")
-    cells = sweep_lib.expand(sweep_lib.load_sweep(args.sweep), None, args.study)
-    workdirs += [c.workdir for c in cells if (sweep_lib.read_status(c) or {}).get("status")
-                 == "finished" and (args.redo or read(c.workdir) is None)]
-  if not workdirs:
-    raise ValueError("nothing to check: give --workdir=run[,run] or --sweep with --study")
-  for i, workdir in enumerate(workdirs):
-    print(f"[{i + 1}/{len(workdirs)}] {workdir}", flush=True)
-    check_run(workdir, num_steps=args.num_steps, num_chains=args.num_chains)
-
-
-def _define_flags() -> None:
-  """Defined only when run as a program, so importing the library defines no flags."""
-  from absl import flags
-  flags.DEFINE_list("workdir", [], "Finished runs to check.")
-  flags.DEFINE_string("sweep", None, "Check every finished cell of this sweep file ...")
-  flags.DEFINE_string("study", None, "... in this study directory.")
-  flags.DEFINE_bool("redo", False, "Check cells that already have a longrun.json again.")
-  flags.DEFINE_integer("num_steps", None, "Override longrun.num_steps.")
-  flags.DEFINE_integer("num_chains", None, "Override longrun.num_chains.")
-
-
-def main(argv) -> None:
-  from absl import flags
-  from ebm_jax import cli
-  del argv
-  cli.call(run_command, flags.FLAGS)
-
-
-if __name__ == "__main__":
-  from absl import app
-  _define_flags()
-  app.run(main)
+  return files.read_json(os.path.join(workdir, RECORD))

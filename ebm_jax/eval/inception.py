@@ -349,8 +349,8 @@ def check_weights(path: str) -> None:
 
 def write_npz(path: str, state: dict[str, np.ndarray], source_sha256: str) -> None:
   """Writes a state dict as ``.npz`` with the sha256 of the ``.pth`` it was read from."""
-  from ebm_jax.run import rundir
-  rundir.write_npz(path, **state, **{SOURCE_KEY: np.asarray(source_sha256)})
+  from ebm_jax import files
+  files.write_npz(path, **state, **{SOURCE_KEY: np.asarray(source_sha256)})
 
 
 def read_state_dict(path: str, cache: str | None = None, verify: bool = True

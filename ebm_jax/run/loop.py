@@ -346,8 +346,8 @@ def evaluate(model: Model, path: str, step: int) -> None:
   """Scores samples with the evaluation classifier into eval.json (image datasets)."""
   if not rundir.is_writer():
     return
-  from ebm_jax.eval import metrics as evaluation  # lazy: trains the classifier on first use
-  record = evaluation.evaluate_run(model.workdir, path, log=model.log, step=step)
+  from ebm_jax.run import evaluate as evaluate_lib  # lazy: the classifier stack on first use
+  record = evaluate_lib.evaluate_run(model.workdir, path, log=model.log, step=step)
   model.measured(step, record)
   model.report.scalars(step, {f"{writers.EVAL_NAMESPACE}/{k}": v for k, v in record.items()})
   def scores(r):

@@ -57,17 +57,11 @@ def read_metrics(path: str, *, events: bool = False) -> tuple[list[dict], int]:
   return rows, torn
 
 
-# KL(true * K || KDE_K of the samples), K a fixed kernel: a proper score, lowest in expectation
-# for exact samples (diagnostics.kl_smoothed); comparable across samplers.
-TOY_QUALITY = "kl_smoothed"
-IMAGE_QUALITY = "fid"              # classifier-feature FID of the samples
-
-
 def quality_metric(spec) -> str:
   """The one number (lower = better) a run's quality is judged by (of a spec or a config):
   studies, searches and the plateau stop all read it."""
   from ebm_jax import data as data_lib
-  return TOY_QUALITY if data_lib.is_toy(spec.data.name) else IMAGE_QUALITY
+  return data_lib.get(spec.data.name).quality_metric
 
 
 def measurements(workdir: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:

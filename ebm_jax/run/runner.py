@@ -83,8 +83,8 @@ def shape_only_images(spec) -> np.ndarray | None:
   """A one-image stand-in with the dataset's shape (for runs that need no data draws)."""
   if data_lib.is_toy(spec.data.name):
     return None
-  size, channels = spec.data.image_size, data_lib.IMAGE_SOURCES[spec.data.name].channels
-  return np.zeros((1, size, size, channels), np.uint8)
+  shape = data_lib.get(spec.data.name).sample_shape(spec.data.image_size)
+  return np.zeros((1, *shape), np.uint8)
 
 
 def place_dataset(images: np.ndarray | None, mesh) -> Array:
@@ -134,7 +134,8 @@ class Runner:
     else:
       mesh, data_mesh = model_mesh(num_models), None
     self.mesh = mesh
-    self.comps = base.make_components(spec, images, data_mesh)
+    data_source = data_lib.get(spec.data.name).make_source(spec.data, images)
+    self.comps = base.make_components(spec, data_source, data_mesh)
     self.objective = objectives.build(spec, self.comps)
     self.images = place_dataset(images, mesh)
     self.toy = self.comps.data.toy

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import submitit     # this module is imported only on the launcher path
 
-from ebm_jax import cli
+from ebm_jax.core import parallel
 from ebm_jax.study import sweep as sweep_lib
 
 
@@ -39,7 +39,7 @@ class GroupTask(submitit.helpers.Checkpointable):
     todo = [c for c in cells if sweep_lib.read_status(c) is None]
     if not todo:
       return []
-    cli.start_devices(max(c.config.parallel.cpu_devices for c in todo))   # before jax starts
+    parallel.start_devices(max(c.config.parallel.cpu_devices for c in todo))   # before jax starts
     sweep_lib.train_group(todo, log=lambda m: print(m, flush=True))
     return [c.name for c in todo]
 

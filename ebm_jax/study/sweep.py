@@ -4,7 +4,7 @@ A study is data: a sweep file (``sweeps/*.py``) whose ``get_sweep(variant)`` ret
 :class:`Sweep`, a list of :class:`Grid`s of config overrides on a base recipe. Every cell of a
 grid is an ordinary run with its own workdir (``<study>/cells/<cell>``) and the usual outputs
 (config.json, metrics.jsonl, diagnostics.npz, checkpoints, samples.npz, plots, eval.json), so
-``sample.py``, ``python -m ebm_jax.eval.metrics score`` and ``sweep.py --cells=<cell>`` work on
+``sample.py``, ``python -m ebm_jax.run.evaluate score`` and ``sweep.py --cells=<cell>`` work on
 any one cell alone.
 
 Cells whose configs differ only in :data:`VMAPPABLE_KEYS` (values that change neither shapes nor

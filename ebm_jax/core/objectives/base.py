@@ -15,16 +15,14 @@ whose loss or new parameters are not finite (or whose ``|loss|`` passes
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import flax
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from ebm_jax.core import chain_starts
-from ebm_jax import data as data_lib
 from ebm_jax.core import losses
 from ebm_jax.core import models
 from ebm_jax.core import optimizers
@@ -55,38 +53,24 @@ class TrainState:
 # ----------------------------------------------------------------------------- components
 
 
-class DataSource(NamedTuple):
-  """Where data batches come from: ``draw(images, key, n) -> float32 [n, *sample_shape]``."""
-  sample_shape: tuple
-  draw: Callable[[Array, Array, int], Array]
-  toy: data_lib.ToyDensity | None = None
-
-
-def make_data_source(dc, images: np.ndarray | None) -> DataSource:
-  """The data source of ``dc`` (the spec's ``data`` section)."""
-  if data_lib.is_toy(dc.name):
-    toy = data_lib.TOY_DENSITIES[dc.name](dc.toy_sd, dc.toy_radius)
-    return DataSource((2,), lambda _, key, n: toy.sample(key, n), toy)
-  return DataSource(tuple(images.shape[1:]), data_lib.draw_image_batch)
-
-
 class Components(NamedTuple):
   """The static parts of a run, built once from its spec (see :mod:`ebm_jax.run.runner`)."""
   module: Any
   energy: models.EnergyFn
   optimizer: optax.GradientTransformation
-  data: DataSource
+  data: Any                   # ebm_jax.data.DataSource: sample_shape, draw(images, key, n), toy
   mesh: Any = None            # jax.sharding.Mesh with a "data" axis, or None (one device)
 
 
-def make_components(spec, images: np.ndarray | None, mesh=None) -> Components:
-  """The network, energy, optimizer and data source of a :class:`~ebm_jax.spec.Spec`."""
+def make_components(spec, data_source, mesh=None) -> Components:
+  """The network, energy and optimizer of a :class:`~ebm_jax.spec.Spec`, with the train step's
+  ``data_source`` (its dataset's :meth:`~ebm_jax.data.DatasetSpec.make_source`)."""
   mc = spec.model
   module = models.get_model(mc.name, n_f=mc.n_f, leak=mc.leak, spectral_norm=mc.spectral_norm,
                             conv_impl=mc.conv_impl, activation=mc.activation)
   return Components(module, models.make_energy_fn(module, mc.compute_dtype),
                     optimizers.make_optimizer(spec.optimizer),
-                    make_data_source(spec.data, images), mesh)
+                    data_source, mesh)
 
 
 # ----------------------------------------------------------------------------- step pieces
