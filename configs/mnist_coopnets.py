@@ -21,6 +21,7 @@ VARIANTS = ("thesis",)   # besides the default
 
 
 def _generator(c, *, n_f: int, learning_rate: float):
+  c.objective.name = "coopnets"
   c.init.name = "generator"
   c.generator.n_f = n_f
   c.generator.z_dim = 50

@@ -31,6 +31,7 @@ def get_config(variant="uniform"):
   c.sampler.noise_std = 0.0              # with_noise 'no' (1e-2 when 'yes')
   c.sampler.noise_divide = 1.0           # noise_divide
   c.init.name = variant                  # init
+  c.objective.name = "coopnets" if variant == "generator" else "ml"   # CoopNets with a generator
   c.init.bank_size = 500000              # the persistent bank s_t_0
   c.init.start_noise_std = 0.03          # data_epsilon on persistent starts
   c.optimizer.name = "adam"

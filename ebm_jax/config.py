@@ -21,6 +21,7 @@ from ebm_jax.core import chain_starts
 from ebm_jax import data as data_lib
 from ebm_jax.core import models
 from ebm_jax.core import samplers
+from ebm_jax.core import objectives
 from ebm_jax.core import optimizers
 from ebm_jax import errors
 
@@ -95,7 +96,10 @@ def get_config():
   c.init.reinit_prob = 0.05           # replay: probability a start is fresh noise
   c.init.bank_dtype = "float32"       # bank storage: float32 | bfloat16 (halves its memory)
 
-  c.generator = ml_collections.ConfigDict()   # CoopNets, used with init.name = "generator"
+  c.objective = ml_collections.ConfigDict()
+  c.objective.name = "ml"             # ml (maximum likelihood) | coopnets (init.name = "generator")
+
+  c.generator = ml_collections.ConfigDict()   # CoopNets' generator (objective.name = "coopnets")
   c.generator.z_dim = 50              # latent dimension (thesis code: z_size 100)
   c.generator.n_f = 128               # width: 4 n_f, 2 n_f, n_f channels (512/256/128)
   c.generator.leak = 0.01             # leaky-ReLU slope (torch's default, as the thesis code)
@@ -322,6 +326,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("final_step_fraction", lambda v: 0 < v <= 1, "a fraction in (0, 1]"),
       ("num_grid_images", positive, "a positive int"),
       ("ema.decay", unit, "a decay in [0, 1) (0 = no EMA)"),
+      ("objective.name", lambda v: v in objectives.OBJECTIVES, f"one of {list(objectives.OBJECTIVES)}"),
       ("data.name", lambda v: v in data_lib.DATASETS, f"one of {data_lib.names()}"),
       ("data.image_size", lambda v: v in models.IMAGE_SIZES, f"one of {models.IMAGE_SIZES}"),
       ("data.noise_std", non_negative, "a number >= 0"),
@@ -400,6 +405,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key, rule, expected in rules:
     _check(rule(flat[key]), key, expected, flat[key])
 
+  # CoopNets' chains start from its generator's proposals and only there (before objective.name
+  # existed, init.name = "generator" alone chose CoopNets).
+  if c.init.name == "generator":
+    _check(c.objective.name == "coopnets", "objective.name", "'coopnets' with init.name = "
+           "'generator' (the generator's proposals are CoopNets' chain start)", c.objective.name)
+  elif c.objective.name == "coopnets":
+    _check(False, "init.name", "'generator' for objective.name = 'coopnets'", c.init.name)
   toy = data_lib.is_toy(c.data.name)
   _check((c.model.name == "toy_mlp") == toy, "model.name",
          "'toy_mlp' for the toy densities and an image net for images", c.model.name)

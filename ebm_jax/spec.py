@@ -66,6 +66,12 @@ class Ema(_Section):
 
 
 @_frozen
+class Objective(_Section):
+  KEY = "objective"
+  name: str
+
+
+@_frozen
 class Data(_Section):
   KEY = "data"
   name: str
@@ -217,6 +223,7 @@ class Spec(_Section):
   num_grid_images: int
   tensorboard: bool
   ema: Ema
+  objective: Objective
   data: Data
   model: Model
   sampler: Sampler
@@ -250,7 +257,7 @@ def _build(cls, values):
   return cls(**kwargs)
 
 
-_SECTIONS = {cls.__name__: cls for cls in (Ema, Data, Model, Sampler, Init, Generator,
+_SECTIONS = {cls.__name__: cls for cls in (Ema, Objective, Data, Model, Sampler, Init, Generator,
                                              Optimizer, LongRun, Diagnostics, Eval, Stop,
                                              Recovery, Parallel, Loss)}
 

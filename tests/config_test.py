@@ -6,7 +6,8 @@ import os
 import ml_collections
 import pytest
 
-from ebm_jax.core import chain_starts, models, samplers
+from ebm_jax import data
+from ebm_jax.core import chain_starts, models, objectives, samplers
 from ebm_jax import config
 from ebm_jax.core import optimizers
 from testutil import ROOT, shipped_specs
@@ -97,13 +98,42 @@ def test_the_sampler_registry_decides_which_clip_options_apply():
 
 @pytest.mark.parametrize("registry, key", [
     (samplers.SAMPLERS, "sampler.name"), (chain_starts.STARTS, "init.name"),
-    (models.MODELS, "model.name"), (optimizers.OPTIMIZERS, "optimizer.name")])
+    (models.MODELS, "model.name"), (optimizers.OPTIMIZERS, "optimizer.name"),
+    (objectives.OBJECTIVES, "objective.name"), (data.DATASETS, "data.name")])
 def test_every_registry_name_is_accepted(registry, key):
   for name in registry:
     c = default()
     config.set_value(c, key, name)
-    if key == "model.name" and name == "toy_mlp":
-      c.data.name = "gmm"
+    if key == "model.name" and name == "toy_mlp" or key == "data.name" and data.is_toy(name):
+      c.data.name, c.model.name = (name if key == "data.name" else "gmm"), "toy_mlp"
+    if name in ("generator", "coopnets"):     # CoopNets' objective and its chain start go together
+      c.init.name, c.objective.name = "generator", "coopnets"
+    if key == "data.name" and name == "cifar10":
+      c.data.image_size = 32
+    config.validate(c)
+
+
+def test_the_objective_is_named_and_coopnets_needs_its_generator_start():
+  c = default()
+  c.init.name = "generator"        # before objective.name existed, this alone chose CoopNets
+  with pytest.raises(config.ConfigError, match=r"config.objective.name: expected 'coopnets' with "
+                                               r"init.name = 'generator'"):
+    config.validate(c)
+  c.init.name, c.objective.name = "uniform", "coopnets"
+  with pytest.raises(config.ConfigError, match=r"config.init.name: expected 'generator' for "
+                                               r"objective.name = 'coopnets'"):
+    config.validate(c)
+  c.objective.name = "drl"
+  with pytest.raises(config.ConfigError, match=r"config.objective.name: expected one of "
+                                               r"\['ml', 'coopnets'\]"):
+    config.validate(c)
+
+
+def test_a_dataset_allows_the_image_sizes_its_spec_names():
+  c = default()
+  c.data.name, c.data.image_size = "cifar10", 28
+  with pytest.raises(config.ConfigError, match=r"config.data.image_size: expected one of \[32\] "
+                                               r"for cifar10"):
     config.validate(c)
 
 

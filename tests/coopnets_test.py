@@ -17,8 +17,8 @@ IMAGES = np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1), dtype=np.uin
 
 
 def coop_config(**overrides):
-  return tiny_image_config(**{"init.name": "generator", "generator.n_f": 4,
-                              "generator.z_dim": 8, **overrides})
+  return tiny_image_config(**{"objective.name": "coopnets", "init.name": "generator",
+                              "generator.n_f": 4, "generator.z_dim": 8, **overrides})
 
 
 def setup(config, energy=None):

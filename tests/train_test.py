@@ -6,12 +6,14 @@ import os
 import chex
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
-from ebm_jax.run import checkpointing, train
+from ebm_jax import config as config_lib
 from ebm_jax import hparams
-from testutil import (CONTRACT_KEYS, NO_IMAGES, diverging_toy, make_step, read_metrics,
+from ebm_jax.run import checkpointing, train
+from testutil import (CONTRACT_KEYS, NO_IMAGES, ROOT, diverging_toy, make_step, read_metrics,
                       tiny_image_config, tiny_toy_config, without_clock)
 
 
@@ -387,3 +389,16 @@ def test_a_run_killed_during_its_recovery_resumes_bit_exactly(tmp_path):
   straight = train.train_and_evaluate(diverging_toy(), str(tmp_path / "straight"))
   chex.assert_trees_all_equal(without_clock(straight), without_clock(resumed))
   assert int(resumed.recoveries) == 1
+
+
+def test_objective_name_leaves_the_run_ids_of_existing_runs_as_they_were():
+  # The same command finds its run: where objective.name is what init.name chose before the key
+  # existed, the id is that of the config without it; another objective makes another run.
+  for recipe in ("mnist.py", "mnist_coopnets.py", "toy_gmm.py"):
+    c = config_lib.load_recipe(os.path.join(ROOT, "configs", recipe))
+    before = c.to_dict()
+    del before["objective"]
+    assert train.run_id(c) == train.run_id(ml_collections.ConfigDict(before)), recipe
+    c.objective.name = "another"
+    assert train.run_id(c) != train.run_id(ml_collections.ConfigDict(before)), recipe
+

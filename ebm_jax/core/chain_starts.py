@@ -96,8 +96,8 @@ def _replay(ic, sample_shape, propose=None):
 
 
 def _generator(ic, sample_shape, propose=None):
-  """CoopNets' start: ``propose(key, state, n) -> (x0, z)`` from the objective's generator (its
-  running batch-norm statistics; the train step proposes in training mode itself)."""
+  """CoopNets' start: ``propose(key, state, n) -> (x0, z)`` from the objective's generator (in
+  training mode for the train step, with its running batch-norm statistics otherwise)."""
   if propose is None:
     raise ValueError("init.name='generator' needs the CoopNets objective's generator")
 

@@ -196,7 +196,8 @@ class Objective:
     self.spec = spec
     self.comps = comps
 
-  def chain_start(self, name: str) -> chain_starts.ChainStart:
+  def chain_start(self, name: str, *, train: bool = False) -> chain_starts.ChainStart:
+    """The chain start ``name`` (``train``: as the train step draws it, where that differs)."""
     return chain_starts.make(name, self.spec.init, self.comps.data.sample_shape)
 
   def init_state(self, hp: HParams) -> TrainState:

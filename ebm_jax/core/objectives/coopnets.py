@@ -3,8 +3,9 @@
 One update: the generator proposes chain starts (G0), the training sampler revises them (D1),
 optionally Langevin on the latent z explains the revisions (G1), the energy learns from the
 revisions by the shared maximum-likelihood update (D2), and the generator learns to reproduce
-them (G2). Selected by ``init.name = "generator"``; the generator's settings are
-the spec's ``generator`` section.
+them (G2). Selected by ``objective.name = "coopnets"`` (with ``init.name = "generator"``, the
+chain start that proposes from the generator); its settings are the spec's ``generator``
+section.
 """
 
 from __future__ import annotations
@@ -56,8 +57,11 @@ class CoopNets(ml.MaximumLikelihood):
       return x0, z, updates["batch_stats"]
     return self.module.apply(variables, z, train=False), z
 
-  def chain_start(self, name: str) -> chain_starts.ChainStart:
-    propose = lambda key, state, n: self._propose(key, state.generator, n, train=False)  # noqa: E731
+  def chain_start(self, name: str, *, train: bool = False) -> chain_starts.ChainStart:
+    """``train``: the train step's starts (batch statistics of the batch, as the generator is
+    taught); otherwise its running statistics (samples, evaluations, long runs)."""
+    def propose(key, state, n):
+      return self._propose(key, state.generator, n, train=train)[:2]
     return chain_starts.make(name, self.spec.init, self.comps.data.sample_shape, propose)
 
   def init_state(self, hp: HParams) -> CoopNetsState:
@@ -103,7 +107,8 @@ class CoopNets(ml.MaximumLikelihood):
     (_, k_start, k_chain, k_latent), x_data, variables, model_state = self._begin(
         state, hp, images)
     g = state.generator
-    starts, z, _ = self._propose(k_start, g, spec.batch_size, train=True)            # G0
+    starts, z = self.chain_start(spec.init.name, train=True).draw(state, k_start, x_data,
+                                                                   hp)               # G0
     starts = jax.lax.stop_gradient(starts)
     final, info, init = base.run_sampler(spec.sampler, comps, hp, variables, k_chain,
                                          starts)                                       # D1

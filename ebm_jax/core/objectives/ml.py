@@ -37,7 +37,7 @@ class MaximumLikelihood(base.Objective):
   def train_step(self, state: base.TrainState, hp: HParams, images, active=True):
     spec, comps = self.spec, self.comps
     (_, k_start, k_chain, _), x_data, variables, model_state = self._begin(state, hp, images)
-    start = self.chain_start(spec.init.name)
+    start = self.chain_start(spec.init.name, train=True)
     starts, ctx = start.draw(state, k_start, x_data, hp)
     final, info, init = base.run_sampler(spec.sampler, comps, hp, variables, k_chain, starts)
     samples = jax.lax.stop_gradient(final.position)
