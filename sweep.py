@@ -10,7 +10,7 @@ interrupted ones. At the end ``<workdir>`` holds ``results.csv``, ``plots/`` and
 
     --cells=a,b         train only these cells (e.g. to resume or extend one alone)
     --report_only       rebuild results.csv, plots and report.md from what has run
-    --set key=value     override a config key in every cell (repeatable)
+    --config.key=value  override a config key in every cell (repeatable)
 
 An adaptive search (Optuna ask-and-tell; the journal file in the workdir may be shared by any
 number of such processes, here or on other machines)::
@@ -24,7 +24,6 @@ A study's groups as Slurm array jobs (submitit), one group per task, into a shar
         --launcher=slurm --slurm_partition=gpu --timeout_min=120 --gpus_per_node=1 --wait
 """
 
-import ast
 import os
 import sys
 
@@ -43,7 +42,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Study directory (default runs/s
 _CELLS = flags.DEFINE_list("cells", [], "Train only these cells.")
 _MAX_MODELS = flags.DEFINE_integer("max_models", 0,
                                    "Largest vmapped group (0 = no limit; memory knob).")
-_SET = flags.DEFINE_multi_string("set", [], "key=value override applied to every cell.")
+_SET = flags.DEFINE_multi_string("set", [], "Replaced by --config.<key>=<value> (fails naming it).")
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Only rebuild the report.")
 _CPU_DEVICES = flags.DEFINE_integer(
     "cpu_devices", None, "CPU only: split the host into N devices (default: the largest "
@@ -60,18 +59,6 @@ _WAIT = flags.DEFINE_bool("wait", False, "--launcher: wait for the tasks, then w
 flags.mark_flags_as_mutual_exclusive(["sweep", "search"], required=True)
 
 
-def parse_overrides(items):
-  out = {}
-  for item in items:
-    key, sep, text = item.partition("=")
-    if not sep:
-      raise ValueError(f"--set {item!r}: expected key=value")
-    try:
-      out[key] = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-      out[key] = text
-  return out
-
 
 def launcher_parameters() -> dict:
   params = {"timeout_min": _TIMEOUT_MIN.value, "cpus_per_task": _CPUS_PER_TASK.value,
@@ -83,11 +70,15 @@ def launcher_parameters() -> dict:
 
 
 def run_study(name: str, workdir: str) -> None:
+  from ebm_jax import config as config_lib
   from ebm_jax.study import costs as study_costs
   from ebm_jax.study import report as study_report
   from ebm_jax.study import sweep as sweep_lib  # imports jax, but starts no backend
   sweep = sweep_lib.load_sweep(_SWEEP.value)
-  overrides = parse_overrides(_SET.value)
+  if _SET.value:
+    raise ValueError(f"--set {_SET.value[0]} is now --config.{_SET.value[0]} (the override "
+                     "syntax of every command)")
+  overrides = config_lib.parse_overrides(cli.config_overrides())
   cells = sweep_lib.expand(sweep, _CONFIG.value, workdir, overrides)
   os.makedirs(workdir, exist_ok=True)
   log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
@@ -119,6 +110,9 @@ def run_study(name: str, workdir: str) -> None:
 
 def run_search(workdir: str) -> None:
   from ebm_jax.study import search as search_lib
+  if cli.config_overrides():
+    raise ValueError("--config.<key>=<value> overrides the cells of a sweep; a search's "
+                     "settings are in its search file")
   search = search_lib.load_search(_SEARCH.value)
   log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
   if _REPORT_ONLY.value:
@@ -144,4 +138,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags_with_config)

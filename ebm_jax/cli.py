@@ -35,13 +35,25 @@ def call(fn: Callable, *args, code: int = 1, **kwargs):
     fail(str(e), code)
 
 
+_CONFIG_OVERRIDES: list[str] = []
+
+
 def parse_flags_with_config(argv):
-  """absl flag parsing, with an unknown ``--config.<key>`` reported in one line (exit 2)."""
+  """absl flag parsing, with the ``--config.<key>=<value>`` overrides set apart for
+  :func:`config_overrides` (every command takes them, in this one syntax)."""
+  rest = []
+  _CONFIG_OVERRIDES.clear()
+  for arg in argv:
+    if arg.startswith("--config."):
+      _CONFIG_OVERRIDES.append(arg[len("--config."):])
+    else:
+      rest.append(arg)
   try:
-    return flags.FLAGS(argv)
-  except AttributeError as e:   # ml_collections: an override names a key the config lacks
-    key = next((a.split("=")[0] for a in argv[1:] if a.startswith("--config.")
-                and str(e).strip("'\"") in a), str(e))
-    fail(f"{key}: unknown config key (see ebm_jax/config.py)", 2)
+    return flags.FLAGS(rest)
   except flags.Error as e:
     fail(str(e), 2)
+
+
+def config_overrides() -> list[str]:
+  """The ``key=value`` texts of the command line's ``--config.<key>=<value>`` arguments."""
+  return list(_CONFIG_OVERRIDES)

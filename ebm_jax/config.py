@@ -9,9 +9,11 @@ chain starts, models, datasets, optimizers) come from the registries that implem
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import sys
+import types
 from typing import Any, Callable
 
 import ml_collections
@@ -173,27 +175,70 @@ def get_config():
 
 
 def load_module(path: str, what: str = "recipe"):
-  """Executes a recipe or sweep file; its folder's parent goes on ``sys.path`` so recipes can
-  ``from configs import common``."""
+  """Executes a recipe or sweep file. Recipes import their siblings as ``configs.<name>``: in a
+  checkout the file's folder's parent goes on ``sys.path``; the recipes an installed package
+  ships (``ebm_jax/recipes``) are that ``configs`` package themselves."""
   if not os.path.exists(path):
     raise ConfigError(f"{what} {path} not found")
   spec = importlib.util.spec_from_file_location(f"ebm_jax_{what}_{abs(hash(path))}", path)
   module = importlib.util.module_from_spec(spec)
-  root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
-  if root not in sys.path:
-    sys.path.insert(0, root)
+  folder = os.path.dirname(os.path.abspath(path))
+  if folder == os.path.join(os.path.dirname(os.path.abspath(__file__)), "recipes"):
+    if "configs" not in sys.modules:
+      package = types.ModuleType("configs")
+      package.__path__ = [folder]
+      sys.modules["configs"] = package
+  elif os.path.dirname(folder) not in sys.path:
+    sys.path.insert(0, os.path.dirname(folder))
   spec.loader.exec_module(module)
   return module
 
 
-def load_recipe(spec: str) -> ml_collections.ConfigDict:
-  """``configs/x.py`` or ``configs/x.py:variant`` -> its config."""
-  path, _, variant = spec.partition(":")
+def recipe_path(name: str) -> str:
+  """A recipe's file: a path as given, or a bare name (``toy_gmm``) from the recipes shipped
+  with the package (``configs/`` of a checkout, ``ebm_jax/recipes`` of an installed wheel)."""
+  if name.endswith(".py") or os.sep in name:
+    return name
+  package = os.path.dirname(os.path.abspath(__file__))
+  for folder in (os.path.join(package, "recipes"),
+                 os.path.join(os.path.dirname(package), "configs")):
+    if os.path.exists(os.path.join(folder, name + ".py")):
+      return os.path.join(folder, name + ".py")
+  raise ConfigError(f"recipe {name!r} not found: give a recipe file (configs/<name>.py) or the "
+                    "name of a shipped recipe")
+
+
+def parse_overrides(items) -> dict:
+  """``["key=value", ...]`` (the ``--config.key=value`` arguments) -> ``{key: value}``, each value
+  a Python literal where it parses as one (``1e-3``, ``(3, 4)``, ``True``), else the string."""
+  out = {}
+  for item in items:
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+      raise ConfigError(f"--config.{item}: expected --config.<key>=<value>")
+    if text.lower() in ("true", "false"):
+      out[key] = text.lower() == "true"
+      continue
+    try:
+      out[key] = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      out[key] = text
+  return out
+
+
+def load_recipe(spec: str, overrides: dict | None = None) -> ml_collections.ConfigDict:
+  """``configs/x.py[:variant]`` (or a shipped recipe's name, ``x[:variant]``) -> its config, with
+  ``overrides`` (``{dotted key: value}``, e.g. from :func:`parse_overrides`) applied."""
+  name, _, variant = spec.partition(":")
+  path = recipe_path(name)
   module = load_module(path, "recipe")
   try:
-    return module.get_config(variant) if variant else module.get_config()
+    config = module.get_config(variant) if variant else module.get_config()
   except ValueError as e:
     raise ConfigError(f"{path}: {e}") from e
+  for key, value in (overrides or {}).items():
+    set_value(config, key, value)
+  return config
 
 
 def get_value(config, key: str):
@@ -201,7 +246,7 @@ def get_value(config, key: str):
   try:
     return config_path.get_value(key, config)
   except (KeyError, AttributeError) as e:
-    raise ConfigError(f"{key}: unknown config key (see ebm_jax/config.py)") from e
+    raise ConfigError(f"config.{key}: unknown config key (see ebm_jax/config.py)") from e
 
 
 def set_value(config, key: str, value) -> None:
@@ -211,7 +256,7 @@ def set_value(config, key: str, value) -> None:
   try:
     config_path.set_value(key, config, tuple(value) if isinstance(value, list) else value)
   except (TypeError, ValueError) as e:
-    raise ConfigError(f"{key}={value!r}: {' '.join(str(e).split())}") from e
+    raise ConfigError(f"config.{key}={value!r}: {' '.join(str(e).split())}") from e
 
 
 def from_dict(values: dict) -> ml_collections.ConfigDict:

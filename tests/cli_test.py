@@ -57,7 +57,7 @@ def test_unknown_key_and_bad_value_fail_in_one_line(tmp_path):
                 "--config.sampler.nope=1"])
   assert result.returncode == 2
   assert result.stderr.strip().splitlines()[-1] == (
-      "error: --config.sampler.nope: unknown config key (see ebm_jax/config.py)")
+      "error: config.sampler.nope: unknown config key (see ebm_jax/config.py)")
   result = run([f"--config={ROOT}/configs/toy_gmm.py", f"--workdir={tmp_path}",
                 "--config.sampler.step_size=-1"])
   assert result.returncode == 1
@@ -72,10 +72,9 @@ MOCK_MAIN = """
 import sys
 sys.path.insert(0, {root!r})
 import tensorflow_datasets as tfds
-from absl import app
-import train
+from ebm_jax.run import train
 with tfds.testing.mock_data(num_examples=48):
-  app.run(train.main, argv=["train.py"] + sys.argv[1:], flags_parser=train.parse_flags)
+  train.main(["train.py"] + sys.argv[1:])
 """
 
 
@@ -122,11 +121,18 @@ def test_sweep_command_trains_a_vmapped_group_reports_and_reruns_for_free(tmp_pa
   again = subprocess.run([sys.executable, sweep_py] + args, cwd=ROOT, capture_output=True,
                          text=True, timeout=300)
   assert again.returncode == 0 and "2 already done; 0 to train now" in again.stderr
-  bad = subprocess.run([sys.executable, sweep_py] + args + ["--set", "sampler.nope=1"],
+  # One override syntax for every command: --config.<key>=<value>; the old --set names it.
+  bad = subprocess.run([sys.executable, sweep_py] + args + ["--config.sampler.nope=1"],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert bad.returncode == 2
   assert bad.stderr.strip().splitlines()[-1] == (
-      "error: sampler.nope: unknown config key (see ebm_jax/config.py)")
+      "error: config.sampler.nope: unknown config key (see ebm_jax/config.py)")
+  old = subprocess.run([sys.executable, sweep_py] + args + ["--set", "num_train_steps=3"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert old.returncode == 2
+  assert old.stderr.strip().splitlines()[-1] == (
+      "error: --set num_train_steps=3 is now --config.num_train_steps=3 (the override syntax of "
+      "every command)")
 
 
 TINY_SEARCH = """

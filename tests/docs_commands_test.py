@@ -33,9 +33,9 @@ def _defined_flags(source_path):
   with open(source_path) as f:
     text = f.read()
   names = set(DEFINE.findall(text))
-  for module in re.findall(r"from ebm_jax import ([\w, ]+)", text):
-    for name in module.split(","):
-      path = os.path.join(ROOT, "ebm_jax", name.strip() + ".py")
+  for package, modules in re.findall(r"from (ebm_jax(?:\.\w+)*) import ([\w, ]+)", text):
+    for name in modules.split(","):
+      path = os.path.join(ROOT, *package.split("."), name.split(" as ")[0].strip() + ".py")
       if os.path.exists(path):
         with open(path) as f:
           names |= set(DEFINE.findall(f.read()))
@@ -51,6 +51,8 @@ def _commands():
         if not m["module"].startswith("ebm_jax"):
           continue
         path = os.path.join(ROOT, *m["module"].split(".")) + ".py"
+        if not os.path.exists(path):       # a package's command: its __main__.py
+          path = os.path.join(ROOT, *m["module"].split("."), "__main__.py")
       else:
         path = os.path.join(ROOT, m["script"])
       yield where, m.group(0).strip(), path, [f["name"] for f in FLAG.finditer(m["args"])]

@@ -12,7 +12,7 @@ import pytest
 
 from ebm_jax import config as config_lib
 from ebm_jax import hparams
-from ebm_jax.run import checkpointing, train
+from ebm_jax.run import checkpointing, loop, train
 from testutil import (CONTRACT_KEYS, NO_IMAGES, ROOT, diverging_toy, make_step, read_metrics,
                       tiny_image_config, tiny_toy_config, without_clock)
 
@@ -152,7 +152,7 @@ def test_a_run_that_cannot_recover_stops_with_a_message_and_keeps_the_last_good_
   workdir = str(tmp_path / "run")
   config = tiny_toy_config(**{"optimizer.learning_rate": 1e30, "optimizer.name": "sgd",
                               "optimizer.beta1": 0.0, "loss.scale": 1e30})
-  with pytest.raises(train.TrainingDiverged,
+  with pytest.raises(loop.TrainingDiverged,
                      match=r"training diverged at step \d+ after 3 recoveries") as error:
     train.train_and_evaluate(config, workdir)
   events = [r for r in read_metrics(workdir, events=True) if r.get("event") == "recovery"]
@@ -262,7 +262,7 @@ def test_a_divergence_writes_the_metrics_leading_up_to_it(tmp_path):
                               "divergence_threshold": 1e4, "log_every_steps": 50,
                               "recovery.max_retries": 0})
   workdir = str(tmp_path / "run")
-  with pytest.raises(train.TrainingDiverged, match="training diverged at step 2"):
+  with pytest.raises(loop.TrainingDiverged, match="training diverged at step 2"):
     train.train_and_evaluate(config, workdir)
   assert [r["step"] for r in read_metrics(workdir)] == [1]
   with np.load(os.path.join(workdir, "diagnostics.npz")) as trace:
@@ -352,7 +352,7 @@ def test_runaway_energies_are_a_divergence_not_a_finished_run(tmp_path):
                               "checkpoint_every_steps": 100, "num_final_samples": 100,
                               "recovery.max_retries": 0})   # recovery is tested above
   workdir = str(tmp_path / "run")
-  with pytest.raises(train.TrainingDiverged,
+  with pytest.raises(loop.TrainingDiverged,
                      match=r"diverged at step \d+ \(runaway: \|\w+\| \S+ is \S+x its median "
                            r"\S+ over updates 101-200\)"):
     train.train_and_evaluate(config, workdir)
