@@ -1,6 +1,6 @@
-"""Writes tests/data/inception_reference.npz: torch-fidelity's InceptionV3 (an implementation
+"""Writes tests/testdata/inception_reference.npz: torch-fidelity's InceptionV3 (an implementation
 independent of ebm_jax/eval/inception.py, the one papers' FID numbers are reproduced with) run on
-random weights in the real file's names and shapes, so tests/inception_test.py can check the
+random weights in the real file's names and shapes, so tests/eval/inception_test.py can check the
 Flax port's plumbing without the real weights or torch.
 
     pip install torch==2.13.0 && pip install --no-deps torch-fidelity==0.4.0
@@ -22,7 +22,7 @@ import torch  # noqa: E402
 
 from ebm_jax.eval import inception  # noqa: E402
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "inception_reference.npz")
+OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "testdata", "inception_reference.npz")
 SEED = 0
 
 

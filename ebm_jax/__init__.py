@@ -12,7 +12,7 @@ The layers, each a package that imports only those below it (checked in CI by im
 The public API is what this module exports. A recipe, changed and trained:
 
 >>> import ebm_jax
->>> config = ebm_jax.load_recipe("configs/toy_gmm.py")
+>>> config = ebm_jax.load_recipe("toy_gmm")      # or a file: configs/toy_gmm.py[:variant]
 >>> config.sampler.num_steps, config.objective.name
 (20, 'ml')
 >>> sorted(ebm_jax.OBJECTIVES)
@@ -28,12 +28,12 @@ rebuilds one, and ``ebm_jax.Sweep`` / ``Grid`` / ``Search`` describe studies. Th
 their own, on any energy function:
 
 >>> import jax, jax.numpy as jnp
->>> energy_fn = lambda x: 0.5 * jnp.sum(x ** 2, axis=-1)   # a standard Gaussian
->>> kernel = ebm_jax.langevin(step_size=0.05, noise_std=jnp.sqrt(0.1))
->>> state = kernel.init(jnp.zeros((4000, 1)), energy_fn)
->>> state, infos = ebm_jax.run_chain(jax.random.key(0), state, energy_fn, kernel, num_steps=500)
->>> bool(abs(float(jnp.var(state.x)) - 1.0) < 0.1)
-True
+>>> energy_fn = lambda x: 0.5 * jnp.sum(x ** 2, axis=-1)   # exp(-E): a standard Gaussian
+>>> sampler = ebm_jax.langevin(step_size=0.05, noise_std=0.1 ** 0.5)   # ULA, eps^2 / 2 and eps
+>>> state = sampler.init(jnp.zeros((4000, 1)), energy_fn)
+>>> state, info = ebm_jax.run_chain(jax.random.key(0), sampler.step, state, energy_fn, 500)
+>>> round(float(jnp.var(state.position)), 1)    # ULA's stationary variance: 1 / (1 - h / 2)
+1.0
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Runs in a subprocess with 8 simulated CPU devices (see parallel_test.py); prints JSON."""
+"""Runs in a subprocess with 8 simulated CPU devices (see core/parallel_test.py); prints JSON."""
 import json
 import os
 import sys

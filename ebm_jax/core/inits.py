@@ -1,7 +1,8 @@
 """Chain initialisers: where a chain's starting positions come from.
 
 All are pure functions of a PRNG key. The stateful starts (persistent bank, replay buffer) live
-in :mod:`ebm_jax.core.buffers`; the generator start of CoopNets takes a generator function.
+in :mod:`ebm_jax.core.buffers`; CoopNets' generator start is its objective's
+(:mod:`ebm_jax.core.objectives.coopnets`, through ``chain_starts.STARTS['generator']``).
 """
 
 from __future__ import annotations
@@ -62,17 +63,3 @@ def data_init(key: Array, data_batch: Array, *, noise_std=0.0) -> Array:
   if isinstance(noise_std, (int, float)) and noise_std == 0:
     return data_batch
   return data_batch + noise_std * jax.random.normal(key, data_batch.shape, data_batch.dtype)
-
-
-def generator_init(key: Array, generator_fn: Callable[[Array], Array], batch_size: int,
-                   latent_dim: int) -> tuple[Array, Array]:
-  """CoopNets starts: ``z ~ N(0, I)`` and the generator's proposals ``generator_fn(z)``.
-
-  Returns ``(x0, z)``; ``z`` is needed later to teach the generator.
-  """
-  if not isinstance(batch_size, int) or batch_size < 1:
-    raise ValueError(f"generator_init: batch_size must be a positive int, got {batch_size!r}")
-  if not isinstance(latent_dim, int) or latent_dim < 1:
-    raise ValueError(f"generator_init: latent_dim must be a positive int, got {latent_dim!r}")
-  z = jax.random.normal(key, (batch_size, latent_dim))
-  return generator_fn(z), z

@@ -31,7 +31,8 @@ Step-size conventions:
   Langevin algorithm for the temperature-1 target ``exp(-E)`` has ``step_size = eps**2/2,
   noise_std = eps`` (:func:`ula_params`). ebm-anatomy instead runs ``step_size = 1,
   noise_std = eps`` on a network ``f = (eps**2/2) E`` and scales its loss by ``2/eps**2``
-  (:func:`anatomy_loss_scale`); both describe the same chain.
+  (``loss.scale``, set by ``configs/common.py``'s ``anatomy_langevin``); both describe the
+  same chain.
 * :func:`mala` and :func:`hmc` wrap blackjax, whose MALA proposal is
   ``x + h grad log p + sqrt(2h) xi``: ``h = eps**2/2`` again.
 """
@@ -79,11 +80,6 @@ class Sampler(NamedTuple):
 def ula_params(eps):
   """``(step_size, noise_std)`` of unadjusted Langevin for ``exp(-E)``: ``(eps**2/2, eps)``."""
   return eps ** 2 / 2, eps
-
-
-def anatomy_loss_scale(eps):
-  """ebm-anatomy's loss scale ``2/eps**2`` for a network run with ``step_size=1``."""
-  return 2.0 / eps ** 2
 
 
 def _check_position(where: str, position) -> None:
@@ -182,7 +178,7 @@ def langevin(step_size, noise_std, *, clip_range=None, max_grad_norm=None) -> Sa
 
   Example:
     >>> import jax, jax.numpy as jnp
-    >>> from ebm_jax import samplers
+    >>> from ebm_jax.core import samplers
     >>> energy_fn = lambda x: 0.5 * jnp.sum(x ** 2, axis=1)
     >>> sampler = samplers.langevin(*samplers.ula_params(0.5))
     >>> state = sampler.init(jnp.zeros((4, 2)), energy_fn)

@@ -94,7 +94,7 @@ def t_interval(values: Sequence[float], level: float = LEVEL) -> Interval:
   """The mean of independent replicate values with its Student-t interval,
   ``mean +- t_{n-1} sd / sqrt(n)``. At n = 3 it covers the true mean at its nominal 95 %
   (the percentile bootstrap over the same 3 values covers about 73 %: it cannot be wider than
-  the values themselves; ``tests/study_stats_test.py`` simulates both). Non-finite values (a
+  the values themselves; ``tests/study/stats_test.py`` simulates both). Non-finite values (a
   replicate with no contrast) are dropped; with fewer than two left there is no interval."""
   from scipy import stats
   v = np.asarray([x for x in values if np.isfinite(x)], np.float64)

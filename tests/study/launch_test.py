@@ -10,7 +10,7 @@ submitit = pytest.importorskip("submitit")
 
 from ebm_jax.study import launch, sweep  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SWEEP = """
 from ebm_jax.study.sweep import Grid, Sweep

@@ -12,7 +12,7 @@ from ebm_jax.eval import convergence
 from ebm_jax.run import loop
 from testutil import tiny_toy_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.mark.parametrize("short, data, noise, expected", [

@@ -13,7 +13,7 @@ from ebm_jax.run import from_checkpoint as checkpoint_sampling, train
 from ebm_jax.core import samplers
 from testutil import tiny_toy_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from ebm_jax.study import search as search_lib
 from ebm_jax.study import sweep
 from testutil import shipped_specs, tiny_toy_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def synthetic(cells, trials, log):

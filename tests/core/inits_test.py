@@ -1,6 +1,5 @@
 """Chain initialisers."""
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,19 +26,12 @@ def test_data_init_adds_noise_of_the_given_std():
   np.testing.assert_allclose((noisy - data).std(), 0.1, rtol=0.03)
 
 
-def test_generator_init_returns_proposals_and_latents():
-  x, z = inits.generator_init(KEY, lambda z: jnp.tanh(z[:, :2]), 7, latent_dim=5)
-  chex.assert_shape([x, z], [(7, 2), (7, 5)])
-  np.testing.assert_allclose(x, jnp.tanh(z[:, :2]))
-
-
 @pytest.mark.parametrize("call, match", [
     (lambda: inits.noise_init("laplace", KEY, (2, 2)), "unknown name 'laplace'"),
     (lambda: inits.uniform_init(KEY, (2,)), r"shape must be a tuple of positive ints"),
     (lambda: inits.uniform_init(KEY, (2, -1)), r"shape must be a tuple of positive ints"),
     (lambda: inits.gaussian_init(KEY, (2, 2), dtype=jnp.int32), "dtype must be floating"),
     (lambda: inits.data_init(KEY, jnp.ones((2, 2), jnp.int32)), "data_batch must be a float"),
-    (lambda: inits.generator_init(KEY, lambda z: z, 0, 3), "batch_size must be a positive"),
 ])
 def test_bad_arguments_fail_with_one_line(call, match):
   with pytest.raises(ValueError, match=match):

@@ -13,7 +13,8 @@ import pytest
 from ebm_jax.eval import inception
 from ebm_jax.run import evaluate
 
-REFERENCE = os.path.join(os.path.dirname(__file__), "data", "inception_reference.npz")
+REFERENCE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "testdata",
+                         "inception_reference.npz")
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def extractor(random_state):
 
 
 def test_features_match_torch_fidelity_on_the_same_random_weights(random_state, extractor):
-  # tests/data/inception_reference.npz: torch-fidelity's InceptionV3 (independent code) on
+  # tests/testdata/inception_reference.npz: torch-fidelity's InceptionV3 (independent code) on
   # these weights and images, written by benchmarks/inception_reference.py.
   with np.load(REFERENCE) as ref:
     assert inception.state_checksum(random_state) == str(ref["state_checksum"]), (

@@ -12,7 +12,7 @@ from jax.sharding import PartitionSpec as P
 from ebm_jax import config
 from ebm_jax.core import parallel
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # tests/
 
 
 @pytest.mark.parametrize("init", ["persistent", "replay"])

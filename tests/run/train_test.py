@@ -373,7 +373,7 @@ def test_a_run_killed_during_its_recovery_resumes_bit_exactly(tmp_path):
   import subprocess
   import sys
   import time
-  here = os.path.dirname(os.path.abspath(__file__))
+  here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # tests/
   workdir = tmp_path / "killed"
   code = KILLED_RUN.format(root=os.path.dirname(here), tests=here, workdir=str(workdir))
   proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
