@@ -59,6 +59,8 @@ _API = {
     "langevin": "ebm_jax.core.samplers", "mala": "ebm_jax.core.samplers",
     "hmc": "ebm_jax.core.samplers", "run_chain": "ebm_jax.core.samplers",
     "ChainState": "ebm_jax.core.samplers", "Sampler": "ebm_jax.core.samplers",
+    "SamplerSpec": "ebm_jax.core.samplers", "register_sampler": "ebm_jax.core.samplers",
+    "energy_and_grad": "ebm_jax.core.samplers", "step_info": "ebm_jax.core.samplers",
     "PersistentBank": "ebm_jax.core.buffers", "ReplayBuffer": "ebm_jax.core.buffers",
     "contrastive_loss": "ebm_jax.core.losses",
     # runs
@@ -72,10 +74,14 @@ _API = {
 __all__ = sorted(_API)
 
 
+# Public names that differ from their module's.
+_RENAMED = {"register_sampler": "register"}
+
+
 def __getattr__(name: str):
   if name not in _API:
     raise AttributeError(f"module 'ebm_jax' has no attribute {name!r}")
-  value = getattr(importlib.import_module(_API[name]), name)
+  value = getattr(importlib.import_module(_API[name]), _RENAMED.get(name, name))
   globals()[name] = value
   return value
 

@@ -4,6 +4,7 @@ recipe and trains the toy GMM without the repository's files."""
 import json
 import os
 import re
+import shutil
 import site
 import subprocess
 import sys
@@ -32,7 +33,10 @@ def install_elsewhere(tmp_path):
   subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
   python = str(venv / "bin" / "python")
   # `pip install .` (a wheel built from pyproject.toml) into the new environment; the
-  # dependencies are this interpreter's, so nothing large is downloaded again.
+  # dependencies are this interpreter's, so nothing large is downloaded again. setuptools builds
+  # in the checkout's build/ and never removes what it left there before (modules of an older
+  # layout would enter the wheel): the ignored build output goes first.
+  shutil.rmtree(os.path.join(ROOT, "build"), ignore_errors=True)
   subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
                   "--target", str(venv / "site"), ROOT], check=True, timeout=300, cwd=tmp_path)
   env = {**os.environ, "JAX_PLATFORMS": "cpu",

@@ -61,7 +61,8 @@ def test_two_processes_share_one_journal_without_duplicating_a_cell(tmp_path):
   # Both workers start together (a file barrier) and take 0.2 s per round, so both get work.
   script = textwrap.dedent(f"""
       import os, sys, time
-      sys.path[:0] = [{ROOT!r}, {os.path.join(ROOT, 'tests')!r}]
+      sys.path[:0] = [{ROOT!r}, {os.path.join(ROOT, 'tests')!r},
+                       {os.path.join(ROOT, 'tests', 'study')!r}]
       from search_test import synthetic, synthetic_search
       from ebm_jax.study import search
       barrier = {str(tmp_path / "ready")!r}
@@ -244,7 +245,8 @@ def test_a_killed_worker_s_trials_are_adopted_once_its_heartbeat_stops(tmp_path)
   # The worker hangs in training; its heartbeat thread keeps its trials fresh until SIGKILL.
   script = textwrap.dedent(f"""
       import sys, time
-      sys.path[:0] = [{ROOT!r}, {os.path.join(ROOT, 'tests')!r}]
+      sys.path[:0] = [{ROOT!r}, {os.path.join(ROOT, 'tests')!r},
+                       {os.path.join(ROOT, 'tests', 'study')!r}]
       from search_test import synthetic_search
       from ebm_jax.study import search
       def hang(cells, trials, log):
