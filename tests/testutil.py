@@ -97,8 +97,8 @@ def inject_runaway(monkeypatch, at_step: int, lr: float | None = None):
   """Makes the loop judge update ``at_step`` of the model training at learning rate ``lr``
   (every model when None) a runaway, once: a divergence at a known update, whatever the CPU's
   float order does to a run's real trajectory. Returns the list of ``(step, lr)`` injected."""
-  from ebm_jax.run import loop
-  real, injected = loop.runaway_cause, []
+  from ebm_jax.run import recovery   # lazy, as the loop's modules are
+  real, injected = recovery.runaway_cause, []
 
   def runaway_cause(row, trace, rc):
     step = len(trace["step"]) + 1      # the trace holds the model's updates before this one
@@ -108,7 +108,7 @@ def inject_runaway(monkeypatch, at_step: int, lr: float | None = None):
       return "runaway: injected by the test"
     return real(row, trace, rc)
 
-  monkeypatch.setattr(loop, "runaway_cause", runaway_cause)
+  monkeypatch.setattr(recovery, "runaway_cause", runaway_cause)
   return injected
 
 

@@ -18,7 +18,9 @@ Every model sees the group's static :class:`~ebm_jax.spec.Spec` and its own
 :class:`~ebm_jax.hparams.HParams`; nothing here reads a per-model value of another model.
 
 Nothing else in the package iterates over updates: ``train.train_and_evaluate`` (one run) and
-the study engine (groups of cells) both call :func:`train`.
+the study engine (groups of cells) both call :func:`train`. The periodic actions and what a
+model writes are in :mod:`ebm_jax.run.actions`; rejected updates, runaways and recovery in
+:mod:`ebm_jax.run.recovery`.
 """
 
 from __future__ import annotations
@@ -26,26 +28,24 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import sys
 import time
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from ebm_jax.core import chain_starts
-from ebm_jax.run import checkpointing
 from ebm_jax import config as config_lib
 from ebm_jax import data as data_lib
+from ebm_jax import errors
 from ebm_jax import hparams as hparams_lib
+from ebm_jax import spec as spec_lib
 from ebm_jax.core import parallel
+from ebm_jax.run import actions as actions_lib
+from ebm_jax.run import checkpointing
+from ebm_jax.run import recovery
 from ebm_jax.run import reporting
 from ebm_jax.run import rundir
 from ebm_jax.run import runner as runner_lib
-from ebm_jax import spec as spec_lib
-from ebm_jax.run import writers
-from ebm_jax import errors
 
 
 class TrainingDiverged(errors.Error, RuntimeError):
@@ -75,14 +75,6 @@ class Outcome(NamedTuple):
   cause: str = ""              # why the last rejected update was rejected, or why it stopped early
   train_time_s: float = 0.0    # the model's training seconds over all calls (its state's
                                # wall_time: time lost to rewound updates included)
-
-# fold_in tags of a recovered model's new base keys (step keys fold in step numbers < 2**31).
-RECOVERY_STREAM = 2 ** 32 - 16
-
-
-def every(n: int, step: int) -> bool:
-  """True at every ``n``-th step (never when ``n`` is 0)."""
-  return bool(n) and step % n == 0
 
 
 class Model:
@@ -160,329 +152,6 @@ class Tick:
     return runner_lib.unstack(self._batch_images, i)
 
 
-# ----------------------------------------------------------------------------- actions
-
-
-class Record:
-  """Every step: the metrics into the reporter's window and the per-step trace."""
-
-  def __call__(self, tick: Tick, model: Model, runner) -> None:
-    model.report.record(tick.step, tick.row(model.index))
-
-
-class LongRun:
-  """ebm-anatomy's long-run chains every ``longrun.every_steps``."""
-
-  def __init__(self, every_steps: int):
-    self.every_steps = every_steps
-
-  def __call__(self, tick, model, runner) -> None:
-    if every(self.every_steps, tick.step):
-      i = model.index
-      model.report.long_run(tick.step, runner.long_run(tick.state(i), tick.hparams(i), tick.step))
-
-
-class LogStep:
-  """Every ``log_every_steps`` and at the last step: the metrics row, grids and figures; on toy
-  densities at landscape steps (and the last) the landscape with its KL metrics."""
-
-  def __init__(self, spec):
-    self.every_steps = spec.log_every_steps
-    self.landscape_every = spec.diagnostics.landscape_every_steps
-    self.last_row: dict | None = None
-
-  def __call__(self, tick, model, runner) -> None:
-    if not (tick.final or every(self.every_steps, tick.step)):
-      return
-    i, extra = model.index, {}
-    if runner.toy is not None and (tick.final or every(self.landscape_every, tick.step)):
-      extra = model.report.landscape(
-          tick.step, runner.landscape(tick.state(i), tick.hparams(i), tick.step))
-      model.measured(tick.step, extra)
-    self.last_row = model.report.log_step(tick.step, tick.batch_images(i), extra,
-                                          final=tick.final)
-
-
-class Evaluate:
-  """Every ``eval.every_steps`` before the last: ``num_final_samples`` scored into eval.json
-  (the last step's evaluation belongs to the end of the run)."""
-
-  def __init__(self, every_steps: int):
-    self.every_steps = every_steps
-
-  def __call__(self, tick, model, runner) -> None:
-    if every(self.every_steps, tick.step) and not tick.final:
-      i = model.index
-      path = os.path.join(model.workdir, rundir.EVAL_SAMPLES, f"samples_{tick.step:06d}.npz")
-      write_samples(runner, tick.state(i), tick.hparams(i), path, model.log)
-      evaluate(model, path, tick.step)
-
-
-def plateaued(quality: Sequence[tuple[int, float]], patience: int,
-              min_improvement: float) -> bool:
-  """Whether the last ``patience`` evaluations all failed to improve on the best before them
-  by the fraction ``min_improvement``."""
-  if not patience or len(quality) <= patience:
-    return False
-  best_before = min(q for _, q in quality[:-patience])
-  return min(q for _, q in quality[-patience:]) > (1 - min_improvement) * best_before
-
-
-class PlateauStop:
-  """Ends the model at the update after its quality stopped improving
-  (``stop.plateau_patience`` evaluations without a ``stop.plateau_min_improvement`` gain)."""
-
-  def __init__(self, spec):
-    self.patience = spec.stop.plateau_patience
-    self.min_improvement = spec.stop.plateau_min_improvement
-
-  def __call__(self, tick, model, runner) -> None:
-    if not self.patience or model.stop_reason or not model.unseen(self):
-      return
-    quality = model.quality          # derived from the records: once per new evaluation
-    if plateaued(quality, self.patience, self.min_improvement):
-      best = min(q for _, q in quality)
-      model.stop_reason = (f"quality plateau: {model.metric} {quality[-1][1]:.4g} after "
-                           f"{self.patience} evaluations without a "
-                           f"{self.min_improvement:.0%} gain on the best {best:.4g}")
-
-
-class Checkpoint:
-  """Every ``checkpoint_every_steps``."""
-
-  def __init__(self, every_steps: int):
-    self.every_steps = every_steps
-
-  def __call__(self, tick, model, runner) -> None:
-    if every(self.every_steps, tick.step):
-      save_checkpoint(model, tick.state(model.index))
-
-
-def default_actions(spec) -> list:
-  """The periodic work of a run (a :class:`~ebm_jax.spec.Spec`'s), in the order it happens at
-  a step."""
-  return [Record(), LongRun(spec.longrun.every_steps), LogStep(spec),
-          Evaluate(spec.eval.every_steps), PlateauStop(spec),
-          Checkpoint(spec.checkpoint_every_steps)]
-
-
-class ProgressBar:
-  """The group's progress, with the first training model's latest logged row."""
-
-  def __init__(self, spec, start: int, num_models: int):
-    from tqdm import tqdm
-    self.bar = tqdm(total=spec.num_train_steps, initial=start, unit="step", dynamic_ncols=True,
-                    file=sys.stderr, disable=not rundir.is_writer(),
-                    desc=f"{num_models} models" if num_models > 1 else None)
-
-  def __call__(self, step: int, row: dict | None) -> None:
-    self.bar.update(step - self.bar.n)
-    if row is not None:
-      self.bar.set_postfix(loss=f"{row['loss']:.3g}", d_s_t=f"{row['d_s_t']:.3g}",
-                           r_t=f"{row['r_t']:.3g}", sps=f"{row['samples_per_sec']:.0f}")
-
-  def close(self) -> None:
-    self.bar.close()
-
-
-# ----------------------------------------------------------------------------- outputs
-
-
-def _set_clock(like: jax.Array, seconds) -> jax.Array:
-  """``seconds`` (one model's or a group's) placed as ``like``, a state's wall_time, is: on
-  several processes a checkpointed array must be a global one (a jitted computation would
-  return this scalar host-local)."""
-  return jax.device_put(np.asarray(seconds, np.float32).reshape(like.shape), like.sharding)
-
-
-def clock(model: Model) -> np.ndarray:
-  """The model's cumulative wall-clock in seconds (time lost to rewound updates included), the
-  same on every process (process 0's)."""
-  seconds = np.float32(model.report.wall_time())
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-    seconds = np.float32(multihost_utils.broadcast_one_to_all(seconds))
-  return seconds
-
-
-def save_checkpoint(model: Model, state) -> None:
-  """Checkpoints ``state`` with the model's cumulative wall-clock, so a resumed run goes on
-  counting from it; a step saved already (a finished run found again) is left as it is."""
-  if int(state.step) in model.ckpt.all_steps():
-    return
-  model.final_clock = clock(model)
-  model.ckpt.save(int(state.step), state.replace(
-      wall_time=_set_clock(state.wall_time, model.final_clock)))
-
-
-def write_samples(runner, state, hp, path: str, log) -> str:
-  """``num_final_samples`` of the model with ``hp`` (its final chains from the training init)
-  into ``path``, with the ``step`` they were drawn at; an earlier file there is set aside."""
-  step = int(state.step)
-  if chain_starts.STARTS[runner.spec.init.name].learned:
-    starts, x = runner.final_samples(state, hp, with_starts=True)
-    arrays = {"x": x, "proposals": starts}
-    starts_note = "; key proposals: the generator's proposals the chains started from"
-  else:
-    x = runner.final_samples(state, hp)
-    arrays, starts_note = {"x": x}, ""
-  rundir.set_aside(path, f"before_step_{step}")
-  rundir.write_npz(path, **arrays, step=np.asarray(step, np.int64))
-  log(f"wrote {x.shape[0]} samples to {path}: {runner.sampling_protocol(hp, x.shape[0])}"
-      f"{starts_note}")
-  return path
-
-
-def samples_step(path: str) -> int | None:
-  """The training step the samples in ``path`` were drawn at; None when there is no file; -1
-  for a file written before samples carried their step (taken as the run's last)."""
-  if not os.path.exists(path):
-    return None
-  with np.load(path) as f:
-    return int(f["step"]) if "step" in f.files else -1
-
-
-def evaluate(model: Model, path: str, step: int) -> None:
-  """Scores samples with the evaluation classifier into eval.json (image datasets)."""
-  if not rundir.is_writer():
-    return
-  from ebm_jax.run import evaluate as evaluate_lib  # lazy: the classifier stack on first use
-  record = evaluate_lib.evaluate_run(model.workdir, path, log=model.log, step=step)
-  model.measured(step, record)
-  model.report.scalars(step, {f"{writers.EVAL_NAMESPACE}/{k}": v for k, v in record.items()})
-  def scores(r):
-    return ", ".join(f"{k} {r[k]:.4g}" for k in ("fid", "kid", "inception_score",
-                                                  "class_entropy", "confident_fraction"))
-
-  model.log(f"step {step}: eval {scores(record)}")
-  if "proposals" in record:
-    model.log(f"step {step}: eval of the generator's proposals {scores(record['proposals'])}")
-
-
-def _evaluated(workdir: str, path: str, step: int) -> bool:
-  """Whether eval.json holds a record of the samples file ``path`` drawn at ``step`` (by name:
-  a run directory may have moved)."""
-  records = rundir.read_json(os.path.join(workdir, rundir.EVAL)) or []
-  name = os.path.basename(path)
-  return any(r.get("step") == step and os.path.basename(str(r.get("samples"))) == name
-             for r in records)
-
-
-def _agreed(flag: bool) -> bool:
-  """``flag`` as process 0 decided it: decisions read from files only process 0 writes (a run
-  directory local to each host) must be the same on every process, or a sharded draw that one
-  process skips leaves the others waiting."""
-  if jax.process_count() == 1:
-    return flag
-  from jax.experimental import multihost_utils
-  return bool(multihost_utils.broadcast_one_to_all(np.asarray(flag, np.int32)))
-
-
-def rewind_evaluations(workdir: str, step: int) -> None:
-  """Cuts eval.json back to the records of steps up to ``step`` (a recovery or resume went
-  back to it); the file as it was is set aside whole, never deleted."""
-  path = os.path.join(workdir, rundir.EVAL)
-  records = rundir.read_json(path) or []
-  kept = [r for r in records if r.get("step") is None or r["step"] <= step]
-  if len(kept) < len(records):
-    until = max(r["step"] for r in records if r.get("step") is not None)
-    rundir.set_aside(path, f"until_step_{until}")
-    rundir.write_json(path, kept)
-
-
-def save_last_good(runner, model: Model, state, hp, step: int) -> None:
-  """A diverged model's last good state: its checkpoint, and grids of its chains' starts and
-  samples, so the run can be inspected and resumed with gentler settings."""
-  save_checkpoint(model, state)
-  starts, samples = runner.sample_fn()(state, hp, runner.images, jax.random.PRNGKey(step))
-  limit = runner.toy.plot_limit if runner.toy is not None else None
-  if rundir.is_writer():
-    for name, x in (("starts", starts), ("samples", samples)):
-      reporting.save_samples(
-          os.path.join(model.workdir, rundir.IMAGES,
-                       f"diverged_last_good_{name}_{int(state.step):06d}.png"),
-          parallel.fetch(x), f"last good {name}", limit, model.spec.num_grid_images)
-
-
-def divergence_message(workdir: str, outcome: Outcome) -> str:
-  after = f" after {outcome.recoveries} recoveries" if outcome.recoveries else ""
-  return (f"training diverged at step {outcome.diverged_at}{after} ({outcome.cause}); the last "
-          f"good state (step {outcome.step}) is checkpointed and its samples are in "
-          f"{os.path.join(workdir, rundir.IMAGES)}. Lower optimizer.learning_rate or "
-          "sampler.step_size, or add loss.l2_energy / model.spectral_norm")
-
-
-def rejection_cause(row: dict, threshold: float) -> str:
-  loss = float(row["loss"])
-  if not np.isfinite(loss):
-    return "non-finite loss"
-  if threshold and abs(loss) > threshold:
-    return f"|loss| {abs(loss):.3g} above divergence_threshold {threshold:g}"
-  return "non-finite parameters"
-
-
-# Series whose growth by orders of magnitude marks a runaway (ebm-anatomy's exploding
-# energies: d_s_t can still cross 0 while both energies run off).
-RUNAWAY_KEYS = ("energy_data", "energy_end", "r_t")
-
-
-def runaway_cause(row: dict, trace: dict, rc) -> str | None:
-  """Why the update in ``row`` ran away from the run's scale (the median of each series'
-  magnitude over ``runaway_window`` updates after the first ``runaway_start``, which leave
-  initialisation's transient out; from the run's own trace, so a resumed run judges the same
-  way), or None. Healthy shipped recipes grow at most 8x over that baseline (toy rings' r_t;
-  the GMM recipe 1.2x, its former default 1.9x; MNIST 1.0x over 600 updates), so the default
-  factor 1000 leaves a margin of 125x (docs/running.md, "Divergence recovers by itself")."""
-  start, end = rc.runaway_start, rc.runaway_start + rc.runaway_window
-  if not rc.runaway_factor or len(trace["step"]) < end:
-    return None
-  for key in RUNAWAY_KEYS:
-    base = float(np.median(np.abs(trace[key][start:end])))
-    value = abs(float(row[key]))
-    if value > rc.runaway_factor * max(base, 1e-12):
-      return (f"runaway: |{key}| {value:.3g} is {value / max(base, 1e-12):.3g}x its median "
-              f"{base:.3g} over updates {start + 1}-{end}")
-  return None
-
-
-def last_checkpointed(runner, hp, model: Model, state):
-  """The model's last checkpointed state (its initial state when it has none)."""
-  back = model.ckpt.restore(state, log=model.log) if model.ckpt.all_steps() else None
-  return back if back is not None else runner_lib.unstack(runner.init(hp), model.index)
-
-
-def recover(runner, states, hp, model: Model, state, rejected: int, cause: str):
-  """A rejected update with retries left. The state it was rejected in already produced it
-  (the update before was accepted on a loss that still looked fine), so the model goes back to
-  its last checkpoint (its initial state if it has none), with a new key stream, so its chains
-  start afresh, and its learning rate times ``recovery.lr_factor`` once more. Everything that
-  followed the checkpoint rewinds with it: the files (set aside, never deleted), the
-  evaluations, the quality curve and what the plateau stop and a search's pruning were told.
-  The wall-clock does not rewind: the lost updates cost time, so a budget and time-to-target
-  count them. A recovery row goes into metrics.jsonl. Returns the stacked states with the
-  model replaced."""
-  rc, i = model.spec.recovery, model.index
-  k = int(state.recoveries) + 1
-  wall = clock(model)
-  back = last_checkpointed(runner, hp, model, state)
-  new = back.replace(rng=jax.random.fold_in(back.rng, RECOVERY_STREAM - k),
-                     recoveries=jnp.asarray(k, jnp.int32),
-                     wall_time=_set_clock(back.wall_time, wall))
-  model.step = int(new.step)
-  model.rewind(model.step)
-  rewind_evaluations(model.workdir, model.step)
-  model.report.close()
-  model.report = reporting.RunReporter(model.spec, model.workdir, model.step, runner.toy,
-                                       wall_offset=float(wall))
-  model.report.event(model.step, {"event": "recovery", "recovery": k, "rejected_step": rejected,
-                                  "cause": cause, "lr_scale": rc.lr_factor ** k,
-                                  "wall_time": float(wall)})
-  model.log(f"step {rejected}: update rejected ({cause}); recovery {k}/{rc.max_retries}: back "
-            f"to step {model.step} with new chain keys and the learning rate "
-            f"x{rc.lr_factor ** k:g}")
-  return runner.replace(states, i, new)
-
-
 def finish(runner, model: Model, state, hp, *, trained: bool = True) -> None:
   """The end of a model that trained to ``num_train_steps`` (or its wall-clock budget, or an
   early stop): its checkpoint, ``samples.npz`` and, when asked, their evaluation and the
@@ -490,19 +159,20 @@ def finish(runner, model: Model, state, hp, *, trained: bool = True) -> None:
   already has, so a run killed while finishing completes the rest when it is run again."""
   step = int(state.step)
   spec = model.spec
-  save_checkpoint(model, state)
+  actions_lib.save_checkpoint(model, state)
   model.log(f"finished {step} steps; checkpoint in {model.ckpt.directory}")
   if spec.num_final_samples:
     path = os.path.join(model.workdir, rundir.SAMPLES)
     # -1: samples written before they carried their step, current only for a finished run.
     current = (step,) if trained else (step, -1)
-    if _agreed(samples_step(path) not in current):
-      write_samples(runner, state, hp, path, model.log)
-    if (spec.eval.at_end or spec.eval.every_steps) and not _evaluated(model.workdir, path, step):
-      evaluate(model, path, step)     # process 0 only: the classifier reads the file
+    if actions_lib.agreed(actions_lib.samples_step(path) not in current):
+      actions_lib.write_samples(runner, state, hp, path, model.log)
+    evaluated = actions_lib.evaluated(model.workdir, path, step)
+    if (spec.eval.at_end or spec.eval.every_steps) and not evaluated:
+      actions_lib.evaluate(model, path, step)     # process 0 only: the classifier reads the file
   if spec.longrun.at_end:   # on every process: the chains are sharded
     from ebm_jax.eval import convergence
-    if _agreed((convergence.read(model.workdir) or {}).get("step") != step):
+    if actions_lib.agreed((convergence.read(model.workdir) or {}).get("step") != step):
       record = convergence.check(runner, state, hp, model.metric, model.log)
       convergence.write(model.workdir, record, model.log)
 
@@ -548,7 +218,7 @@ def _done_reason(model: Model, state) -> str | None:
 
 def _done(model: Model, state) -> bool:
   """Whether the restored model is done (:func:`_done_reason`), as process 0 reads its files."""
-  return _agreed(_done_reason(model, state) is not None)
+  return actions_lib.agreed(_done_reason(model, state) is not None)
 
 
 def _at_end(model: Model) -> bool:
@@ -561,7 +231,7 @@ def _at_end(model: Model) -> bool:
     model.log(f"step {model.step}: {model.stop_reason}; the run ends here")
     model.report.event(model.step, {"event": "stop", "reason": model.stop_reason})
     return True
-  if budget and clock(model) >= budget:
+  if budget and actions_lib.clock(model) >= budget:
     model.log(f"step {model.step}: the wall-clock budget of {budget:g} s is spent; the run "
               "ends here")
     return True
@@ -594,9 +264,6 @@ def _restore(runner, models: Sequence[Model], states, log):
   restored = [r if r is not None else runner_lib.unstack(states, i)
               for i, r in enumerate(restored)]
   return runner.place(runner_lib.stack(restored)), [int(r.step) for r in restored], done
-
-
-# ----------------------------------------------------------------------------- the loop
 
 
 def train(runs: Sequence[Run], log: Callable[[str], None] | None = None,
@@ -656,7 +323,7 @@ def _train(runner, models, runs, hp, log, on_end, actions, t0):
 
   def end(model: Model, outcome: Outcome) -> None:
     if outcome.status == "diverged":     # its time until the divergence, not its last save's
-      model.final_clock = clock(model)
+      model.final_clock = actions_lib.clock(model)
     model.ended = outcome._replace(train_time_s=float(model.final_clock))
     if on_end is not None:
       on_end(model.index, model.ended)
@@ -666,7 +333,7 @@ def _train(runner, models, runs, hp, log, on_end, actions, t0):
     model.final_clock = np.float32(runner_lib.unstack(states, model.index).wall_time)
     if not done[model.index]:    # a finished run keeps the config it finished with
       model.write_config(model.step)
-    rewind_evaluations(model.workdir, model.step)
+    actions_lib.rewind_evaluations(model.workdir, model.step)
     wall = float(runner_lib.unstack(states, model.index).wall_time) or None
     model.report = reporting.RunReporter(spec, model.workdir, model.step, runner.toy,
                                          wall_offset=wall)
@@ -687,8 +354,8 @@ def _train(runner, models, runs, hp, log, on_end, actions, t0):
   if not training:
     return [m.ended for m in models], _with_clocks(states, models)
 
-  actions = list(actions) if actions is not None else default_actions(spec)
-  log_step = next((a for a in actions if isinstance(a, LogStep)), None)
+  actions = list(actions) if actions is not None else actions_lib.default_actions(spec)
+  log_step = next((a for a in actions if isinstance(a, actions_lib.LogStep)), None)
   varying = hparams_lib.varying_keys([r.config for r in runs])
   log(f"training {spec.model.name} on {spec.data.name} from step {start} to "
       f"{spec.num_train_steps} (sampler {spec.sampler.name}, K={spec.sampler.num_steps}, "
@@ -698,7 +365,7 @@ def _train(runner, models, runs, hp, log, on_end, actions, t0):
       f"{os.path.abspath(runs[0].workdir)}")
 
   # Updates/s leave out the first update (compilation) and the time spent on outputs.
-  bar = ProgressBar(spec, start, len(runs))
+  bar = actions_lib.ProgressBar(spec, start, len(runs))
   t_outputs, num_updates, t_compiled = 0.0, 0, None
 
   def speed() -> float:
@@ -723,22 +390,22 @@ def _train(runner, models, runs, hp, log, on_end, actions, t0):
           continue
         i = model.index
         row = {k: v[i] for k, v in metrics.items()}
-        runaway = (runaway_cause(row, model.report.trace, model.spec.recovery)
+        runaway = (recovery.runaway_cause(row, model.report.trace, model.spec.recovery)
                    if metrics["finite"][i] else None)
         if not metrics["finite"][i] or runaway:
           model.report.flush(model.step)      # the metrics leading up to it come first
           state = runner_lib.unstack(states, i)
-          cause = runaway or rejection_cause(row, model.spec.divergence_threshold)
+          cause = runaway or recovery.rejection_cause(row, model.spec.divergence_threshold)
           if int(state.recoveries) < model.spec.recovery.max_retries:
-            states = recover(runner, states, hp, model, state, model.step + 1, cause)
+            states = recovery.recover(runner, states, hp, model, state, model.step + 1, cause)
             continue
           if runaway:   # the runaway update was applied: the last good state is checkpointed
-            state = last_checkpointed(runner, hp, model, state).replace(
+            state = recovery.last_checkpointed(runner, hp, model, state).replace(
                 recoveries=state.recoveries)
-          save_last_good(runner, model, state, runner_lib.unstack(hp, i), model.step + 1)
+          recovery.save_last_good(runner, model, state, runner_lib.unstack(hp, i), model.step + 1)
           outcome = Outcome("diverged", int(state.step), model.step + 1, speed(),
                             time.perf_counter() - t0, int(state.recoveries), cause)
-          model.log(divergence_message(model.workdir, outcome))
+          model.log(recovery.divergence_message(model.workdir, outcome))
           end(model, outcome)
           continue
         model.step += 1
@@ -764,4 +431,4 @@ def _train(runner, models, runs, hp, log, on_end, actions, t0):
 def _with_clocks(states, models: Sequence[Model]):
   """The final stacked states with each model's wall-clock at its end."""
   seconds = np.asarray([m.final_clock for m in models], np.float32)
-  return states.replace(wall_time=_set_clock(states.wall_time, seconds))
+  return states.replace(wall_time=actions_lib.set_clock(states.wall_time, seconds))

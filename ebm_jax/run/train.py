@@ -28,6 +28,7 @@ from ebm_jax import cli
 from ebm_jax import config as config_lib
 from ebm_jax.core import parallel
 from ebm_jax.run import loop
+from ebm_jax.run import recovery
 from ebm_jax.run import runner
 
 _IGNORED_IN_RUN_ID = ("num_train_steps", "log_every_steps", "checkpoint_every_steps",
@@ -55,7 +56,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   """
   (outcome,), states = loop.train([loop.Run(config, workdir)])
   if outcome.status == "diverged":
-    raise loop.TrainingDiverged(loop.divergence_message(workdir, outcome), outcome.diverged_at)
+    raise loop.TrainingDiverged(recovery.divergence_message(workdir, outcome), outcome.diverged_at)
   return runner.unstack(states, 0)
 
 

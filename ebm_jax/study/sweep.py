@@ -35,6 +35,7 @@ from typing import Callable, Sequence
 
 import ml_collections
 
+from ebm_jax.run import actions as actions_lib
 from ebm_jax.run import checkpointing
 from ebm_jax import config as config_lib
 from ebm_jax import hparams
@@ -329,7 +330,8 @@ def train_group(cells: Sequence[Cell], log: Callable[[str], None],
   varying = ", ".join(varying_keys(cells)) or "no key"
   log(f"group of {m} model{'s' if m > 1 else ''} ({varying} vmapped): "
       + ", ".join(c.name for c in cells))
-  actions = loop.default_actions(spec_lib.from_config(cells[0].config)) + list(extra_actions)
+  actions = (actions_lib.default_actions(spec_lib.from_config(cells[0].config))
+             + list(extra_actions))
   loop.train([loop.Run(c.config, c.workdir) for c in cells], log=log, on_end=on_end,
              actions=actions)
 

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from ebm_jax.run import loop
+from ebm_jax.run import actions, loop, recovery
 from testutil import inject_runaway, read_metrics, tiny_toy_config
 
 
@@ -26,7 +26,7 @@ def test_actions_run_at_every_step_for_every_model_and_divergence_stops_one(tmp_
   outcomes, _ = loop.train([loop.Run(good, str(tmp_path / "good")),
                             loop.Run(bad, str(tmp_path / "bad"))],
                            log=lambda m: None, on_end=lambda i, o: ended.setdefault(i, o),
-                           actions=loop.default_actions(good) + [counter])
+                           actions=actions.default_actions(good) + [counter])
   assert [o.status for o in outcomes] == ["finished", "diverged"]
   assert outcomes[1].diverged_at == 1 and outcomes[1].step == 0
   assert ended == {0: outcomes[0], 1: outcomes[1]}
@@ -52,7 +52,7 @@ def test_a_wall_clock_budget_ends_the_run_like_its_last_step_and_a_rerun_does_no
                               "log_every_steps": 1})
   run = loop.Run(config, str(tmp_path / "run"))
   (outcome,), _ = loop.train([run], log=lambda m: None,
-                             actions=loop.default_actions(config) + [SlowAction(0.15)])
+                             actions=actions.default_actions(config) + [SlowAction(0.15)])
   assert outcome.status == "finished" and 1 <= outcome.step < 1000
   assert (tmp_path / "run" / "samples.npz").exists()
   log = (tmp_path / "run" / "log.txt").read_text()
@@ -66,11 +66,11 @@ def test_a_wall_clock_budget_ends_the_run_like_its_last_step_and_a_rerun_does_no
 def test_plateaued_reads_the_last_evaluations_against_the_best_before_them():
   improving = [(i, 1.0 / (i + 1)) for i in range(6)]
   flat = [(0, 1.0), (1, 0.5), (2, 0.495), (3, 0.51), (4, 0.499)]
-  assert not loop.plateaued(improving, 3, 0.02)
-  assert loop.plateaued(flat, 3, 0.02)              # 0.495 is not 2 % below 0.5
-  assert not loop.plateaued(flat, 3, 0.0)           # any gain counts: 0.495 < 0.5
-  assert not loop.plateaued(flat[:3], 3, 0.02)      # too few evaluations to judge
-  assert not loop.plateaued(flat, 0, 0.02)          # off
+  assert not actions.plateaued(improving, 3, 0.02)
+  assert actions.plateaued(flat, 3, 0.02)              # 0.495 is not 2 % below 0.5
+  assert not actions.plateaued(flat, 3, 0.0)           # any gain counts: 0.495 < 0.5
+  assert not actions.plateaued(flat[:3], 3, 0.02)      # too few evaluations to judge
+  assert not actions.plateaued(flat, 0, 0.02)          # off
 
 
 class ConstantQuality:
@@ -85,7 +85,7 @@ def test_a_quality_plateau_ends_the_run_and_a_rerun_does_nothing(tmp_path):
                               "diagnostics.landscape_every_steps": 0})
   run = loop.Run(config, str(tmp_path / "run"))
   (outcome,), _ = loop.train([run], log=lambda m: None,
-                             actions=loop.default_actions(config) + [ConstantQuality()])
+                             actions=actions.default_actions(config) + [ConstantQuality()])
   # Measured at the end of steps 1-4, judged at the next step: at step 5 the last 3 do not
   # beat step 1's, so step 6 is the last.
   assert outcome.status == "finished" and outcome.step == 6
@@ -117,7 +117,7 @@ def test_a_finished_run_missing_its_samples_finishes_without_training(tmp_path):
   samples.unlink()          # killed before writing them, or deleted to regenerate them
   lines = []
   (outcome,), _ = loop.train([run], log=lines.append,
-                             actions=loop.default_actions(config) + [NoUpdatePast(6)])
+                             actions=actions.default_actions(config) + [NoUpdatePast(6)])
   assert outcome.status == "finished" and outcome.step == 6
   assert any("already finished at step 6" in m and "completing its outputs" in m for m in lines)
   np.testing.assert_array_equal(np.load(samples)["x"], first)     # the same chains again
@@ -200,7 +200,7 @@ def test_a_recovery_rewinds_evaluations_and_eval_json_but_not_the_clock(tmp_path
   evaluations = EvaluationsAtEveryStep(delay_s=0.05)
   workdir = tmp_path / "run"
   (outcome,), _ = loop.train([loop.Run(config, str(workdir))], log=lambda m: None,
-                             actions=loop.default_actions(config) + [evaluations])
+                             actions=actions.default_actions(config) + [evaluations])
   assert injected == [(9, None)] and outcome.status == "finished" and outcome.recoveries == 1
   assert evaluations.stale == []          # no evaluation from the discarded steps 6-8 remained
   records = json.load(open(workdir / "eval.json"))
@@ -289,7 +289,7 @@ def test_a_recovered_run_s_budget_counts_the_time_its_discarded_updates_took(tmp
                               "log_every_steps": 1, "checkpoint_every_steps": 5})
   (outcome,), states = loop.train([loop.Run(config, str(tmp_path / "run"))],
                                   log=lambda m: None,
-                                  actions=loop.default_actions(config) + [fake])
+                                  actions=actions.default_actions(config) + [fake])
   assert injected == [(9, None)] and outcome.recoveries == 1
   assert outcome.status == "finished" and outcome.step == 10
   rows = read_metrics(str(tmp_path / "run"))
@@ -304,12 +304,12 @@ def test_the_runaway_baseline_has_left_initialisation():
   from ebm_jax import spec
   rc = spec.from_config(tiny_toy_config()).recovery
   early = np.r_[np.full(100, 1e-3), np.ones(150)]
-  trace = {"step": list(range(1, 251)), **{k: list(early) for k in loop.RUNAWAY_KEYS}}
-  row = {k: 5.0 for k in loop.RUNAWAY_KEYS}
+  trace = {"step": list(range(1, 251)), **{k: list(early) for k in recovery.RUNAWAY_KEYS}}
+  row = {k: 5.0 for k in recovery.RUNAWAY_KEYS}
   assert (rc.runaway_start, rc.runaway_window, rc.runaway_factor) == (100, 100, 1000.0)
-  assert loop.runaway_cause(row, trace, rc) is None
-  assert loop.runaway_cause({k: 2000.0 for k in loop.RUNAWAY_KEYS}, trace, rc) == (
+  assert recovery.runaway_cause(row, trace, rc) is None
+  assert recovery.runaway_cause({k: 2000.0 for k in recovery.RUNAWAY_KEYS}, trace, rc) == (
       "runaway: |energy_data| 2e+03 is 2e+03x its median 1 over updates 101-200")
   # Before update 200 the baseline is not complete: nothing is judged yet.
   short = {k: v[:150] for k, v in trace.items()}
-  assert loop.runaway_cause({k: 1e9 for k in loop.RUNAWAY_KEYS}, short, rc) is None
+  assert recovery.runaway_cause({k: 1e9 for k in recovery.RUNAWAY_KEYS}, short, rc) is None
