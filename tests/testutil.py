@@ -1,10 +1,12 @@
 """Shared test helpers: tiny configs and a directly jitted train step (not a test module)."""
 
 import glob
+import itertools
 import os
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ebm_jax import config as config_lib
 from ebm_jax import data, hparams, spec
@@ -122,4 +124,40 @@ def read_metrics(workdir, events=False):
   """The rows of a run's metrics.jsonl (recovery event rows only with ``events``)."""
   rows, torn = reporting.read_metrics(os.path.join(workdir, "metrics.jsonl"), events=events)
   assert not torn
+  return rows
+
+
+# ----------------------------------------------------------------------------- study rows
+
+AXES = ["sampler.num_steps", "optimizer.learning_rate", "sampler.noise_std",
+        "model.spectral_norm"]
+ROLES = {"K": AXES[0], "lr": AXES[1], "noise": AXES[2], "sn": AXES[3]}
+
+
+def synthetic_rows(quality_fn, diverged_fn=lambda k, lr, noise, sn: False, sps=None,
+                   seeds=(None,), noise_sd=0.0, seed_offsets=None):
+  """Seed-level rows of a 2x2x2x2 grid; quality_fn's value times a lognormal seed effect of sd
+  ``noise_sd`` (log10 units) and a fixed offset per seed (``seed_offsets``, log10). Each
+  cell's curve, evaluated at 10, 50 and 100 updates at the cell's speed, is quality x 100 /
+  step."""
+  rng = np.random.default_rng(0)
+  rows = []
+  for k, lr, noise, sn, seed in itertools.product((5, 100), (1e-3, 1e-2), (0.0, 0.1),
+                                                  (False, True), seeds):
+    diverged = diverged_fn(k, lr, noise, sn)
+    setting = f"K{k}-lr{lr}-n{noise}-sn{sn}"
+    speed = (sps or {5: 10.0, 100: 2.0})[k]
+    q = quality_fn(k, lr, noise, sn) * 10 ** (noise_sd * rng.normal()
+                                              + (seed_offsets or {}).get(seed, 0.0))
+    steps = np.array([10, 50, 100])
+    rows.append({
+        "cell": setting + ("" if seed is None else f"-seed{seed}"), "setting": setting,
+        AXES[0]: k, AXES[1]: lr, AXES[2]: noise, AXES[3]: sn,
+        **({} if seed is None else {"seed": seed}),
+        "status": "diverged" if diverged else "finished",
+        "diverged_at_step": 7 if diverged else "", "quality": np.nan if diverged else q,
+        "stable": not diverged, "dynamics": "stable", "models_in_group": 4,
+        "steps_per_sec": speed, "seconds_per_update": 1.0 / speed,
+        "_curve": {"step": steps, "wall_time": steps / speed, "grad_evals": steps * 10.0 * k,
+                   "quality": q * 100.0 / steps}})
   return rows
