@@ -28,14 +28,25 @@ class ChainStart(NamedTuple):
   update: Callable[..., Any]      # (store, ctx, samples, accept) -> store; unchanged if not accept
 
 
+def _stored(store) -> Array:
+  return store.samples
+
+
 class StartSpec(NamedTuple):
-  """A registry entry: ``make(ic, sample_shape, propose) -> ChainStart``; ``has_store`` when
-  the start keeps chains between updates (a bank or buffer in the train state); ``learned``
-  when the starts are a trained model's proposals (CoopNets' generator), scored beside the
-  samples they start."""
+  """A registry entry: ``make(ic, sample_shape, propose) -> ChainStart``; ``store`` names the
+  chains it keeps between updates in the train state's ``chain_store`` ("bank", "buffer"; ""
+  when it keeps none) and ``chains(store)`` returns them, ``[size, *sample_shape]`` (what
+  samples and evaluations continue); ``learned`` when the starts are a trained model's
+  proposals (CoopNets' generator), scored beside the samples they start. Every array of a
+  store with a leading axis is sharded along it over the data devices."""
   make: Callable[..., ChainStart]
-  has_store: bool = False
+  store: str = ""
+  chains: Callable[[Any], Array] | None = None
   learned: bool = False
+
+  @property
+  def has_store(self) -> bool:
+    return bool(self.store)
 
 
 def _no_store(key, hp):
@@ -111,8 +122,8 @@ STARTS: dict[str, StartSpec] = {
     "uniform": StartSpec(_noise("uniform")),
     "gaussian": StartSpec(_noise("gaussian")),
     "data": StartSpec(_data),
-    "persistent": StartSpec(_persistent, has_store=True),
-    "replay": StartSpec(_replay, has_store=True),
+    "persistent": StartSpec(_persistent, store="bank", chains=_stored),
+    "replay": StartSpec(_replay, store="buffer", chains=_stored),
     "generator": StartSpec(_generator, learned=True),
 }
 

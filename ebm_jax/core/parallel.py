@@ -110,13 +110,14 @@ def constrain_batch(x, mesh: Mesh | None):
 
 
 def state_shardings(state, mesh: Mesh, *, stacked: bool = False):
-  """Shardings of a TrainState: the chain store's samples along ``data``, all else replicated.
-  ``stacked``: the state has a leading model axis (of one model), left unsharded."""
+  """Shardings of a TrainState: the chain store's arrays along ``data`` (their leading axis, the
+  chains), all else replicated. ``stacked``: the state has a leading model axis (of one
+  model), left unsharded."""
   store = NamedSharding(mesh, P(None, DATA_AXIS) if stacked else P(DATA_AXIS))
 
   def sharding(path, leaf):
     keys = [getattr(k, "name", getattr(k, "key", None)) for k in path]
-    if "chain_store" in keys and keys[-1] == "samples":
+    if "chain_store" in keys and getattr(leaf, "ndim", 0) >= 1 + stacked:
       return store
     return replicated(mesh)
 
@@ -125,7 +126,7 @@ def state_shardings(state, mesh: Mesh, *, stacked: bool = False):
 
 def stacked_shardings(tree, mesh: Mesh):
   """Shardings of ``M`` stacked models' states or hyper-parameters (leading model axis): along
-  ``models`` on a models mesh; on a data mesh, the chain store's samples along ``data`` (their
+  ``models`` on a models mesh; on a data mesh, the chain store's arrays along ``data`` (their
   second axis) and all else replicated."""
   if MODELS_AXIS in mesh.axis_names:
     return jax.tree.map(lambda _: NamedSharding(mesh, P(MODELS_AXIS)), tree)

@@ -240,8 +240,10 @@ class Runner:
     if self._store_chains is None:
       sc, comps = self.spec.final_sampler, self.comps
 
+      stored = chain_starts.STARTS[self.spec.init.name].chains
+
       def chains(state, hp, rows, key):
-        starts = state.chain_store.samples[rows].astype(jnp.float32)
+        starts = stored(state.chain_store)[rows].astype(jnp.float32)
         end, *_ = base.run_sampler(sc, comps, self.final_hparams(hp),
                                    self.eval_variables(state), key, starts)
         return starts, end.position
@@ -261,8 +263,8 @@ class Runner:
   def _from_store(self, state, n: int) -> bool:
     """Whether ``n`` samples continue distinct chains of the model's bank or buffer (it holds
     the whole batches)."""
-    store, b = state.chain_store, self.spec.batch_size
-    return store is not None and store.samples.shape[0] >= -(-n // b) * b
+    start, b = chain_starts.STARTS[self.spec.init.name], self.spec.batch_size
+    return start.has_store and start.chains(state.chain_store).shape[0] >= -(-n // b) * b
 
   def draw_samples(self, state, hp: HParams, key: Array, n: int, *,
                    with_starts: bool = False):
@@ -277,7 +279,7 @@ class Runner:
     if self._from_store(state, n):
       chains = self._chains_from_store()
       k_rows, key = jax.random.split(key)
-      size = state.chain_store.samples.shape[0]
+      size = chain_starts.STARTS[self.spec.init.name].chains(state.chain_store).shape[0]
       rows = np.asarray(jax.random.permutation(k_rows, size))[:num_batches * b]
       run = lambda i, k: chains(state, hp, rows[i * b:(i + 1) * b], k)   # noqa: E731
     else:
@@ -299,8 +301,8 @@ class Runner:
     spec, f = self.spec, self.spec.final_step_fraction
     sc, init = spec.sampler, spec.init.name
     whole_batches = -(-n // spec.batch_size) * spec.batch_size
-    if chain_starts.STARTS[init].has_store and spec.init.bank_size >= whole_batches:
-      store = "bank" if init == "persistent" else "buffer"
+    store = chain_starts.STARTS[init].store
+    if store and spec.init.bank_size >= whole_batches:
       start = f"{n} distinct chains of the {init} {store}"
     else:
       start = f"{n} chains from {init} starts"
