@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 # Training-split sizes: the dataset lives on the device during training.
 TRAIN_IMAGES = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000,
-                "oxford_flowers102": 8189}   # flowers: every split (see ebm_jax/data.py)
+                "oxford_flowers102": 8189}   # flowers: every split (see ebm_jax/data/images.py)
 
 
 def step_memory(c, batch):
