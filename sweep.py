@@ -110,7 +110,7 @@ def run_study(name: str, workdir: str) -> None:
 
 def run_search(workdir: str) -> None:
   from ebm_jax.study import search as search_lib
-  if cli.config_overrides():
+  if cli.config_overrides() or _SET.value:
     raise ValueError("--config.<key>=<value> overrides the cells of a sweep; a search's "
                      "settings are in its search file")
   search = search_lib.load_search(_SEARCH.value)

@@ -7,7 +7,9 @@ The layers, each a package that imports only those below it (checked in CI by im
   ebm_jax.eval     measuring samples and models: metrics, Inception, diagnostics, convergence
   ebm_jax.config   defaults and validation -> ebm_jax.spec (static) + ebm_jax.hparams (vmappable)
   ebm_jax.data     the DATASETS registry: loading, fetching, toy densities
+  ebm_jax.files    atomic writes, process 0 only
   ebm_jax.core     the maths: models, samplers, chain starts, losses, optimizers, objectives
+  ebm_jax.cli, ebm_jax.hparams, ebm_jax.errors    used by every layer above them
 
 The public API is what this module exports. A recipe, changed and trained:
 

@@ -49,10 +49,14 @@ class _Alias(importlib.abc.Loader):
 
   def create_module(self, spec):
     warnings.warn(f"{self.old} moved to {self.new}", DeprecationWarning, stacklevel=2)
-    return importlib.import_module(self.new)
+    module = importlib.import_module(self.new)
+    self._spec = module.__spec__
+    return module
 
   def exec_module(self, module):
-    pass   # the module is the new one, already executed
+    # The module is the new one, already executed; the import machinery has just set its
+    # __spec__ to the alias's: it keeps its own (importlib.reload, pickling by name).
+    module.__spec__ = self._spec
 
   def get_code(self, fullname):   # `python -m ebm_jax.<old>` runs the new command as __main__
     main = "ebm_jax." + MAINS.get(self.old.split(".")[1], self.new.split(".", 1)[1])

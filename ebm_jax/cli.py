@@ -43,9 +43,13 @@ def parse_flags_with_config(argv):
   :func:`config_overrides` (every command takes them, in this one syntax)."""
   rest = []
   _CONFIG_OVERRIDES.clear()
-  for arg in argv:
+  args = iter(argv)
+  for arg in args:
     if arg.startswith("--config."):
-      _CONFIG_OVERRIDES.append(arg[len("--config."):])
+      override = arg[len("--config."):]
+      if "=" not in override:          # absl's other form: --config.<key> <value>
+        override += "=" + next(args, "")
+      _CONFIG_OVERRIDES.append(override)
     else:
       rest.append(arg)
   try:

@@ -59,7 +59,7 @@ def get_config():
                                       # runs, landscapes and sample.py (0 = off; DRL/CDRL 0.9999)
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = "mnist"               # mnist | fashion_mnist | cifar10 | gmm | rings
+  c.data.name = "mnist"               # a name of ebm_jax.data.DATASETS: mnist | fashion_mnist | cifar10 | oxford_flowers102 | gmm | rings
   c.data.dir = ""                     # raw dataset files; "" = $EBM_DATA_DIR or ~/.cache/ebm_jax/data
   c.data.image_size = 32              # 32 (bilinear resize from 28, as ebm-anatomy) or 28 (native)
   c.data.noise_std = 0.0              # data epsilon: Gaussian noise added to every data batch
@@ -209,20 +209,26 @@ def recipe_path(name: str) -> str:
 
 
 def parse_overrides(items) -> dict:
-  """``["key=value", ...]`` (the ``--config.key=value`` arguments) -> ``{key: value}``, each value
-  a Python literal where it parses as one (``1e-3``, ``(3, 4)``, ``True``), else the string."""
+  """``["key=value", ...]`` (the ``--config.key=value`` arguments) -> ``{key: value}``, each
+  value read as its default's type: the text itself for a string key (``data.dir=2024`` stays
+  a path), true / false (or 1 / 0) for a switch, else a Python literal (``1e-3``, ``(3, 4)``),
+  or the text, which :func:`set_value` then refuses in one line."""
+  defaults = get_config()
   out = {}
   for item in items:
     key, sep, text = item.partition("=")
     if not sep or not key:
       raise ConfigError(f"--config.{item}: expected --config.<key>=<value>")
-    if text.lower() in ("true", "false"):
-      out[key] = text.lower() == "true"
-      continue
-    try:
-      out[key] = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    default = get_value(defaults, key)
+    if isinstance(default, str):
       out[key] = text
+    elif isinstance(default, bool) and text.lower() in ("true", "false", "1", "0"):
+      out[key] = text.lower() in ("true", "1")
+    else:
+      try:
+        out[key] = ast.literal_eval(text)
+      except (ValueError, SyntaxError):
+        out[key] = text
   return out
 
 
@@ -282,6 +288,11 @@ def from_saved_run(values: dict, log=print) -> ml_collections.ConfigDict:
     config.optimizer.weight_decay = 0.0
     log(f"config.json predates optimizer.l2_penalty: its optimizer.weight_decay "
         f"{config.optimizer.l2_penalty:g} was the L2 form and is read as optimizer.l2_penalty")
+  if "objective.name" in added and config.init.name == "generator":
+    # Before objective.name existed, the generator start alone chose CoopNets.
+    config.objective.name = "coopnets"
+    log("config.json predates objective.name: its init.name 'generator' was CoopNets and is "
+        "read as objective.name 'coopnets'")
   validate(config)
   return config
 

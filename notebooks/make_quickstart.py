@@ -156,12 +156,12 @@ show("gmm_normalised/images/points_*.png")
 show("gmm_normalised/plots/landscape_*.png")"""),
     md("""## Where next
 
-- `python train.py --config=configs/mnist.py` — the full MNIST recipe; `configs/` lists the
-  others (Fashion-MNIST, CoopNets, CIFAR-10, the seed papers' settings). Where the package is
-  installed, `ebm-jax-train --config=mnist` is the same command.
+- `ebm-jax-train --config=mnist` (in a checkout: `python train.py --config=configs/mnist.py`)
+  — the full MNIST recipe; `configs/` lists the others (Fashion-MNIST, CoopNets, CIFAR-10, the
+  seed papers' settings).
 - `tensorboard --logdir runs/` — every run's curves and grids.
-- `python sweep.py --sweep=sweeps/thesis_claims_toy.py:gmm --workdir=runs/study-toy` — a study
-  of settings, trained as vmapped groups (`docs/study/` holds its report).
+- `python sweep.py --sweep=sweeps/thesis_claims_toy.py:gmm --workdir=runs/study-toy` (in a
+  checkout) — a study of settings, trained as vmapped groups (`docs/study/` holds its report).
 - `docs/library.md` — the layers, the registries, and how to add a sampler, a chain start, an
   objective or a dataset; `docs/tpu.md` — GPUs, TPU VMs and pod slices."""),
 ]

@@ -161,3 +161,9 @@ def test_search_command_asks_trains_and_tells_into_a_journal(tmp_path):
   assert "2 trials in `journal.log`: 2 complete" in report
   both = subprocess.run(args + ["--sweep=x.py"], cwd=ROOT, capture_output=True, text=True)
   assert both.returncode != 0 and "sweep" in both.stderr and "search" in both.stderr
+
+
+def test_config_overrides_in_both_of_absl_s_forms():
+  from ebm_jax import cli
+  cli.parse_flags_with_config(["prog", "--config.seed", "3", "--config.data.dir=runs/2024"])
+  assert cli.config_overrides() == ["seed=3", "data.dir=runs/2024"]

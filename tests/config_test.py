@@ -186,6 +186,21 @@ def test_a_saved_run_from_before_a_new_key_loads_with_its_default():
     config.from_saved_run(saved, lines.append)
 
 
+def test_a_saved_coopnets_run_from_before_objective_name_is_still_coopnets():
+  # init.name 'generator' alone chose CoopNets before objective.name existed: its runs must
+  # still load (sample.py, evaluation, long runs) as CoopNets, not fail as 'ml'.
+  saved = config.load_recipe(os.path.join(ROOT, "configs", "mnist_coopnets.py")).to_dict()
+  del saved["objective"]
+  lines = []
+  loaded = config.from_saved_run(saved, lines.append)
+  assert loaded.objective.name == "coopnets"
+  assert lines[-1] == ("config.json predates objective.name: its init.name 'generator' was "
+                       "CoopNets and is read as objective.name 'coopnets'")
+  saved = config.load_recipe(os.path.join(ROOT, "configs", "mnist.py")).to_dict()
+  del saved["objective"]
+  assert config.from_saved_run(saved, lines.append).objective.name == "ml"
+
+
 def test_a_saved_run_from_before_l2_penalty_keeps_its_l2_weight_decay():
   # weight_decay was the L2 form before optimizer.l2_penalty existed; read as decoupled, an old
   # run would change the treatment it trained with.
@@ -210,3 +225,15 @@ def test_the_toy_recipes_sample_at_their_own_noise():
   assert (gmm.sampler.num_steps, gmm.sampler.noise_std) == (20, 0.045)
   assert (rings.sampler.num_steps, rings.optimizer.learning_rate,
           rings.sampler.noise_std) == (100, 1e-3, 0.125)
+
+
+def test_command_line_overrides_take_their_defaults_types():
+  parsed = config.parse_overrides(["data.dir=2024", "tensorboard=false", "ema.decay=0.99",
+                                   "data.classes=(3, 4)", "sampler.name=mala", "seed=7"])
+  assert parsed == {"data.dir": "2024", "tensorboard": False, "ema.decay": 0.99,
+                    "data.classes": (3, 4), "sampler.name": "mala", "seed": 7}
+  assert isinstance(parsed["data.dir"], str)          # a path that looks like a number
+  with pytest.raises(config.ConfigError, match=r"config.sampler.nope: unknown config key"):
+    config.parse_overrides(["sampler.nope=1"])
+  with pytest.raises(config.ConfigError, match=r"--config.seed: expected --config.<key>=<value>"):
+    config.parse_overrides(["seed"])

@@ -12,8 +12,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # line's end (a `\` continuation joins the next line first).
 COMMAND = re.compile(r"python3? (?:-m (?P<module>[\w.]+)|(?P<script>[\w/]+\.py))(?P<args>[^\n`]*)")
 FLAG = re.compile(r"(?<![\w-])--(?P<name>[a-z_][\w]*)(?:[.=\s]|$)")
-# absl flags, and argparse options (ebm_jax/eval/inception.py's command line).
-DEFINE = re.compile(r"(?:DEFINE_\w+\(\s*|add_argument\(\s*)[\"'](?:--)?(?P<name>\w+)[\"']")
+# absl flags (every command line defines its flags with absl).
+DEFINE = re.compile(r"DEFINE_\w+\(\s*[\"'](?P<name>\w+)[\"']")
 ABSL_BUILTIN = {"help", "helpfull", "helpshort", "flagfile", "undefok"}
 
 

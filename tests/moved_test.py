@@ -23,6 +23,7 @@ def test_an_old_path_imports_the_new_module_itself(old):
     sys.modules.pop(f"ebm_jax.{old}", None)
     module = importlib.import_module(f"ebm_jax.{old}")
   assert module is new        # one object: a registry entry or a patched function is shared
+  assert new.__spec__.name == "ebm_jax." + _moved.MOVED[old]     # its own spec, kept
   assert any(f"ebm_jax.{old} moved to ebm_jax.{_moved.MOVED[old]}" in str(w.message)
              for w in caught)
 

@@ -33,12 +33,20 @@ def install_elsewhere(tmp_path):
   subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
   python = str(venv / "bin" / "python")
   # `pip install .` (a wheel built from pyproject.toml) into the new environment; the
-  # dependencies are this interpreter's, so nothing large is downloaded again. setuptools builds
-  # in the checkout's build/ and never removes what it left there before (modules of an older
-  # layout would enter the wheel): the ignored build output goes first.
-  shutil.rmtree(os.path.join(ROOT, "build"), ignore_errors=True)
+  # dependencies are this interpreter's, so nothing large is downloaded again. It builds from a
+  # copy of what the wheel is made of: setuptools builds in the source's build/ and never
+  # removes what it left there (an older layout's modules would enter the wheel), and two
+  # tests building in one checkout at once would race.
+  source = tmp_path / "source"
+  source.mkdir()
+  for name in ("pyproject.toml", "LICENSE", "README.md"):
+    shutil.copy(os.path.join(ROOT, name), source / name)
+  for folder in ("ebm_jax", "configs"):
+    shutil.copytree(os.path.join(ROOT, folder), source / folder,
+                    ignore=shutil.ignore_patterns("__pycache__"))
   subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                  "--target", str(venv / "site"), ROOT], check=True, timeout=300, cwd=tmp_path)
+                  "--target", str(venv / "site"), str(source)], check=True, timeout=300,
+                 cwd=tmp_path)
   env = {**os.environ, "JAX_PLATFORMS": "cpu",
          "PYTHONPATH": os.pathsep.join([str(venv / "site"), *site.getsitepackages()])}
   elsewhere = tmp_path / "elsewhere"
@@ -58,22 +66,21 @@ TINY = ["--config.num_train_steps=4", "--config.log_every_steps=2", "--config.mo
         "--config.sampler.num_steps=3", "--config.batch_size=16", "--config.init.bank_size=64",
         "--config.num_final_samples=20", "--config.diagnostics.kde_samples=50",
         "--config.diagnostics.landscape_res=30", "--config.diagnostics.figures=False",
-        "--config.final_num_steps=3", "--config.tensorboard=False"]
+        "--config.final_num_steps=3"]
 
 
 def test_an_installed_package_trains_the_toy_gmm_by_recipe_name_from_another_directory(tmp_path):
   python, env, elsewhere = install_elsewhere(tmp_path)
-  # The recipes ship inside the package; `configs/` of the checkout is nowhere on the path.
-  result = subprocess.run([python, "-m", "ebm_jax.run.train", "--config=toy_gmm",
-                           "--workdir=run", *TINY], capture_output=True, text=True,
-                          timeout=600, cwd=elsewhere, env=env)
+  # The recipes ship inside the package; `configs/` of the checkout is nowhere on the path. The
+  # console script the wheel installs runs the command (python -m ebm_jax.run.train is the same).
+  script = tmp_path / "venv" / "site" / "bin" / "ebm-jax-train"
+  result = subprocess.run([python, str(script), "--config=toy_gmm", "--workdir=run", *TINY],
+                          capture_output=True, text=True, timeout=600, cwd=elsewhere, env=env)
   assert result.returncode == 0, result.stderr[-2000:]
   with np.load(elsewhere / "run" / "samples.npz") as f:
     assert f["x"].shape == (20, 2) and np.all(np.isfinite(f["x"]))
   rows = [json.loads(line) for line in open(elsewhere / "run" / "metrics.jsonl")]
   assert [r["step"] for r in rows] == [2, 4]
-  # The console script the wheel installs is the same command.
-  assert (tmp_path / "venv" / "site" / "bin" / "ebm-jax-train").exists()
 
 
 def _names(requirements):

@@ -4,5 +4,5 @@ kernels and chains (``samplers``), where chains start (``chain_starts``, over ``
 how batches and chains are sharded over devices (``parallel``).
 
 Nothing here reads files, parses configs beyond a typed spec, or knows about run directories:
-``core`` imports no other layer of ``ebm_jax`` (a contract checked in CI).
+``core`` imports only ``ebm_jax.hparams`` of the rest of ``ebm_jax`` (a contract checked in CI).
 """

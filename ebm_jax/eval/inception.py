@@ -460,22 +460,35 @@ def state_checksum(state: dict[str, np.ndarray]) -> str:
 # ----------------------------------------------------------------------------- command line
 
 
+def convert(weights: str, out: str) -> str:
+  """The FID Inception's ``.pth`` as an ``.npz`` (read later without torch), recording the file
+  it came from; refuses any file but the FID weights. Returns what it wrote, in words."""
+  state = read_state_dict(weights)                    # refuses any file but the FID weights
+  variables_from_state_dict(state, weights)           # checks names and shapes
+  write_npz(out, {k: state[k] for k in torch_names()}, source_digest(weights))
+  return f"wrote {out}: {len(torch_names())} arrays of the FID Inception"
+
+
+USAGE = "python -m ebm_jax.eval.inception convert --inception_weights=X.pth --out=X.npz"
+
+
+def _define_flags() -> None:
+  """Defined only when run as a program, so importing the library defines no flags."""
+  from absl import flags
+  flags.DEFINE_string("inception_weights", None, "The FID Inception's weights (.pth).")
+  flags.DEFINE_string("out", None, "The .npz to write.")
+
+
 def main(argv: Sequence[str]) -> None:
   """``python -m ebm_jax.eval.inception convert --inception_weights=X.pth --out=X.npz``."""
-  import argparse
-  parser = argparse.ArgumentParser(prog="python -m ebm_jax.eval.inception")
-  parser.add_argument("command", choices=["convert"])
-  parser.add_argument("--inception_weights", required=True)
-  parser.add_argument("--out", required=True)
-  args = parser.parse_args(argv)
-  state = read_state_dict(args.inception_weights)    # refuses any file but the FID weights
-  variables_from_state_dict(state, args.inception_weights)   # checks names and shapes
-  write_npz(args.out, {k: state[k] for k in torch_names()},
-            source_digest(args.inception_weights))
-  print(f"wrote {args.out}: {len(torch_names())} arrays of the FID Inception")
+  from absl import flags
+  from ebm_jax import cli
+  if list(argv[1:]) != ["convert"] or not (flags.FLAGS.inception_weights and flags.FLAGS.out):
+    cli.fail(f"usage: {USAGE}", 2)
+  print(cli.call(convert, flags.FLAGS.inception_weights, flags.FLAGS.out))
 
 
 if __name__ == "__main__":
-  import sys
-  from ebm_jax import cli
-  cli.call(main, sys.argv[1:])
+  from absl import app
+  _define_flags()
+  app.run(main)

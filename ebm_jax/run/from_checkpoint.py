@@ -57,7 +57,8 @@ def sample_checkpoint(workdir: str, *, step: int | None = None, num_samples: int
   name = sc.name if sampler == TRAINED else sampler
   init = spec.init.name if init == TRAINED else init
   if name not in samplers.SAMPLERS:
-    raise ValueError(f"--sampler: expected one of {SAMPLER_CHOICES}, got {sampler!r}")
+    raise ValueError(f"--sampler: expected one of {(TRAINED, *samplers.SAMPLERS)}, got "
+                     f"{sampler!r}")
   if init not in chain_starts.STARTS:
     raise ValueError(f"--init: expected one of {INIT_CHOICES}, got {init!r}")
   entry = samplers.SAMPLERS[name]

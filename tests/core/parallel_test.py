@@ -58,7 +58,7 @@ def test_importing_the_library_leaves_the_device_count_open():
   # train.py splits the CPU into devices after importing ebm_jax: nothing imported at module
   # level (blackjax creates arrays on import) may start jax's backends first.
   code = ("import ebm_jax, ebm_jax.run.train, ebm_jax.core.chain_runner, ebm_jax.eval.metrics\n"
-          "from ebm_jax import parallel\nparallel.set_cpu_devices(2)\nimport jax\n"
+          "from ebm_jax.core import parallel\nparallel.set_cpu_devices(2)\nimport jax\n"
           "print(jax.device_count())")
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
   result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

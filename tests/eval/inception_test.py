@@ -81,7 +81,7 @@ def test_weight_files_npz_and_pth(tmp_path, monkeypatch, random_state):
   # Cached as .npz (later reads need no torch), recording the .pth it came from.
   assert [p.name for p in cache.iterdir()] == [f"inception_{sha256(pth)[:16]}.npz"]
   assert inception.source_digest(str(next(cache.iterdir()))) == sha256(pth)
-  inception.main(["convert", f"--inception_weights={pth}", f"--out={tmp_path / 'c.npz'}"])
+  inception.convert(str(pth), str(tmp_path / "c.npz"))
   assert inception.source_digest(str(tmp_path / "c.npz")) == sha256(pth)
   assert inception.state_checksum(inception.read_state_dict(str(tmp_path / "c.npz"))) == (
       inception.state_checksum(random_state))
@@ -118,7 +118,7 @@ def test_weights_of_the_right_names_and_shapes_from_another_file_are_refused(tmp
     inception.read_state_dict(str(pth), str(tmp_path / "cache"))
   with pytest.raises(inception.InceptionWeightsError,
                      match=refusal(pth, f"sha256 {sha256(pth)[:16]}...")):
-    inception.main(["convert", f"--inception_weights={pth}", f"--out={tmp_path / 'c.npz'}"])
+    inception.convert(str(pth), str(tmp_path / "c.npz"))
   assert not (tmp_path / "cache").exists() and not (tmp_path / "c.npz").exists()
   # The escape hatch for synthetic weights reads them unchecked.
   state = inception.read_state_dict(str(bare), verify=False)
