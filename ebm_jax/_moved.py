@@ -31,6 +31,47 @@ MOVED = {
 MAINS = {"evaluation": "run.evaluate", "convergence": "study.longrun"}
 
 
+# Names that moved to another module: (module, name) -> the module that holds it now. The module
+# they left answers a lookup of one with an AttributeError naming the new place.
+MOVED_NAMES = {
+    "ebm_jax.run.loop": dict.fromkeys(
+        ("every", "Record", "LongRun", "LogStep", "Evaluate", "plateaued", "PlateauStop",
+         "Checkpoint", "default_actions", "ProgressBar", "clock", "save_checkpoint",
+         "write_samples", "samples_step", "evaluate", "rewind_evaluations"),
+        "ebm_jax.run.actions") | dict.fromkeys(
+        ("RECOVERY_STREAM", "save_last_good", "divergence_message", "rejection_cause",
+         "RUNAWAY_KEYS", "runaway_cause", "last_checkpointed", "recover"), "ebm_jax.run.recovery"),
+    "ebm_jax.eval.metrics": dict.fromkeys(
+        ("evaluate_run", "inception_fid", "export_png", "run_command", "main", "COMMANDS"),
+        "ebm_jax.run.evaluate"),
+    "ebm_jax.eval.convergence": dict.fromkeys(("check_run", "run_command", "main"),
+                                              "ebm_jax.study.longrun"),
+    "ebm_jax.core.objectives.base": dict.fromkeys(
+        ("OPTIMIZERS", "make_optimizer", "learning_rate"), "ebm_jax.core.optimizers")
+    | dict.fromkeys(("DataSource", "make_data_source"), "ebm_jax.data"),
+    "ebm_jax.core.objectives": {"name_of": "ebm_jax.config (objective.name)"},
+    "ebm_jax.data": {"DATASET_NAMES": "ebm_jax.data (names())", "main": "ebm_jax.data.__main__",
+                     "fetch_command": "ebm_jax.data.__main__"},
+    "ebm_jax.study.report": dict.fromkeys(
+        ("CLAIMS", "VERDICTS", "COMPARABLE_FACTOR", "with_scores", "main_effects",
+         "ClaimResult", "claim_k_matters_most", "claim_small_k_low_lr",
+         "claim_large_k_stable_slow", "claim_noiseless_comparable"), "ebm_jax.study.claims"),
+    "ebm_jax.run.train": {"TrainingDiverged": "ebm_jax.run.loop"},
+    "ebm_jax.cli": {"start_devices": "ebm_jax.core.parallel", "known_errors": "ebm_jax.cli "
+                    "(KNOWN_ERRORS)"},
+    "ebm_jax.core.inits": {"generator_init": "nowhere (CoopNets' generator start is "
+                           "ebm_jax.core.chain_starts.STARTS['generator'])"},
+}
+
+
+def attribute(module: str, name: str):
+  """A module's ``__getattr__``: a name that moved away fails in one line naming its place."""
+  where = MOVED_NAMES.get(module, {}).get(name)
+  if where is None:
+    raise AttributeError(f"module {module!r} has no attribute {name!r}")
+  raise AttributeError(f"{module}.{name} moved to {where}")
+
+
 def new_name(fullname: str) -> str | None:
   """``ebm_jax.<old>[.sub]`` -> ``ebm_jax.<new>[.sub]``, or None for a name that did not move."""
   head, _, rest = fullname.partition(".")

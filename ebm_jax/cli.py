@@ -14,6 +14,7 @@ from typing import Callable
 from absl import flags
 
 from ebm_jax import errors
+from ebm_jax import _moved
 
 
 # Bad config, data, checkpoint, divergence, study (each an ebm_jax.errors.Error), and the plain
@@ -61,3 +62,7 @@ def parse_flags_with_config(argv):
 def config_overrides() -> list[str]:
   """The ``key=value`` texts of the command line's ``--config.<key>=<value>`` arguments."""
   return list(_CONFIG_OVERRIDES)
+
+
+def __getattr__(name: str):
+  return _moved.attribute(__name__, name)     # a name that moved away, named in one line

@@ -2,6 +2,7 @@
 ones, a DeprecationWarning naming the new path, and ``python -m`` of an old command runs it."""
 
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -49,3 +50,22 @@ def test_the_public_api_resolves_every_name():
     assert getattr(ebm_jax, name) is not None, name
   with pytest.raises(AttributeError, match="no attribute 'nope'"):
     getattr(ebm_jax, "nope")
+
+
+@pytest.mark.parametrize("module, name, where", [
+    ("ebm_jax.run.loop", "write_samples", "ebm_jax.run.actions"),
+    ("ebm_jax.run.loop", "runaway_cause", "ebm_jax.run.recovery"),
+    ("ebm_jax.eval.metrics", "evaluate_run", "ebm_jax.run.evaluate"),
+    ("ebm_jax.core.objectives.base", "OPTIMIZERS", "ebm_jax.core.optimizers"),
+    ("ebm_jax.study.report", "CLAIMS", "ebm_jax.study.claims"),
+    ("ebm_jax.data", "DATASET_NAMES", "ebm_jax.data (names())"),
+])
+def test_a_name_that_moved_to_another_module_fails_naming_its_place(module, name, where):
+  import importlib
+  mod = importlib.import_module(module)
+  with pytest.raises(AttributeError, match=rf"^{module}\.{name} moved to {re.escape(where)}$"):
+    getattr(mod, name)
+  new = importlib.import_module(where.split(" ")[0])
+  assert hasattr(new, name if "(" not in where else "names")
+  with pytest.raises(AttributeError, match=rf"module '{module}' has no attribute 'nope'"):
+    getattr(mod, "nope")

@@ -11,6 +11,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+from ebm_jax import _moved
 
 Array = jax.Array
 
@@ -63,3 +64,7 @@ def data_init(key: Array, data_batch: Array, *, noise_std=0.0) -> Array:
   if isinstance(noise_std, (int, float)) and noise_std == 0:
     return data_batch
   return data_batch + noise_std * jax.random.normal(key, data_batch.shape, data_batch.dtype)
+
+
+def __getattr__(name: str):
+  return _moved.attribute(__name__, name)     # a name that moved away, named in one line

@@ -38,3 +38,8 @@ from ebm_jax.data.registry import (DATASETS, IMAGE_QUALITY, TOY_QUALITY, Dataset
 from ebm_jax.data.sources import (FETCH_COMMAND, IMAGE_SOURCES, DataError, ImageSource,
                                   PackageCopy, default_data_dir)
 from ebm_jax.data.toys import TOY_DENSITIES, ToyDensity, gmm, rings
+from ebm_jax import _moved
+
+
+def __getattr__(name: str):
+  return _moved.attribute(__name__, name)     # a name that moved away, named in one line

@@ -28,6 +28,7 @@ import jax
 import numpy as np
 
 from ebm_jax import files
+from ebm_jax import _moved
 
 FACTOR = 2.0
 RECORD = "longrun.json"
@@ -98,3 +99,7 @@ def write(workdir: str, record: dict, log: Callable[[str], None]) -> None:
 
 def read(workdir: str) -> dict | None:
   return files.read_json(os.path.join(workdir, RECORD))
+
+
+def __getattr__(name: str):
+  return _moved.attribute(__name__, name)     # a name that moved away, named in one line

@@ -44,6 +44,7 @@ from ebm_jax import data as data_lib
 from ebm_jax.eval import inception
 from ebm_jax.core import models
 from ebm_jax import files
+from ebm_jax import _moved
 
 CLASSIFIER_VERSION = 1        # bump when the architecture or training recipe changes
 
@@ -296,3 +297,7 @@ def calibrate(dataset: str, image_size: int, *, data_dir: str = "", num: int = 1
   sets = {"real (train split)": real, "blurred real": blurred, "one class (1)": one_class,
           "uniform noise": noise}
   return {name: score_samples(model, test, x) for name, x in sets.items()}
+
+
+def __getattr__(name: str):
+  return _moved.attribute(__name__, name)     # a name that moved away, named in one line

@@ -46,6 +46,7 @@ from ebm_jax.run import recovery
 from ebm_jax.run import reporting
 from ebm_jax.run import rundir
 from ebm_jax.run import runner as runner_lib
+from ebm_jax import _moved
 
 
 class TrainingDiverged(errors.Error, RuntimeError):
@@ -432,3 +433,7 @@ def _with_clocks(states, models: Sequence[Model]):
   """The final stacked states with each model's wall-clock at its end."""
   seconds = np.asarray([m.final_clock for m in models], np.float32)
   return states.replace(wall_time=actions_lib.set_clock(states.wall_time, seconds))
+
+
+def __getattr__(name: str):
+  return _moved.attribute(__name__, name)     # a name that moved away, named in one line

@@ -30,6 +30,7 @@ from ebm_jax.core import parallel
 from ebm_jax.run import loop
 from ebm_jax.run import recovery
 from ebm_jax.run import runner
+from ebm_jax import _moved
 
 _IGNORED_IN_RUN_ID = ("num_train_steps", "log_every_steps", "checkpoint_every_steps",
                       "keep_checkpoints", "num_final_samples", "num_grid_images")
@@ -96,3 +97,7 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
   main()
+
+
+def __getattr__(name: str):
+  return _moved.attribute(__name__, name)     # a name that moved away, named in one line

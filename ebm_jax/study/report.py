@@ -29,6 +29,7 @@ from ebm_jax.study.claims import fmt
 from ebm_jax.study import costs as study_costs
 from ebm_jax.study import stats as study_stats
 from ebm_jax.study import sweep as sweep_lib
+from ebm_jax import _moved
 
 IMAGE_METRICS = ("fid", "kid", "inception_score", "class_entropy", "class_coverage")
 TOY_METRICS = ("kl_smoothed", "kl_true_kde", "kl_true_model")
@@ -492,3 +493,7 @@ def write_report(sweep: sweep_lib.Sweep, cells: Sequence[sweep_lib.Cell], workdi
   path = os.path.join(workdir, "report.md")
   rundir.write_text(path, "\n".join(lines) + "\n")
   return path
+
+
+def __getattr__(name: str):
+  return _moved.attribute(__name__, name)     # a name that moved away, named in one line

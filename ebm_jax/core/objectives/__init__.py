@@ -9,6 +9,7 @@ module and one entry here; the config's validation and the CLI follow from the r
 from ebm_jax.core.objectives import base
 from ebm_jax.core.objectives.coopnets import CoopNets
 from ebm_jax.core.objectives.ml import MaximumLikelihood
+from ebm_jax import _moved
 
 OBJECTIVES = {"ml": MaximumLikelihood, "coopnets": CoopNets}
 
@@ -16,3 +17,7 @@ OBJECTIVES = {"ml": MaximumLikelihood, "coopnets": CoopNets}
 def build(spec, comps: base.Components) -> base.Objective:
   """The objective ``spec.objective.name``, built on the run's components."""
   return OBJECTIVES[spec.objective.name](spec, comps)
+
+
+def __getattr__(name: str):
+  return _moved.attribute(__name__, name)     # a name that moved away, named in one line

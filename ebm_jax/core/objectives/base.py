@@ -29,6 +29,7 @@ from ebm_jax.core import optimizers
 from ebm_jax.core import parallel
 from ebm_jax.core import samplers
 from ebm_jax.hparams import HParams
+from ebm_jax import _moved
 
 Array = jax.Array
 
@@ -225,3 +226,7 @@ def init_rng(hp: HParams) -> Array:
 
 def init_keys(hp: HParams, num: int):
   return jax.random.split(jax.random.fold_in(init_rng(hp), INIT_STREAM), num)
+
+
+def __getattr__(name: str):
+  return _moved.attribute(__name__, name)     # a name that moved away, named in one line
