@@ -265,6 +265,12 @@ def set_value(config, key: str, value) -> None:
     raise ConfigError(f"config.{key}={value!r}: {' '.join(str(e).split())}") from e
 
 
+def objective_before_its_key(init_name: str) -> str:
+  """The objective ``init.name`` chose before ``objective.name`` existed: CoopNets with the
+  generator start, maximum likelihood otherwise (old runs' configs and run ids read by it)."""
+  return "coopnets" if init_name == "generator" else "ml"
+
+
 def from_dict(values: dict) -> ml_collections.ConfigDict:
   """A config from its ``to_dict()`` / ``config.json`` form."""
   config = ml_collections.ConfigDict(values)
@@ -288,8 +294,7 @@ def from_saved_run(values: dict, log=print) -> ml_collections.ConfigDict:
     config.optimizer.weight_decay = 0.0
     log(f"config.json predates optimizer.l2_penalty: its optimizer.weight_decay "
         f"{config.optimizer.l2_penalty:g} was the L2 form and is read as optimizer.l2_penalty")
-  if "objective.name" in added and config.init.name == "generator":
-    # Before objective.name existed, the generator start alone chose CoopNets.
+  if "objective.name" in added and objective_before_its_key(config.init.name) == "coopnets":
     config.objective.name = "coopnets"
     log("config.json predates objective.name: its init.name 'generator' was CoopNets and is "
         "read as objective.name 'coopnets'")

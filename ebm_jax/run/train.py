@@ -43,7 +43,7 @@ def run_id(config) -> str:
     c.pop(key, None)
   # objective.name arrived after runs were named: where it is what init.name chose before it
   # existed, the id stays what it was, so the same command still finds its run.
-  implied = "coopnets" if c["init"]["name"] == "generator" else "ml"
+  implied = config_lib.objective_before_its_key(c["init"]["name"])
   if c.get("objective", {}).get("name") == implied and len(c["objective"]) == 1:
     c.pop("objective")
   return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:8]
