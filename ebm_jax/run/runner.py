@@ -139,6 +139,7 @@ class Runner:
     self.objective = objectives.build(spec, self.comps)
     self.images = place_dataset(images, mesh)
     self.toy = self.comps.data.toy
+    self.start = chain_starts.STARTS[spec.init.name]   # the training chain start's entry
     one_init, one_step = self.objective.init_state, self.objective.train_step
     if num_models == 1:
       init = lambda hp: _expand(one_init(_squeeze(hp)))                    # noqa: E731
@@ -240,7 +241,7 @@ class Runner:
     if self._store_chains is None:
       sc, comps = self.spec.final_sampler, self.comps
 
-      stored = chain_starts.STARTS[self.spec.init.name].chains
+      stored = self.start.chains
 
       def chains(state, hp, rows, key):
         starts = stored(state.chain_store)[rows].astype(jnp.float32)
@@ -263,8 +264,8 @@ class Runner:
   def _from_store(self, state, n: int) -> bool:
     """Whether ``n`` samples continue distinct chains of the model's bank or buffer (it holds
     the whole batches)."""
-    start, b = chain_starts.STARTS[self.spec.init.name], self.spec.batch_size
-    return start.has_store and start.chains(state.chain_store).shape[0] >= -(-n // b) * b
+    b = self.spec.batch_size
+    return self.start.has_store and self.start.chains(state.chain_store).shape[0] >= -(-n // b) * b
 
   def draw_samples(self, state, hp: HParams, key: Array, n: int, *,
                    with_starts: bool = False):
@@ -279,7 +280,7 @@ class Runner:
     if self._from_store(state, n):
       chains = self._chains_from_store()
       k_rows, key = jax.random.split(key)
-      size = chain_starts.STARTS[self.spec.init.name].chains(state.chain_store).shape[0]
+      size = self.start.chains(state.chain_store).shape[0]
       rows = np.asarray(jax.random.permutation(k_rows, size))[:num_batches * b]
       run = lambda i, k: chains(state, hp, rows[i * b:(i + 1) * b], k)   # noqa: E731
     else:
@@ -301,7 +302,7 @@ class Runner:
     spec, f = self.spec, self.spec.final_step_fraction
     sc, init = spec.sampler, spec.init.name
     whole_batches = -(-n // spec.batch_size) * spec.batch_size
-    store = chain_starts.STARTS[init].store
+    store = self.start.store
     if store and spec.init.bank_size >= whole_batches:
       start = f"{n} distinct chains of the {init} {store}"
     else:
