@@ -100,6 +100,15 @@ def get_config():
 
   c.objective = ml_collections.ConfigDict()
   c.objective.name = "ml"             # ml (maximum likelihood) | coopnets (init.name = "generator")
+                                      # | recovery_likelihood (DRL, Gao et al. 2021; see drl)
+
+  c.drl = ml_collections.ConfigDict()  # recovery likelihood (objective.name = "recovery_likelihood")
+  c.drl.num_levels = 6                # T noise levels (DRL: 6); K per level is sampler.num_steps
+  c.drl.schedule = "linear"           # linear (DDPM's betas, as DRL) | cosine (Nichol & Dhariwal)
+  c.drl.beta_start = 1e-4             # the 1,000-step beta schedule the T levels are cut from
+  c.drl.beta_end = 0.02
+  c.drl.b_square = 2e-4               # level t's energy is f(y, t) / (b^2 c_t^2 sigma_{t+1}^2) and its
+                                      # Langevin step that s_t^2 (DRL's mcmc_step_size_b_square)
 
   c.generator = ml_collections.ConfigDict()   # CoopNets' generator (objective.name = "coopnets")
   c.generator.z_dim = 50              # latent dimension (thesis code: z_size 100)
@@ -131,6 +140,19 @@ def get_config():
   c.longrun.init = "data"             # uniform | gaussian | data | persistent | replay (anatomy: data)
   c.longrun.num_chains = 64           # chains per long run
   c.longrun.at_end = False            # the convergence check at the end: long runs from data and noise, scored
+
+  c.likelihood = ml_collections.ConfigDict()   # log Z and test log-likelihood by AIS (ebm_jax.eval.likelihood)
+  c.likelihood.at_end = False         # measure it when the run finishes (likelihood.json)
+  c.likelihood.base = "gaussian"      # gaussian (fitted to the data) | uniform (the box [-1, 1]^D)
+  c.likelihood.transition = "mala"    # mala | hmc (blackjax)
+  c.likelihood.num_chains = 256       # AIS chains (vmapped)
+  c.likelihood.num_distributions = 1000  # intermediate densities (sigmoid schedule)
+  c.likelihood.steps_per_distribution = 1  # transitions at each
+  c.likelihood.step_size = 0.01       # initial MALA h / HMC step, adapted per distribution
+  c.likelihood.hmc_leapfrog_steps = 5
+  c.likelihood.repeats = 3            # independent AIS runs (their spread is reported)
+  c.likelihood.test_examples = 1000   # test points: fresh toy samples or the test split's first N
+  c.likelihood.grid_res = 1000        # toys: grid points per axis of the exact log Z
 
   c.diagnostics = ml_collections.ConfigDict()
   c.diagnostics.figures_every_secs = 60  # refresh the plots/ figures at most this often (and at the end)
@@ -417,6 +439,21 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("init.start_noise_std", non_negative, "a number >= 0"),
       ("sampler.noise_divide", positive, "a number > 0"),
       ("divergence_threshold", non_negative, "a number >= 0 (0 = off)"),
+      ("drl.num_levels", positive, "a positive int"),
+      ("drl.schedule", lambda v: v in objectives.SCHEDULES, f"one of {objectives.SCHEDULES}"),
+      ("drl.beta_start", lambda v: 0 < v < 1, "a number in (0, 1)"),
+      ("drl.beta_end", lambda v: 0 < v < 1, "a number in (0, 1)"),
+      ("drl.b_square", positive, "a number > 0"),
+      ("likelihood.base", lambda v: v in ("gaussian", "uniform"), "one of gaussian, uniform"),
+      ("likelihood.transition", lambda v: v in ("mala", "hmc"), "one of mala, hmc"),
+      ("likelihood.num_chains", lambda v: v >= 2, "an int >= 2"),
+      ("likelihood.num_distributions", positive, "a positive int"),
+      ("likelihood.steps_per_distribution", positive, "a positive int"),
+      ("likelihood.step_size", positive, "a number > 0"),
+      ("likelihood.hmc_leapfrog_steps", positive, "a positive int"),
+      ("likelihood.repeats", positive, "a positive int"),
+      ("likelihood.test_examples", lambda v: v >= 2, "an int >= 2"),
+      ("likelihood.grid_res", lambda v: v >= 10, "an int >= 10"),
       ("generator.z_dim", positive, "a positive int"),
       ("generator.n_f", positive, "a positive int"),
       ("generator.leak", unit, "a slope in [0, 1)"),
@@ -473,6 +510,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
            "'generator' (the generator's proposals are CoopNets' chain start)", c.objective.name)
   elif c.objective.name == "coopnets":
     _check(False, "init.name", "'generator' for objective.name = 'coopnets'", c.init.name)
+  if c.objective.name == "recovery_likelihood":
+    # Its chains are unadjusted Langevin at each level's own step (the sampler section is level
+    # 0's), and sampling starts from the top level's Gaussian noise.
+    _check(c.sampler.name == "langevin", "sampler.name", "'langevin' for objective.name = "
+           "'recovery_likelihood' (its per-level chains)", c.sampler.name)
+    _check(c.init.name == "gaussian", "init.name", "'gaussian' for objective.name = "
+           "'recovery_likelihood' (x_T ~ N(0, init.scale^2))", c.init.name)
+    _check(c.drl.beta_start < c.drl.beta_end, "drl.beta_end",
+           f"above drl.beta_start ({c.drl.beta_start})", c.drl.beta_end)
   toy = data_lib.is_toy(c.data.name)
   _check((c.model.name == "toy_mlp") == toy, "model.name",
          "'toy_mlp' for the toy densities and an image net for images", c.model.name)

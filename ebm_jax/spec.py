@@ -72,6 +72,34 @@ class Objective(_Section):
 
 
 @_frozen
+class Drl(_Section):
+  """Recovery likelihood's noise levels and step rule (``objective.name = "recovery_likelihood"``)."""
+  KEY = "drl"
+  num_levels: int
+  schedule: str
+  beta_start: float
+  beta_end: float
+  b_square: float
+
+
+@_frozen
+class Likelihood(_Section):
+  """The AIS protocol of ``likelihood.json`` (:mod:`ebm_jax.eval.likelihood`)."""
+  KEY = "likelihood"
+  at_end: bool
+  base: str
+  transition: str
+  num_chains: int
+  num_distributions: int
+  steps_per_distribution: int
+  step_size: float
+  hmc_leapfrog_steps: int
+  repeats: int
+  test_examples: int
+  grid_res: int
+
+
+@_frozen
 class Data(_Section):
   KEY = "data"
   name: str
@@ -224,6 +252,7 @@ class Spec(_Section):
   tensorboard: bool
   ema: Ema
   objective: Objective
+  drl: Drl
   data: Data
   model: Model
   sampler: Sampler
@@ -232,6 +261,7 @@ class Spec(_Section):
   optimizer: Optimizer
   longrun: LongRun
   diagnostics: Diagnostics
+  likelihood: Likelihood
   eval: Eval
   stop: Stop
   recovery: Recovery
@@ -257,7 +287,7 @@ def _build(cls, values):
   return cls(**kwargs)
 
 
-_SECTIONS = {cls.__name__: cls for cls in (Ema, Objective, Data, Model, Sampler, Init, Generator,
+_SECTIONS = {cls.__name__: cls for cls in (Ema, Objective, Drl, Likelihood, Data, Model, Sampler, Init, Generator,
                                              Optimizer, LongRun, Diagnostics, Eval, Stop,
                                              Recovery, Parallel, Loss)}
 

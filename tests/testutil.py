@@ -12,7 +12,6 @@ from ebm_jax import config as config_lib
 from ebm_jax import data, hparams, spec
 from ebm_jax.core import objectives
 from ebm_jax.run import reporting
-from ebm_jax.core.objectives import base
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NO_IMAGES = jnp.zeros((0,), jnp.uint8)
@@ -85,7 +84,7 @@ def make_step(config, images=None, energy=None):
   """``(objective, state, step)`` for one model, ``step(state, images)`` jitted once with the
   config's hyper-parameters passed as an argument."""
   static = spec.from_config(config)
-  comps = base.make_components(
+  comps = objectives.make_components(
       static, data.get(static.data.name).make_source(static.data, images))
   if energy is not None:
     comps = comps._replace(energy=energy)

@@ -272,6 +272,27 @@ class ThesisDescriptor(_Layers):
     return dense(x.reshape(x.shape[0], -1), 1)[:, 0]
 
 
+class LevelConditioned(nn.Module):
+  """An energy network conditioned on a noise level (recovery likelihood's ``f(y, t)``).
+
+  The level ``t`` in ``[0, num_levels)`` (one per example; None = level 0) enters as one more
+  input feature, ``2 t / (num_levels - 1) - 1`` in ``[-1, 1]``: a coordinate for 2-D points, a
+  constant channel for images, so every network of :data:`MODELS` serves unchanged.
+  """
+
+  inner: nn.Module
+  num_levels: int
+
+  @nn.compact
+  def __call__(self, x, level=None, update_stats: bool = False):
+    if level is None:
+      level = jnp.zeros(x.shape[:1], jnp.int32)
+    feature = (2.0 * level.astype(x.dtype) / max(self.num_levels - 1, 1) - 1.0).reshape(
+        (-1,) + (1,) * (x.ndim - 1))
+    feature = jnp.broadcast_to(feature, x.shape[:-1] + (1,))
+    return self.inner(jnp.concatenate([x, feature], axis=-1), update_stats=update_stats)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
   """A network class and the input kinds it accepts."""
@@ -313,6 +334,8 @@ def get_model(name: str, *, n_f: int, leak: float | None = None,
 
 def check_input(module: nn.Module, x: Array) -> None:
   """Raises a one-line ValueError if ``x`` is not what ``module`` expects (at trace time)."""
+  if isinstance(module, LevelConditioned):    # its input is the inner network's, less a feature
+    module = module.inner
   name = type(module).__name__
   if not jnp.issubdtype(x.dtype, jnp.floating):
     raise ValueError(f"{name}: x must be a float array, got dtype {x.dtype}")

@@ -176,6 +176,11 @@ def finish(runner, model: Model, state, hp, *, trained: bool = True) -> None:
     if actions_lib.agreed((convergence.read(model.workdir) or {}).get("step") != step):
       record = convergence.check(runner, state, hp, model.metric, model.log)
       convergence.write(model.workdir, record, model.log)
+  if spec.likelihood.at_end:
+    from ebm_jax.eval import likelihood
+    if actions_lib.agreed((likelihood.read(model.workdir) or {}).get("step") != step):
+      record = likelihood.measure(runner, state, hp, spec.likelihood, model.log)
+      likelihood.write(model.workdir, record, model.log)
 
 
 def _refuse_restart_over_history(run: Run) -> None:

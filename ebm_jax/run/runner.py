@@ -135,7 +135,7 @@ class Runner:
       mesh, data_mesh = model_mesh(num_models), None
     self.mesh = mesh
     data_source = data_lib.get(spec.data.name).make_source(spec.data, images)
-    self.comps = base.make_components(spec, data_source, data_mesh)
+    self.comps = objectives.make_components(spec, data_source, data_mesh)
     self.objective = objectives.build(spec, self.comps)
     self.images = place_dataset(images, mesh)
     self.toy = self.comps.data.toy
@@ -221,14 +221,13 @@ class Runner:
       draw_starts = self._starts(init_name, self.spec.batch_size)
       sc = self.spec.final_sampler if final else self.spec.sampler
       chain_hp = self.final_hparams if final else (lambda hp: hp)
-      comps = self.comps
+      objective = self.objective
 
       def sample(state, hp, images, key):
         k_start, k_chain = jax.random.split(key)
         starts = draw_starts(state, hp, images, k_start)
-        end, *_ = base.run_sampler(sc, comps, chain_hp(hp), self.eval_variables(state),
-                                   k_chain, starts)
-        return starts, end.position
+        return starts, objective.sample(sc, chain_hp(hp), self.eval_variables(state), k_chain,
+                                        starts)
 
       self._samplers[init_name, final] = jax.jit(sample)
     return self._samplers[init_name, final]
@@ -239,15 +238,14 @@ class Runner:
     indexing a sharded store eagerly, once per batch, put many small programs with collectives
     in flight at once, which deadlocked XLA's CPU client on 4 devices."""
     if self._store_chains is None:
-      sc, comps = self.spec.final_sampler, self.comps
+      sc, objective = self.spec.final_sampler, self.objective
 
       stored = self.start.chains
 
       def chains(state, hp, rows, key):
         starts = stored(state.chain_store)[rows].astype(jnp.float32)
-        end, *_ = base.run_sampler(sc, comps, self.final_hparams(hp),
-                                   self.eval_variables(state), key, starts)
-        return starts, end.position
+        return starts, objective.sample(sc, self.final_hparams(hp), self.eval_variables(state),
+                                        key, starts)
 
       self._store_chains = jax.jit(chains)
     return self._store_chains
@@ -310,6 +308,9 @@ class Runner:
     weights = f"EMA weights (decay {spec.ema.decay:g})" if spec.ema.decay else "raw weights"
     step = float(hp.step_size) * f
     noise = float(samplers.effective_noise_std(sc, float(hp.noise_std))) * f ** 0.5
+    words = self.objective.sampling_words(spec.final_sampler, self.final_hparams(hp))
+    if words:
+      return f"{n} samples: {words}, with the {weights}"
     return (f"{start}, continued K = {spec.final_sampler.num_steps} {sc.name} steps (step "
             f"{step:g}, noise {noise:g}) with the {weights}")
 

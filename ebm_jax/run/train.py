@@ -33,7 +33,8 @@ from ebm_jax.run import runner
 from ebm_jax import _moved
 
 _IGNORED_IN_RUN_ID = ("num_train_steps", "log_every_steps", "checkpoint_every_steps",
-                      "keep_checkpoints", "num_final_samples", "num_grid_images")
+                      "keep_checkpoints", "num_final_samples", "num_grid_images",
+                      "likelihood")   # how a finished model is measured, not what it is
 
 
 def run_id(config) -> str:
@@ -46,6 +47,8 @@ def run_id(config) -> str:
   implied = config_lib.objective_before_its_key(c["init"]["name"])
   if c.get("objective", {}).get("name") == implied and len(c["objective"]) == 1:
     c.pop("objective")
+  if c.get("objective", {}).get("name") != "recovery_likelihood":
+    c.pop("drl", None)    # arrived with recovery likelihood; other runs keep their ids
   return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 

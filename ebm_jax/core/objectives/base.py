@@ -127,6 +127,13 @@ def energy_update(spec, comps: Components, state: TrainState, hp: HParams, model
     return losses.contrastive_loss(energy_fn, x_data, samples, scale=hp.loss_scale,
                                    l2_energy=hp.l2_energy)
 
+  return apply_loss(spec, comps, state, hp, loss_fn)
+
+
+def apply_loss(spec, comps: Components, state: TrainState, hp: HParams,
+               loss_fn) -> EnergyUpdate:
+  """One Optax update of the energy parameters along ``loss_fn(params) -> (loss, LossAux)``,
+  at the run's learning rate (schedule x ``recovery.lr_factor`` per recovery)."""
   (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   lr = (optimizers.learning_rate(spec.optimizer, hp, state.step)
         * jnp.float32(spec.recovery.lr_factor) ** state.recoveries)
@@ -196,6 +203,22 @@ class Objective:
   def __init__(self, spec, comps: Components):
     self.spec = spec
     self.comps = comps
+
+  @classmethod
+  def components(cls, spec, data_source, mesh=None) -> Components:
+    """The run's network, energy and optimizer (an objective whose network differs, e.g. one
+    conditioned on a noise level, overrides this)."""
+    return make_components(spec, data_source, mesh)
+
+  def sample(self, sc, hp: HParams, variables, key: Array, starts: Array) -> Array:
+    """Samples of the model from chain ``starts``: ``sc.num_steps`` steps of the sampler ``sc``
+    (the final chains, evaluations and toy KDEs draw through this)."""
+    return run_sampler(sc, self.comps, hp, variables, key, starts)[0].position
+
+  def sampling_words(self, sc, hp: HParams) -> str | None:
+    """How :meth:`sample` differs from "K steps of the sampler from the starts", in words
+    (None: it does not)."""
+    return None
 
   def chain_start(self, name: str, *, train: bool = False) -> chain_starts.ChainStart:
     """The chain start ``name`` (``train``: as the train step draws it, where that differs)."""

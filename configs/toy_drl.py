@@ -1,0 +1,50 @@
+"""Recovery likelihood (DRL, Gao et al. 2021) on ebm-anatomy's toy densities.
+
+Variants:
+  (none)   the 8-mode GMM: the toy MLP conditioned on T = 6 noise levels (DRL's linear
+           schedule), K = 30 Langevin steps of each level's conditional (DRL's K), DRL's
+           per-level step rule with b^2 = B_SQUARE, Adam, EMA 0.99; 4,000 updates, the GMM's
+           CPU budget. Samples run the six levels from N(0, 1) noise.
+  rings    the same on the 4 rings.
+"""
+
+from configs import default
+from ebm_jax.core.objectives import recovery_likelihood
+
+VARIANTS = ("rings",)   # besides the default (no variant)
+
+B_SQUARE = 2e-4
+
+
+def get_config(variant=None):
+  if variant not in (None, "rings"):
+    raise ValueError(f"configs/toy_drl.py: unknown variant {variant!r}; expected 'rings' or "
+                     "none")
+  c = default.get_config()
+  c.data.name = "rings" if variant == "rings" else "gmm"
+  c.model.name = "toy_mlp"
+  c.model.n_f = 32
+  c.model.leak = 0.05
+  c.objective.name = "recovery_likelihood"
+  c.drl.num_levels = 6
+  c.drl.b_square = B_SQUARE
+  c.init.name = "gaussian"        # x_T ~ N(0, 1)
+  c.init.scale = 1.0
+  c.sampler.name = "langevin"
+  c.sampler.num_steps = 30
+  c.sampler.step_size, c.sampler.noise_std = recovery_likelihood.level0_langevin(c.drl)
+  c.optimizer.name = "adam"
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.lr_min = 1e-3
+  c.optimizer.beta1 = 0.9
+  c.ema.decay = 0.99
+  c.batch_size = 100
+  c.num_train_steps = 4000
+  c.log_every_steps = 100
+  c.checkpoint_every_steps = 1000
+  c.diagnostics.landscape_every_steps = 1000
+  if variant == "rings":
+    c.diagnostics.kde_bandwidth = 0.075     # ebm-anatomy's for the rings
+  c.diagnostics.kde_samples = 10000
+  c.num_final_samples = 10000
+  return c
