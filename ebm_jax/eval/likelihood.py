@@ -279,6 +279,10 @@ def dequantize(images: np.ndarray, key: Array, scale: float = 127.5) -> np.ndarr
 # ----------------------------------------------------------------------------- a trained model
 
 RECORD = "likelihood.json"
+# A 2-D energy whose grid log Z moves by more than this when the grid doubles in width puts mass
+# outside it: the energy falls along some direction (a leaky-ReLU net grows only linearly) and
+# exp(-c E) may have no finite integral at all; its log Z and log-likelihoods mean nothing.
+NORMALISABLE_TOLERANCE = 0.01
 STREAM = 2 ** 32 - 40       # fold_in tag of the likelihood's keys
 
 
@@ -374,7 +378,8 @@ def measure(runner, state, hp, lc, log: Callable[[str], None] = print) -> dict:
     limit = 2 * float(toy.plot_limit)
     grid = grid_log_z(energy, limit, lc.grid_res)
     record["grid"] = {"log_z": grid.log_z, "limit": limit, "res": lc.grid_res,
-                      "log_z_change_on_twice_the_width": grid.tail_change}
+                      "log_z_change_on_twice_the_width": grid.tail_change,
+                      "normalisable": bool(abs(grid.tail_change) < NORMALISABLE_TOLERANCE)}
     exact = sample_grid(grid, k_grid, lc.num_chains)
     reverse_runs = _repeats(lambda k: reverse_ais(energy, base, exact, k,
                                                   num_distributions=lc.num_distributions,
@@ -398,8 +403,15 @@ def write(workdir: str, record: dict, log: Callable[[str], None]) -> None:
   files.write_json(os.path.join(workdir, RECORD), record)
   t, a = record["test"], record["ais"]
   spread = f" (sd {a['spread_sd']:.3g} over {len(a['repeats'])} runs)" if a["spread_sd"] else ""
-  extra = (f"; grid {record['grid']['log_z']:.4f}, reverse AIS {record['reverse_ais']['log_z']:.4f}"
-           if "grid" in record else f"; {t['bits_per_dim']:.4f} bits/dim")
+  if "grid" in record:
+    g = record["grid"]
+    extra = f"; grid {g['log_z']:.4f}, reverse AIS {record['reverse_ais']['log_z']:.4f}"
+    if not g["normalisable"]:
+      extra += (f" (NOT NORMALISABLE: the grid's log Z grows by "
+                f"{g['log_z_change_on_twice_the_width']:.3g} on twice the width; no estimate "
+                "means anything)")
+  else:
+    extra = f"; {t['bits_per_dim']:.4f} bits/dim"
   log(f"likelihood at step {record['step']}: log Z {a['log_z']:.4f}{spread}{extra}; test "
       f"log-likelihood {t['log_likelihood']:.4f} nats per example "
       f"({t['num_examples']} examples) -> {RECORD}")
