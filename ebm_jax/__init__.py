@@ -4,7 +4,8 @@ The layers, each a package that imports only those below it (checked in CI by im
 
   ebm_jax.study    many runs: sweeps, searches, statistics, the report, the leaderboard
   ebm_jax.run      one run or a vmapped group: runner, loop, checkpoints, the run directory
-  ebm_jax.eval     measuring samples and models: metrics, Inception, diagnostics, convergence
+  ebm_jax.eval     measuring samples and models: metrics, Inception, diagnostics, convergence,
+                   log-likelihoods (AIS)
   ebm_jax.config   defaults and validation -> ebm_jax.spec (static) + ebm_jax.hparams (vmappable)
   ebm_jax.data     the DATASETS registry: loading, fetching, toy densities
   ebm_jax.files    atomic writes, process 0 only
@@ -18,7 +19,7 @@ The public API is what this module exports. A recipe, changed and trained:
 >>> config.sampler.num_steps, config.objective.name
 (20, 'ml')
 >>> sorted(ebm_jax.OBJECTIVES)
-['coopnets', 'ml']
+['coopnets', 'ml', 'recovery_likelihood']
 >>> "langevin" in ebm_jax.SAMPLERS and "persistent" in ebm_jax.STARTS
 True
 >>> ebm_jax.DATASETS["mnist"].image_shape, ebm_jax.DATASETS["gmm"].is_toy
@@ -36,6 +37,13 @@ their own, on any energy function:
 >>> state, info = ebm_jax.run_chain(jax.random.key(0), sampler.step, state, energy_fn, 500)
 >>> round(float(jnp.var(state.position)), 1)    # ULA's stationary variance: 1 / (1 - h / 2)
 1.0
+
+Its log normaliser by annealed importance sampling, against the closed form log sqrt(2 pi):
+
+>>> base = ebm_jax.gaussian_base(jnp.zeros((2, 1)), min_sd=2.0)   # N(0, 2^2)
+>>> est = ebm_jax.ais(energy_fn, base, jax.random.key(1), num_chains=500, num_distributions=50)
+>>> abs(est.log_z - 0.9189) < 3 * est.log_z_se, est.ess > 400
+(True, True)
 """
 
 from __future__ import annotations
@@ -65,6 +73,8 @@ _API = {
     "energy_and_grad": "ebm_jax.core.samplers", "step_info": "ebm_jax.core.samplers",
     "PersistentBank": "ebm_jax.core.buffers", "ReplayBuffer": "ebm_jax.core.buffers",
     "contrastive_loss": "ebm_jax.core.losses",
+    "ais": "ebm_jax.eval.likelihood", "reverse_ais": "ebm_jax.eval.likelihood",
+    "gaussian_base": "ebm_jax.eval.likelihood", "grid_log_z": "ebm_jax.eval.likelihood",
     # runs
     "train_and_evaluate": "ebm_jax.run.train", "TrainingDiverged": "ebm_jax.run.loop",
     "load_run": "ebm_jax.run.runner", "sample_checkpoint": "ebm_jax.run.from_checkpoint",

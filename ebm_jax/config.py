@@ -145,7 +145,7 @@ def get_config():
   c.likelihood.at_end = False         # measure it when the run finishes (likelihood.json)
   c.likelihood.base = "gaussian"      # gaussian (fitted to the data) | uniform (the box [-1, 1]^D)
   c.likelihood.transition = "mala"    # mala | hmc (blackjax)
-  c.likelihood.num_chains = 256       # AIS chains (vmapped)
+  c.likelihood.num_chains = 128       # AIS chains (vmapped)
   c.likelihood.num_distributions = 1000  # intermediate densities (sigmoid schedule)
   c.likelihood.steps_per_distribution = 1  # transitions at each
   c.likelihood.step_size = 0.01       # initial MALA h / HMC step, adapted per distribution
@@ -153,6 +153,9 @@ def get_config():
   c.likelihood.repeats = 3            # independent AIS runs (their spread is reported)
   c.likelihood.test_examples = 1000   # test points: fresh toy samples or the test split's first N
   c.likelihood.grid_res = 1000        # toys: grid points per axis of the exact log Z
+  c.likelihood.temperature = 0.0      # c of exp(-c E): 0 = the training sampler's (1 where it has
+                                      # none, e.g. noiseless descent); a study's noiseless cells
+                                      # use their noisy counterparts' (study.likelihood)
 
   c.diagnostics = ml_collections.ConfigDict()
   c.diagnostics.figures_every_secs = 60  # refresh the plots/ figures at most this often (and at the end)
@@ -454,6 +457,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ("likelihood.repeats", positive, "a positive int"),
       ("likelihood.test_examples", lambda v: v >= 2, "an int >= 2"),
       ("likelihood.grid_res", lambda v: v >= 10, "an int >= 10"),
+      ("likelihood.temperature", non_negative, "a number >= 0 (0 = the sampler's)"),
       ("generator.z_dim", positive, "a positive int"),
       ("generator.n_f", positive, "a positive int"),
       ("generator.leak", unit, "a slope in [0, 1)"),

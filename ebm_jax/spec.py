@@ -97,6 +97,7 @@ class Likelihood(_Section):
   repeats: int
   test_examples: int
   grid_res: int
+  temperature: float
 
 
 @_frozen

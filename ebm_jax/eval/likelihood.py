@@ -307,7 +307,10 @@ def measure(runner, state, hp, lc, log: Callable[[str], None] = print) -> dict:
   spread, and its value as the number of distributions grows) and the log-likelihood of
   dequantized test images in nats and bits per dimension."""
   step = int(state.step)
-  c = runner.temperature(hp)
+  c = float(lc.temperature) or runner.temperature(hp)
+  where = ("set by likelihood.temperature" if lc.temperature else
+           "the training sampler's" if runner.has_temperature(hp) else
+           "1: the training sampler targets no density")
   variables = runner.eval_variables(state)
   model_energy = runner.comps.energy
 
@@ -348,8 +351,8 @@ def measure(runner, state, hp, lc, log: Callable[[str], None] = print) -> dict:
   record = {
       "step": step, "temperature": c,
       "protocol": {
-          "target": f"exp(-{c:.6g} E) (the sampler's temperature), EMA weights"
-                    if runner.spec.ema.decay else f"exp(-{c:.6g} E) (the sampler's temperature)",
+          "target": f"exp(-{c:.6g} E), temperature {where}"
+                    + (", EMA weights" if runner.spec.ema.decay else ""),
           "base": base.words, "transition": lc.transition,
           "schedule": f"sigmoid, delta 4, {lc.num_distributions} distributions",
           "steps_per_distribution": lc.steps_per_distribution,

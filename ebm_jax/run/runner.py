@@ -348,6 +348,11 @@ class Runner:
     c = samplers.temperature(self.spec.sampler, float(hp.step_size), float(hp.noise_std))
     return 1.0 if c is None else float(c)
 
+  def has_temperature(self, hp: HParams) -> bool:
+    """Whether the training sampler with the model's ``hp`` targets a density at all."""
+    return samplers.temperature(self.spec.sampler, float(hp.step_size),
+                                float(hp.noise_std)) is not None
+
   def landscape(self, state, hp: HParams, step: int,
                 samples: np.ndarray | None = None) -> diagnostics.Landscape:
     """True / model / KDE densities of a toy run, the model's density at its own temperature

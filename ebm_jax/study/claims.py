@@ -546,6 +546,7 @@ def claim_noiseless_comparable(rows, axes, roles, metric) -> ClaimResult:
               "noiseless cells vs "
               f"{np.mean([b['convergence'] == 'convergent' for _, b in checked]):.2f} of the "
               f"noisy ones ({len(checked)} pairs checked)."]
+  lines += likelihood_gap_lines(rows, noise, noiseless, noisy, axes)
   if not interval.replicated:
     verdict = "supported" if interval.estimate <= margin else "not supported"
   elif interval.high <= margin:
@@ -555,6 +556,34 @@ def claim_noiseless_comparable(rows, axes, roles, metric) -> ClaimResult:
   else:
     verdict = "inconclusive"
   return ClaimResult(verdict, lines, f"log10 gap noiseless - noisy: {interval}")
+
+
+def likelihood_gap_lines(rows, noise, noiseless, noisy, axes) -> list[str]:
+  """Claim 4 judged on densities: the test log-likelihood of matched pairs (both sides at the
+  noisy side's temperature: see ``ebm_jax.study.likelihood.matched_temperature``), noiseless
+  minus noisy, with its interval over replicates."""
+  measured = {(a["cell"], b["cell"]) for a, b in _matched_pairs(rows, noise, noiseless, noisy,
+                                                                axes)
+              if np.isfinite(a.get("log_likelihood", np.nan))
+              and np.isfinite(b.get("log_likelihood", np.nan))}
+  if not measured:
+    return ["", "Log-likelihood: no matched pair has both measured (`python -m "
+            "ebm_jax.likelihood --sweep=... --study=...`)."]
+
+  def gap(rs) -> float:
+    diffs = [a["log_likelihood"] - b["log_likelihood"]
+             for a, b in _matched_pairs(rs, noise, noiseless, noisy, axes)
+             if (a["cell"], b["cell"]) in measured]
+    return float(np.mean(diffs)) if diffs else np.nan
+
+  by_cell = {r["cell"]: r for r in rows}
+  methods = sorted({by_cell[a]["log_likelihood_method"] for pair in measured for a in pair})
+  interval = study_stats.by_replicate(rows, gap)
+  return ["", f"Log-likelihood of the same pairs (the density each energy defines, both at the "
+              f"noisy cells' temperature; {', '.join(methods)}; {len(measured)} pairs): "
+              f"noiseless minus noisy {interval} nats per test example "
+              f"({'noiseless higher' if interval.estimate > 0 else 'noisy higher'} on "
+              "average)."]
 
 
 CLAIMS = (

@@ -45,7 +45,10 @@ class Entry:
   family: str               # the paper the recipe family comes from
 
 
-def _toy_entries(recipe: str) -> list[Entry]:
+DRL_FAMILY = "recovery likelihood (DRL: 6 noise levels, K 30 Langevin steps per level)"
+
+
+def _toy_entries(recipe: str, drl_recipe: str) -> list[Entry]:
   return [
       Entry("default", recipe, {}, "this project"),
       Entry("anatomy-convergent", f"{recipe}:paper", dict(TOY_SCALE),
@@ -63,12 +66,13 @@ def _toy_entries(recipe: str) -> list[Entry]:
                                           # descent has no target a smaller step would keep
                                           "final_step_fraction": 1.0},
             "the thesis code (noise-free descent from noise, Adam 1e-4)"),
+      Entry("drl", drl_recipe, {}, DRL_FAMILY),
   ]
 
 
 ENTRIES: dict[str, list[Entry]] = {
-    "gmm": _toy_entries("configs/toy_gmm.py"),
-    "rings": _toy_entries("configs/toy_rings.py"),
+    "gmm": _toy_entries("configs/toy_gmm.py", "configs/toy_drl.py"),
+    "rings": _toy_entries("configs/toy_rings.py", "configs/toy_drl.py:rings"),
     "mnist": [
         Entry("default", "configs/mnist.py", {}, "this project"),
         Entry("replay-jem", "configs/mnist.py",
@@ -84,6 +88,7 @@ ENTRIES: dict[str, list[Entry]] = {
         Entry("thesis-noise-free", "configs/thesis.py:uniform",
               {**IMAGE_SCALE, "data.name": "mnist"},
               "the thesis code (K 100 noise-free SGD from noise, Adam 1e-4)"),
+        Entry("drl", "configs/mnist_drl.py", {}, DRL_FAMILY),
     ],
 }
 

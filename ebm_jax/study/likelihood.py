@@ -2,7 +2,8 @@
 ``python -m ebm_jax.likelihood --workdir=<run>[,<run>]`` or ``--sweep=<sweep file>
 --study=<study dir>``; each record goes to ``<run>/likelihood.json`` (protocol beside the
 numbers; :mod:`ebm_jax.eval.likelihood`). ``--config.likelihood.<key>=<value>`` changes the
-protocol (chains, distributions, repeats, transition, base).
+protocol (chains, distributions, repeats, transition, base). A study's noiseless cells are
+measured at the temperature of their grid's noisy level (:func:`matched_temperature`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Callable
 
 from ebm_jax import cli
 from ebm_jax import config as config_lib
+from ebm_jax.core import samplers
 from ebm_jax.eval import likelihood
 from ebm_jax.run import rundir
 from ebm_jax.run import runner as runner_lib
@@ -27,24 +29,41 @@ def measure_run(workdir: str, overrides: dict | None = None,
   return record
 
 
+def matched_temperature(cell, cells) -> float | None:
+  """A noiseless cell's energy has no temperature of its own; it is measured at its grid's
+  noisiest Langevin level with its own step size (the temperature its noisy counterparts are
+  measured at), so a pair's log-likelihoods describe the same family exp(-c E). None for a cell
+  whose sampler has a temperature (or a grid without a noisy level)."""
+  sc = cell.config.sampler
+  if samplers.temperature(sc, sc.step_size, sc.noise_std) is not None:
+    return None
+  noisy = [c.config.sampler.noise_std for c in cells
+           if c.grid == cell.grid and c.config.sampler.noise_std > 0]
+  return samplers.temperature(sc, sc.step_size, max(noisy)) if noisy else None
+
+
 def run_command(args, overrides: dict) -> None:
   """``python -m ebm_jax.likelihood``: the runs named, or a study's finished cells."""
   bad = [k for k in overrides if not k.startswith("likelihood.")]
   if bad:
     raise config_lib.ConfigError(f"--config.{bad[0]}: only likelihood.* keys change a "
                                  "measurement (the model is the run's)")
-  workdirs = list(args.workdir)
+  jobs = [(w, overrides) for w in args.workdir]
   if args.sweep:
     if not args.study:
       raise ValueError("--sweep needs --study (the study directory)")
     cells = sweep_lib.expand(sweep_lib.load_sweep(args.sweep), None, args.study)
-    workdirs += [c.workdir for c in cells if (sweep_lib.read_status(c) or {}).get("status")
-                 == "finished" and (args.redo or likelihood.read(c.workdir) is None)]
-  if not workdirs:
+    for c in cells:
+      if ((sweep_lib.read_status(c) or {}).get("status") == "finished"
+          and (args.redo or likelihood.read(c.workdir) is None)):
+        c_matched = matched_temperature(c, cells)
+        jobs.append((c.workdir, {**({"likelihood.temperature": c_matched} if c_matched else {}),
+                                 **overrides}))
+  if not jobs:
     raise ValueError("nothing to measure: give --workdir=run[,run] or --sweep with --study")
-  for i, workdir in enumerate(workdirs):
-    print(f"[{i + 1}/{len(workdirs)}] {workdir}", flush=True)
-    measure_run(workdir, overrides)
+  for i, (workdir, job_overrides) in enumerate(jobs):
+    print(f"[{i + 1}/{len(jobs)}] {workdir}", flush=True)
+    measure_run(workdir, job_overrides)
 
 
 def _define_flags() -> None:

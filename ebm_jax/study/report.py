@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from ebm_jax.eval import convergence
+from ebm_jax.eval import likelihood
 from ebm_jax import data as data_lib
 from ebm_jax.eval import diagnostics
 from ebm_jax.run import plotting
@@ -149,10 +150,33 @@ def cell_row(cell: sweep_lib.Cell, costs: dict | None = None) -> dict:
   row["longrun_from_data"] = check["from_data"][metric] if check else np.nan
   row["longrun_from_noise"] = check["from_noise"][metric] if check else np.nan
   row["convergence"] = check["verdict"] if check else "not checked"
+  row.update(likelihood_columns(likelihood.read(cell.workdir) if row["status"] == "finished"
+                                else None))
   row["grad_evals_per_update"] = grad_evals_per_update(cell.config)
   row["_curve"] = cell_curve(cell, row["models_in_group"], cost)
   row["_workdir"] = cell.workdir
   return row
+
+
+def likelihood_columns(record: dict | None) -> dict:
+  """A cell's ``likelihood.json`` as columns: the test log-likelihood in nats per example
+  (toys: exact, from the grid's log Z; images: by AIS, with its repeats' spread), the
+  temperature it was read at and, for images, bits per dimension."""
+  if record is None:
+    return {"log_likelihood": np.nan, "log_likelihood_sd": np.nan,
+            "log_likelihood_temperature": np.nan, "log_likelihood_method": "not measured"}
+  t = record["test"]
+  if "log_likelihood_exact" in t:
+    normalisable = record["grid"]["normalisable"]
+    return {"log_likelihood": t["log_likelihood_exact"] if normalisable else np.nan,
+            "log_likelihood_sd": 0.0 if normalisable else np.nan,
+            "log_likelihood_temperature": record["temperature"],
+            "log_likelihood_method": "grid" if normalisable else "not normalisable"}
+  spread = record["ais"]["spread_sd"]
+  return {"log_likelihood": t["log_likelihood"],
+          "log_likelihood_sd": spread if spread is not None else np.nan,
+          "log_likelihood_temperature": record["temperature"],
+          "log_likelihood_method": "AIS", "bits_per_dim": t["bits_per_dim"]}
 
 
 def write_csv(path: str, rows: Sequence[dict]) -> None:
@@ -381,6 +405,17 @@ def write_figures(rows, grid: sweep_lib.Grid, roles, metric, plots_dir) -> list[
 # ----------------------------------------------------------------------------- report
 
 
+def _likelihood_cell(r: dict) -> str:
+  method = r.get("log_likelihood_method", "not measured")
+  if method in ("not measured",):
+    return "-"
+  if method == "not normalisable":
+    return "not normalisable"
+  sd = r["log_likelihood_sd"]
+  spread = f" +- {sd:.2g}" if method == "AIS" and np.isfinite(sd) else ""
+  return f"{r['log_likelihood']:.4g}{spread} ({r['log_likelihood_temperature']:.3g})"
+
+
 def _base_name(grid: sweep_lib.Grid) -> str:
   if grid.base is None:
     return "--config"
@@ -477,14 +512,17 @@ def write_report(sweep: sweep_lib.Sweep, cells: Sequence[sweep_lib.Cell], workdi
                    "cells that have run.)")
     lines += ["### Figures", ""] + [
         f"![{os.path.basename(p)}](plots/{os.path.basename(p)})" for p in figures] + [""]
-    lines += ["### Cells", "", "| cell | outcome | d_s_t mean (2nd half) | r_t mean | "
-              "steps/s (group) |", "|---|---|---|---|---|"]
+    lines += ["### Cells", "", "Log-likelihood: nats per test example of exp(-c E) at the "
+              "temperature c given (toys: exact, from a grid's log Z; images: AIS, +- the sd "
+              "of its repeats; `likelihood.json` in the cell holds the protocol); - = not "
+              "measured (`python -m ebm_jax.likelihood --sweep=... --study=...`).", "",
+              "| cell | outcome | d_s_t mean (2nd half) | r_t mean | steps/s (group) | "
+              "log-likelihood (c) |", "|---|---|---|---|---|---|"]
     for r in grid_rows:
       sps = r["steps_per_sec"]
+      sps = f"{sps:.3g}" if isinstance(sps, float) else "-"
       lines.append(f"| {r['cell']} | {claims.outcome(r)} | {r['d_s_t_mean']:.3g} | "
-                   f"{r['r_t_mean']:.3g} | {sps:.3g} |" if isinstance(sps, float) else
-                   f"| {r['cell']} | {claims.outcome(r)} | {r['d_s_t_mean']:.3g} | "
-                   f"{r['r_t_mean']:.3g} | - |")
+                   f"{r['r_t_mean']:.3g} | {sps} | {_likelihood_cell(r)} |")
     lines.append("")
   if summary:
     lines[2:2] = ["## Summary", "", "| grid | claim | verdict | effect [95 % interval] |",

@@ -192,3 +192,17 @@ def test_levels_order_by_value_whatever_their_type():
   assert sorted([np.int64(100), np.int64(5), np.int64(20)], key=claims._order) == [5, 20,
                                                                                           100]
   assert sorted([True, False], key=claims._order) == [False, True]
+
+
+def test_claim_4_also_reads_the_log_likelihood_gap_of_the_pairs():
+  rows = synthetic_rows(lambda *a: 1.0, seeds=(0, 1, 2))
+  text = "\n".join(claims.claim_noiseless_comparable(rows, AXES, ROLES, "kl").lines)
+  assert "Log-likelihood: no matched pair has both measured" in text
+  for r in rows:   # noiseless energies 0.5 nats per example worse, +-0.1 by seed
+    r["log_likelihood"] = -1.0 - (0.5 if r[AXES[2]] == 0 else 0.0) + 0.1 * r["seed"] * (
+        r[AXES[2]] == 0)
+    r["log_likelihood_method"] = "grid"
+  text = "\n".join(claims.claim_noiseless_comparable(rows, AXES, ROLES, "kl").lines)
+  line = next(x for x in text.splitlines() if x.startswith("Log-likelihood of the same pairs"))
+  assert "grid; 8 pairs" in line and "noisy higher" in line
+  assert "-0.4 [" in line      # the mean over seeds of -0.5, -0.4, -0.3

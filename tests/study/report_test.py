@@ -101,3 +101,21 @@ def test_report_states_a_verdict_per_claim_with_its_intervals_and_figures(tmp_pa
   plots = os.listdir(tmp_path / "plots")
   assert "heatmap-g-noise0.png" in plots and "curves-g.png" in plots
   assert any(p.startswith("traces-g-noise0.1-K") for p in plots)
+
+
+def test_likelihood_columns_read_exact_toy_values_and_ais_image_values():
+  from ebm_jax.study import report as report_lib
+  toy = {"temperature": 2.0, "grid": {"normalisable": True}, "ais": {"spread_sd": 0.01},
+         "test": {"log_likelihood_exact": -1.25, "log_likelihood": -1.2}}
+  cols = report_lib.likelihood_columns(toy)
+  assert (cols["log_likelihood"], cols["log_likelihood_method"]) == (-1.25, "grid")
+  toy["grid"]["normalisable"] = False
+  cols = report_lib.likelihood_columns(toy)
+  assert np.isnan(cols["log_likelihood"]) and cols["log_likelihood_method"] == "not normalisable"
+  image = {"temperature": 20000.0, "ais": {"spread_sd": 3.5},
+           "test": {"log_likelihood": 1500.0, "bits_per_dim": 1.2}}
+  cols = report_lib.likelihood_columns(image)
+  assert cols == {"log_likelihood": 1500.0, "log_likelihood_sd": 3.5,
+                  "log_likelihood_temperature": 20000.0, "log_likelihood_method": "AIS",
+                  "bits_per_dim": 1.2}
+  assert report_lib.likelihood_columns(None)["log_likelihood_method"] == "not measured"
