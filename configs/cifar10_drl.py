@@ -10,8 +10,8 @@ Variants:
            1,000-update warm-up (the optimizers here have none).
 """
 
+from configs import common
 from configs import default
-from ebm_jax.core.objectives import recovery_likelihood
 
 VARIANTS = ("paper",)
 
@@ -26,16 +26,7 @@ def get_config(variant="paper"):
   c.model.n_f = 128
   c.model.leak = 0.2
   c.model.spectral_norm = True
-  c.objective.name = "recovery_likelihood"
-  c.drl.num_levels = 6
-  c.drl.schedule = "linear"
-  c.drl.beta_start, c.drl.beta_end = 1e-4, 0.02
-  c.drl.b_square = 2e-4
-  c.init.name = "gaussian"
-  c.init.scale = 1.0
-  c.sampler.name = "langevin"
-  c.sampler.num_steps = 30
-  c.sampler.step_size, c.sampler.noise_std = recovery_likelihood.level0_langevin(c.drl)
+  common.recovery_likelihood(c)   # T 6, K 30 per level, b^2 2e-4 (DRL's)
   c.optimizer.name = "adam"
   c.optimizer.learning_rate = 1e-4
   c.optimizer.lr_min = 1e-4

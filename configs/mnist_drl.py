@@ -8,8 +8,8 @@ per-level step (b^2 = 2e-4), data diffused per example to a random level. Sample
 levels from N(0, 1) noise (180 network gradients per sample).
 """
 
+from configs import common
 from configs import default
-from ebm_jax.core.objectives import recovery_likelihood
 
 
 def get_config(variant=None):
@@ -23,14 +23,7 @@ def get_config(variant=None):
   c.model.n_f = 16
   c.model.leak = 0.2
   c.model.activation = "silu"
-  c.objective.name = "recovery_likelihood"
-  c.drl.num_levels = 6
-  c.drl.b_square = 2e-4
-  c.init.name = "gaussian"
-  c.init.scale = 1.0
-  c.sampler.name = "langevin"
-  c.sampler.num_steps = 30
-  c.sampler.step_size, c.sampler.noise_std = recovery_likelihood.level0_langevin(c.drl)
+  common.recovery_likelihood(c)   # T 6, K 30 per level, b^2 2e-4 (DRL's)
   # configs/mnist.py's optimizer, so the two recipes differ in the objective and its chains
   # only (network, optimizer, EMA, batch and budget are the same).
   c.optimizer.name = "adam"

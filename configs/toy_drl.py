@@ -1,19 +1,17 @@
 """Recovery likelihood (DRL, Gao et al. 2021) on ebm-anatomy's toy densities.
 
 Variants:
-  (none)   the 8-mode GMM: the toy MLP conditioned on T = 6 noise levels (DRL's linear
-           schedule), K = 30 Langevin steps of each level's conditional (DRL's K), DRL's
-           per-level step rule with b^2 = B_SQUARE, Adam, EMA 0.99; 4,000 updates, the GMM's
-           CPU budget. Samples run the six levels from N(0, 1) noise.
+  (none)   the 8-mode GMM: the toy MLP with the noise level as a third input, T = 6 levels of
+           DRL's linear schedule, K = 30 Langevin steps of each level's conditional at DRL's
+           per-level step rule (b^2 = 2e-4), Adam 2e-4, EMA 0.99; 4,000 updates, the GMM's CPU
+           budget. Samples run the six levels down from N(0, 1) noise.
   rings    the same on the 4 rings.
 """
 
+from configs import common
 from configs import default
-from ebm_jax.core.objectives import recovery_likelihood
 
 VARIANTS = ("rings",)   # besides the default (no variant)
-
-B_SQUARE = 2e-4
 
 
 def get_config(variant=None):
@@ -25,14 +23,7 @@ def get_config(variant=None):
   c.model.name = "toy_mlp"
   c.model.n_f = 32
   c.model.leak = 0.05
-  c.objective.name = "recovery_likelihood"
-  c.drl.num_levels = 6
-  c.drl.b_square = B_SQUARE
-  c.init.name = "gaussian"        # x_T ~ N(0, 1)
-  c.init.scale = 1.0
-  c.sampler.name = "langevin"
-  c.sampler.num_steps = 30
-  c.sampler.step_size, c.sampler.noise_std = recovery_likelihood.level0_langevin(c.drl)
+  common.recovery_likelihood(c)   # T 6, K 30 per level, b^2 2e-4 (DRL's)
   c.optimizer.name = "adam"
   # GMM, 4,000 updates, proper KL (exact samples 0.0050): Adam 1e-3 0.149, 5e-4 0.101, 2e-4
   # 0.067, 1e-4 0.079; K 100 at 1e-3 0.139; b^2 1e-3 at 2e-4 0.077; T 3 at 1e-3 0.449 (seed 0,

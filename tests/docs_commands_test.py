@@ -39,8 +39,8 @@ def _defined_flags(source_path):
       if os.path.exists(path):
         with open(path) as f:
           names |= set(DEFINE.findall(f.read()))
-  if "DEFINE_config_file" in text:
-    names.add("config")
+  if "DEFINE_config_file" in text or "parse_flags_with_config" in text:
+    names.add("config")         # --config=<recipe> or the --config.<key>=<value> overrides
   return names
 
 

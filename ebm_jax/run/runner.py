@@ -345,13 +345,14 @@ class Runner:
     """``c`` of the density ``exp(-c E)`` the training sampler targets with the model's
     ``hp``; 1 for samplers with no stationary density (the energy is then read at
     temperature 1)."""
-    c = samplers.temperature(self.spec.sampler, float(hp.step_size), float(hp.noise_std))
-    return 1.0 if c is None else float(c)
+    c = self.sampler_temperature(hp)
+    return 1.0 if c is None else c
 
-  def has_temperature(self, hp: HParams) -> bool:
-    """Whether the training sampler with the model's ``hp`` targets a density at all."""
-    return samplers.temperature(self.spec.sampler, float(hp.step_size),
-                                float(hp.noise_std)) is not None
+  def sampler_temperature(self, hp: HParams) -> float | None:
+    """``c`` of the training sampler with the model's ``hp``; None when it targets no
+    density (noiseless descent, preconditioned updates)."""
+    c = samplers.temperature(self.spec.sampler, float(hp.step_size), float(hp.noise_std))
+    return None if c is None else float(c)
 
   def landscape(self, state, hp: HParams, step: int,
                 samples: np.ndarray | None = None) -> diagnostics.Landscape:
