@@ -85,6 +85,42 @@ def uniform_base(shape: tuple, low: float = -1.0, high: float = 1.0) -> Base:
   return Base(log_prob, sample, f"the uniform density on [{low:g}, {high:g}]^{dim}")
 
 
+def _log_sech2(z):
+  # log(1 - tanh(z)^2) = 2 (log 2 - z - softplus(-2 z)), stable for large |z|.
+  return 2 * (math.log(2) - z - jax.nn.softplus(-2 * z))
+
+
+def box_to_plane(energy_fn: Callable[[Array], Array]) -> Callable[[Array], Array]:
+  """``exp(-E)`` on the box ``(-1, 1)^D`` as a density on all of ``R^D`` through ``x = tanh(z)``:
+  ``E_z(z) = E(tanh z) - sum log(1 - tanh(z)^2)``, with the same ``Z``. A sampler that clips
+  its chains to ``[-1, 1]`` targets the box; MALA in the plane needs no rejections at its walls
+  (in 784 dimensions nearly every proposal would cross one)."""
+
+  def plane_energy(z):
+    log_jacobian = jnp.sum(_log_sech2(z).reshape(z.shape[0], -1), axis=1)
+    return energy_fn(jnp.tanh(z)) - log_jacobian
+
+  return plane_energy
+
+
+def to_plane(x: np.ndarray, margin: float = 1 / 128) -> np.ndarray:
+  """``atanh`` of points of ``[-1, 1]``, pulled ``margin`` inside (an image's -1 background)."""
+  return np.arctanh(np.clip(np.asarray(x, np.float64), -1 + margin, 1 - margin))
+
+
+def uniform_plane_base(shape: tuple) -> Base:
+  """The uniform density on ``(-1, 1)^D`` seen through ``x = tanh(z)``."""
+  dim = int(np.prod(shape))
+
+  def log_prob(z):
+    return -dim * math.log(2) + jnp.sum(_log_sech2(z).reshape(z.shape[0], -1), axis=1)
+
+  def sample(key, n):
+    return jnp.arctanh(jax.random.uniform(key, (n, *shape), minval=-1 + 1e-6, maxval=1 - 1e-6))
+
+  return Base(log_prob, sample, f"the uniform density on (-1, 1)^{dim}, through x = tanh(z)")
+
+
 # ----------------------------------------------------------------------------- schedules
 
 
@@ -336,16 +372,28 @@ def measure(runner, state, hp, lc, log: Callable[[str], None] = print) -> dict:
     test = dequantize(test_u8, k_test)
     test_words = (f"the first {len(test)} {dc.name} test images, dequantized: (x_8bit + u) / "
                   "128 - 1, u ~ U[0, 1)")
-  if lc.base == "gaussian":
-    base = gaussian_base(base_data)
+  box = bool(runner.spec.sampler.clip_x)   # chains clipped to [-1, 1]: a density on the box
+  if box and toy is not None:
+    raise ValueError("likelihood: a toy run whose sampler clips its chains to [-1, 1] has its "
+                     "density on that square, which the toys' grid (and their true density) "
+                     "do not match; measure toys trained without sampler.clip_x")
+  if box:
+    ais_energy = box_to_plane(energy)
+    base = (gaussian_base(to_plane(base_data)) if lc.base == "gaussian" else
+            uniform_plane_base(base_data.shape[1:]))
+    base = base._replace(words=f"{base.words}, in z = atanh(x) (the sampler clips its chains to "
+                               "[-1, 1]: its density is exp(-c E) on that box, integrated on "
+                               "R^D through x = tanh(z))")
   else:
-    base = uniform_base(base_data.shape[1:])
+    ais_energy = energy
+    base = (gaussian_base(base_data) if lc.base == "gaussian" else
+            uniform_base(base_data.shape[1:]))
   options = dict(transition=lc.transition, step_size=lc.step_size,
                  steps_per_distribution=lc.steps_per_distribution,
                  hmc_leapfrog_steps=lc.hmc_leapfrog_steps)
 
   def forward(num_distributions):
-    return lambda k: ais(energy, base, k, num_chains=lc.num_chains,
+    return lambda k: ais(ais_energy, base, k, num_chains=lc.num_chains,
                          num_distributions=num_distributions, **options)
 
   log(f"likelihood at step {step}: AIS, {lc.repeats} x {lc.num_chains} chains through "

@@ -130,3 +130,22 @@ def test_dequantized_images_stay_in_their_bin():
   assert np.all((d >= low) & (d < low + 1 / 128)) and d.min() >= -1 and d.max() < 1
   # Within 0.4 % of the training data's scale, x / 127.5 - 1.
   assert np.abs(d - (x / 127.5 - 1)).max() < 1.5 / 128
+
+
+def test_a_density_on_the_box_is_integrated_through_tanh():
+  # exp(-a x^2) on (-1, 1)^3, separable: Z = prod sqrt(pi / a) erf(sqrt(a)), by 1-D closed form.
+  from scipy.special import erf
+  a = np.array([0.5, 3.0, 20.0], np.float32)
+  energy = lambda x: jnp.sum(a * x ** 2, axis=1)
+  truth = float(np.sum(np.log(np.sqrt(np.pi / a) * erf(np.sqrt(a)))))
+  plane = likelihood.box_to_plane(energy)
+  for base in (likelihood.uniform_plane_base((3,)),
+               likelihood.gaussian_base(likelihood.to_plane(
+                   np.random.RandomState(0).uniform(-1, 1, (2000, 3))))):
+    est = likelihood.ais(plane, base, jax.random.key(0), num_chains=400, num_distributions=200)
+    assert abs(est.log_z - truth) < 3 * est.log_z_se + 0.01, (est.log_z, truth)
+  # With zero energy the uniform base is the target: Z = 8 exactly.
+  flat = likelihood.ais(likelihood.box_to_plane(lambda x: jnp.zeros(x.shape[0])),
+                        likelihood.uniform_plane_base((3,)), jax.random.key(1), num_chains=50,
+                        num_distributions=5)
+  assert flat.log_z == pytest.approx(math.log(8), abs=1e-4)
