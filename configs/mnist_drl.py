@@ -2,10 +2,11 @@
 
 The CPU default of ``configs/mnist.py`` (vanilla ConvNet n_f 16 with SiLU at 28x28, Adam 2e-3
 annealed, EMA 0.995, batch 64, 17 minutes of training, FID every 500 updates and at the end),
-trained by recovery likelihood instead of contrastive divergence with a replay buffer: T = 6 noise levels of DRL's linear schedule, the level entering the
-network as one more input channel, K = 30 Langevin steps of each level's conditional at DRL's
-per-level step (b^2 = 2e-4), data diffused per example to a random level. Samples run the six
-levels from N(0, 1) noise (180 network gradients per sample).
+trained by recovery likelihood instead of contrastive divergence with a replay buffer: T = 6
+noise levels of DRL's linear schedule, the level entering the network as one more input
+channel, K = 30 Langevin steps of each level's conditional at DRL's per-level step (b^2 =
+2e-4), data diffused per example to a random level. Samples run the six levels from N(0, 1)
+noise (180 network gradients per sample).
 """
 
 from configs import common

@@ -73,7 +73,8 @@ class Objective(_Section):
 
 @_frozen
 class Drl(_Section):
-  """Recovery likelihood's noise levels and step rule (``objective.name = "recovery_likelihood"``)."""
+  """Recovery likelihood's noise levels and step rule (``objective.name =
+  "recovery_likelihood"``)."""
   KEY = "drl"
   num_levels: int
   schedule: str
@@ -288,9 +289,9 @@ def _build(cls, values):
   return cls(**kwargs)
 
 
-_SECTIONS = {cls.__name__: cls for cls in (Ema, Objective, Drl, Likelihood, Data, Model, Sampler, Init, Generator,
-                                             Optimizer, LongRun, Diagnostics, Eval, Stop,
-                                             Recovery, Parallel, Loss)}
+_SECTIONS = {cls.__name__: cls for cls in (Ema, Objective, Drl, Likelihood, Data, Model, Sampler,
+                                             Init, Generator, Optimizer, LongRun, Diagnostics,
+                                             Eval, Stop, Recovery, Parallel, Loss)}
 
 
 def from_config(config) -> Spec:

@@ -108,6 +108,8 @@ def test_every_registry_name_is_accepted(registry, key):
       c.data.name, c.model.name = (name if key == "data.name" else "gmm"), "toy_mlp"
     if name in ("generator", "coopnets"):     # CoopNets' objective and its chain start go together
       c.init.name, c.objective.name = "generator", "coopnets"
+    if name == "recovery_likelihood":         # DRL's samples start from Gaussian noise
+      c.init.name = "gaussian"
     if key == "data.name" and name == "cifar10":
       c.data.image_size = 32
     config.validate(c)
@@ -125,7 +127,7 @@ def test_the_objective_is_named_and_coopnets_needs_its_generator_start():
     config.validate(c)
   c.objective.name = "drl"
   with pytest.raises(config.ConfigError, match=r"config.objective.name: expected one of "
-                                               r"\['ml', 'coopnets'\]"):
+                                               r"\['ml', 'coopnets', 'recovery_likelihood'\]"):
     config.validate(c)
 
 

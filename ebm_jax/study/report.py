@@ -173,6 +173,10 @@ def likelihood_columns(record: dict | None) -> dict:
             "log_likelihood_temperature": record["temperature"],
             "log_likelihood_method": "grid" if normalisable else "not normalisable"}
   spread = record["ais"]["spread_sd"]
+  if not t.get("settled", True):
+    return {"log_likelihood": np.nan, "log_likelihood_sd": np.nan,
+            "log_likelihood_temperature": record["temperature"],
+            "log_likelihood_method": "AIS not settled", "bits_per_dim": t["bits_per_dim"]}
   return {"log_likelihood": t["log_likelihood"],
           "log_likelihood_sd": spread if spread is not None else np.nan,
           "log_likelihood_temperature": record["temperature"],
@@ -409,8 +413,8 @@ def _likelihood_cell(r: dict) -> str:
   method = r.get("log_likelihood_method", "not measured")
   if method in ("not measured",):
     return "-"
-  if method == "not normalisable":
-    return "not normalisable"
+  if method in ("not normalisable", "AIS not settled"):
+    return method
   sd = r["log_likelihood_sd"]
   spread = f" +- {sd:.2g}" if method == "AIS" and np.isfinite(sd) else ""
   return f"{r['log_likelihood']:.4g}{spread} ({r['log_likelihood_temperature']:.3g})"

@@ -70,4 +70,10 @@ def test_an_image_run_reports_bits_per_dimension(tmp_path):
   assert t["bits_per_dim"] == likelihood.bits_per_dim(t["log_likelihood"], 28 * 28)
   assert np.isfinite(t["bits_per_dim"]) and len(record["ais"]["repeats"]) == 2
   assert "dequantized" in record["protocol"]["test_data"]
+  # The bound a dequantized test set puts under log Z, and whether AIS cleared it.
+  dim = 28 * 28
+  floor = t["mean_neg_energy"] - dim * np.log(128)
+  assert abs(t["log_z_floor_from_dequantization"] - floor) < 1e-6 * abs(floor)
+  assert t["settled"] == (record["ais"]["log_z"] >= t["log_z_floor_from_dequantization"])
+  assert t["settled"] == (t["bits_per_dim"] >= 0)
   assert json.loads((tmp_path / "run" / "likelihood.json").read_text())["step"] == 2

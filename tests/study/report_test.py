@@ -118,4 +118,7 @@ def test_likelihood_columns_read_exact_toy_values_and_ais_image_values():
   assert cols == {"log_likelihood": 1500.0, "log_likelihood_sd": 3.5,
                   "log_likelihood_temperature": 20000.0, "log_likelihood_method": "AIS",
                   "bits_per_dim": 1.2}
+  image["test"]["settled"] = False      # log Z below the dequantization floor
+  cols = report_lib.likelihood_columns(image)
+  assert np.isnan(cols["log_likelihood"]) and cols["log_likelihood_method"] == "AIS not settled"
   assert report_lib.likelihood_columns(None)["log_likelihood_method"] == "not measured"

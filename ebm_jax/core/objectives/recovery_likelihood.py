@@ -67,7 +67,7 @@ class Schedule(NamedTuple):
   sigma_cum: np.ndarray    # [T + 1]
   a_prev: np.ndarray       # [T + 1] y_t = a_prev_{t+1} x_t (1 at the top: no rescaling there)
   recovery: np.ndarray     # [T + 1] 1 where x_{t+1} conditions level t (0 at the top)
-  b0: np.ndarray           # [T] b^2 c_t^2 sigma_{t+1}^2: level t's energy scale = its Langevin s_t^2
+  b0: np.ndarray           # [T] b^2 c_t^2 sigma_{t+1}^2: level t's energy scale and Langevin s_t^2
   weight: np.ndarray       # [T] the loss weight sigma_1 / sigma_{t+1}
 
   @property
