@@ -562,13 +562,24 @@ def likelihood_gap_lines(rows, noise, noiseless, noisy, axes) -> list[str]:
   """Claim 4 judged on densities: the test log-likelihood of matched pairs (both sides at the
   noisy side's temperature: see ``ebm_jax.study.likelihood.matched_temperature``), noiseless
   minus noisy, with its interval over replicates."""
-  measured = {(a["cell"], b["cell"]) for a, b in _matched_pairs(rows, noise, noiseless, noisy,
-                                                                axes)
+  pairs = _matched_pairs(rows, noise, noiseless, noisy, axes)
+  measured = {(a["cell"], b["cell"]) for a, b in pairs
               if np.isfinite(a.get("log_likelihood", np.nan))
               and np.isfinite(b.get("log_likelihood", np.nan))}
+  # An energy with no finite Z (or an AIS that did not settle) defines no log-likelihood: its
+  # count per side is part of the answer.
+  unmeasurable = {side: sum(r.get("log_likelihood_method") in ("not normalisable",
+                                                               "AIS not settled")
+                            for r in members)
+                  for side, members in (("noiseless", [a for a, _ in pairs]),
+                                        ("noisy", [b for _, b in pairs]))}
+  counts = (f"No finite density (not normalisable, or AIS not settled): noiseless "
+            f"{unmeasurable['noiseless']} of {len(pairs)} cells, noisy {unmeasurable['noisy']} of "
+            f"{len(pairs)}.")
   if not measured:
     return ["", "Log-likelihood: no matched pair has both measured (`python -m "
-            "ebm_jax.likelihood --sweep=... --study=...`)."]
+            "ebm_jax.likelihood --sweep=... --study=...`)."] + (
+                [counts] if any(unmeasurable.values()) else [])
 
   def gap(rs) -> float:
     diffs = [a["log_likelihood"] - b["log_likelihood"]
@@ -583,7 +594,7 @@ def likelihood_gap_lines(rows, noise, noiseless, noisy, axes) -> list[str]:
               f"noisy cells' temperature; {', '.join(methods)}; {len(measured)} pairs): "
               f"noiseless minus noisy {interval} nats per test example "
               f"({'noiseless higher' if interval.estimate > 0 else 'noisy higher'} on "
-              "average)."]
+              "average). " + counts]
 
 
 CLAIMS = (

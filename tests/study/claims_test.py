@@ -204,5 +204,9 @@ def test_claim_4_also_reads_the_log_likelihood_gap_of_the_pairs():
     r["log_likelihood_method"] = "grid"
   text = "\n".join(claims.claim_noiseless_comparable(rows, AXES, ROLES, "kl").lines)
   line = next(x for x in text.splitlines() if x.startswith("Log-likelihood of the same pairs"))
-  assert "grid; 8 pairs" in line and "noisy higher" in line
+  assert "noiseless 0 of" in line
+  assert "grid; 24 pairs" in line and "noisy higher" in line
   assert "-0.4 [" in line      # the mean over seeds of -0.5, -0.4, -0.3
+  rows[0]["log_likelihood"], rows[0]["log_likelihood_method"] = np.nan, "not normalisable"
+  text = "\n".join(claims.claim_noiseless_comparable(rows, AXES, ROLES, "kl").lines)
+  assert "No finite density (not normalisable, or AIS not settled): noiseless 1 of" in text
