@@ -577,8 +577,8 @@ def likelihood_gap_lines(rows, noise, noiseless, noisy, axes) -> list[str]:
             f"{unmeasurable['noiseless']} of {len(pairs)} cells, noisy {unmeasurable['noisy']} of "
             f"{len(pairs)}.")
   if not measured:
-    return ["", "Log-likelihood: no matched pair has both measured (`python -m "
-            "ebm_jax.likelihood --sweep=... --study=...`)."] + (
+    return ["", "Log-likelihood: no matched pair has a finite one on both sides (measured by "
+            "`python -m ebm_jax.likelihood --sweep=... --study=...`)."] + (
                 [counts] if any(unmeasurable.values()) else [])
 
   def gap(rs) -> float:
