@@ -514,6 +514,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
            "'generator' (the generator's proposals are CoopNets' chain start)", c.objective.name)
   elif c.objective.name == "coopnets":
     _check(False, "init.name", "'generator' for objective.name = 'coopnets'", c.init.name)
+  # A uniform base covers only the box [-1, 1]^D: right for a sampler that clips its chains
+  # there, an undercount of Z (and an overstated likelihood) for one that does not.
+  _check(c.likelihood.base == "gaussian" or c.sampler.clip_x, "likelihood.base",
+         "'gaussian' unless sampler.clip_x (a uniform base covers only the box [-1, 1]^D)",
+         c.likelihood.base)
   if c.objective.name == "recovery_likelihood":
     # Its chains are unadjusted Langevin at each level's own step (the sampler section is level
     # 0's), and sampling starts from the top level's Gaussian noise.

@@ -149,3 +149,12 @@ def test_a_density_on_the_box_is_integrated_through_tanh():
                         likelihood.uniform_plane_base((3,)), jax.random.key(1), num_chains=50,
                         num_distributions=5)
   assert flat.log_z == pytest.approx(math.log(8), abs=1e-4)
+
+
+def test_a_uniform_base_is_refused_where_the_chains_are_not_clipped_to_its_box():
+  from ebm_jax import config as config_lib
+  c = config_lib.load_recipe("configs/toy_gmm.py", {"likelihood.base": "uniform"})
+  with pytest.raises(config_lib.ConfigError, match="config.likelihood.base: expected 'gaussian' "
+                                                   "unless sampler.clip_x"):
+    config_lib.validate(c)
+  config_lib.validate(config_lib.load_recipe("configs/mnist.py", {"likelihood.base": "uniform"}))
