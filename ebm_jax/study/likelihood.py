@@ -50,15 +50,13 @@ def run_command(args, overrides: dict) -> None:
                                  "measurement (the model is the run's)")
   jobs = [(w, overrides) for w in args.workdir]
   if args.sweep:
-    if not args.study:
-      raise ValueError("--sweep needs --study (the study directory)")
-    cells = sweep_lib.expand(sweep_lib.load_sweep(args.sweep), None, args.study)
-    for c in cells:
-      if ((sweep_lib.read_status(c) or {}).get("status") == "finished"
-          and (args.redo or likelihood.read(c.workdir) is None)):
-        c_matched = matched_temperature(c, cells)
-        jobs.append((c.workdir, {**({"likelihood.temperature": c_matched} if c_matched else {}),
-                                 **overrides}))
+    todo = sweep_lib.finished_cells(args.sweep, args.study,
+                                    lambda c: args.redo or likelihood.read(c.workdir) is None)
+    cells = sweep_lib.expand(sweep_lib.load_sweep(args.sweep), None, args.study)  # every level
+    for c in todo:
+      c_matched = matched_temperature(c, cells)
+      jobs.append((c.workdir, {**({"likelihood.temperature": c_matched} if c_matched else {}),
+                               **overrides}))
   if not jobs:
     raise ValueError("nothing to measure: give --workdir=run[,run] or --sweep with --study")
   for i, (workdir, job_overrides) in enumerate(jobs):

@@ -31,11 +31,8 @@ def run_command(args) -> None:
   """``python -m ebm_jax.study.longrun``: the runs named, or a study's finished cells."""
   workdirs = list(args.workdir)
   if args.sweep:
-    if not args.study:
-      raise ValueError("--sweep needs --study (the study directory)")
-    cells = sweep_lib.expand(sweep_lib.load_sweep(args.sweep), None, args.study)
-    workdirs += [c.workdir for c in cells if (sweep_lib.read_status(c) or {}).get("status")
-                 == "finished" and (args.redo or convergence.read(c.workdir) is None)]
+    workdirs += [c.workdir for c in sweep_lib.finished_cells(
+        args.sweep, args.study, lambda c: args.redo or convergence.read(c.workdir) is None)]
   if not workdirs:
     raise ValueError("nothing to check: give --workdir=run[,run] or --sweep with --study")
   for i, workdir in enumerate(workdirs):

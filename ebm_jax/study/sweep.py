@@ -300,6 +300,15 @@ def read_status(cell: Cell) -> dict | None:
   return rundir.read_json(os.path.join(cell.workdir, STATUS_FILE))
 
 
+def finished_cells(sweep_spec: str, study: str | None, needs) -> list[Cell]:
+  """The finished cells of the sweep file ``sweep_spec`` in the study directory ``study`` for
+  which ``needs(cell)`` is true (e.g. no record yet): what an afterwards command measures."""
+  if not study:
+    raise ValueError("--sweep needs --study (the study directory)")
+  cells = expand(load_sweep(sweep_spec), None, study)
+  return [c for c in cells if (read_status(c) or {}).get("status") == "finished" and needs(c)]
+
+
 def write_status(cell: Cell, **fields) -> None:
   record = {"cell": cell.name, "grid": cell.grid, "overrides": dict(cell.overrides), **fields}
   rundir.write_json(os.path.join(cell.workdir, STATUS_FILE), record)
